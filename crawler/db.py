@@ -1,0 +1,185 @@
+"""Open the census database and keep each run's lifecycle truthful.
+
+One writer at a time: a run holds an exclusive lock on ``<db>.lock`` for as long as it writes,
+so a second run on the same file stops at once with a clear message instead of interleaving
+rows.  A run killed without a chance to say so is left ``running``; the next writer that takes
+the lock marks it ``interrupted``, because nobody else can be writing it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from . import __version__, migrations
+from .errors import DatabaseLocked, RunNotFound
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class Method(StrEnum):
+    """How a name was found: the ``sightings.method`` values."""
+
+    AXFR = "axfr"
+    SEED = "seed"
+    WORDLIST = "wordlist"
+    PTR = "ptr"
+    LINK = "link"
+    NSEC = "nsec"
+    DELEGATION = "delegation"
+
+
+def utcnow() -> str:
+    """Timestamps are UTC ISO 8601 with seconds, so they sort as text."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def open_census(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (creating and migrating as needed) the census at ``path``."""
+    path = Path(path)
+    if not create and not path.exists():
+        raise RunNotFound(f"no census database at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_utils.Database(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA busy_timeout = 10000")
+    migrations.apply(db)
+    return db
+
+
+@contextmanager
+def writer_lock(path: str | Path) -> Iterator[None]:
+    """Hold the one-writer lock of the census at ``path``."""
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise DatabaseLocked(
+                f"{path} is being written by another census run (pid {holder}); "
+                "wait for it to finish or use another --db"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def mark_abandoned_runs(db: sqlite_utils.Database) -> int:
+    """Mark runs left ``running`` by a dead process as ``interrupted``; call under the lock."""
+    cursor = db.execute(
+        "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?), "
+        "message = COALESCE(message, 'the process ended before the run finished') "
+        "WHERE status = ?",
+        [RunStatus.INTERRUPTED, utcnow(), RunStatus.RUNNING],
+    )
+    db.conn.commit()
+    return cursor.rowcount
+
+
+def start_run(db: sqlite_utils.Database, zone: str, options: dict[str, Any]) -> int:
+    """Create the ``runs`` row of a new run and return its id."""
+    with db.conn:
+        table = db["runs"].insert(
+            {
+                "zone": zone,
+                "started_at": utcnow(),
+                "finished_at": None,
+                "status": RunStatus.RUNNING,
+                "stage": "probe",
+                "message": None,
+                "tool_version": __version__,
+                "options": json.dumps(options, sort_keys=True, default=str),
+            }
+        )
+    return int(table.last_pk)
+
+
+def set_stage(db: sqlite_utils.Database, run_id: int, stage: str) -> None:
+    with db.conn:
+        db["runs"].update(run_id, {"stage": stage, "status": RunStatus.RUNNING})
+
+
+def finish_run(
+    db: sqlite_utils.Database, run_id: int, status: RunStatus, message: str | None = None
+) -> None:
+    with db.conn:
+        db["runs"].update(
+            run_id, {"status": status, "finished_at": utcnow(), "message": message}
+        )
+
+
+def get_run(db: sqlite_utils.Database, run_id: int | None = None) -> dict[str, Any]:
+    """The run ``run_id``, or the latest run when it is None."""
+    if run_id is None:
+        rows = list(db["runs"].rows_where(order_by="id desc", limit=1))
+    else:
+        rows = list(db["runs"].rows_where("id = ?", [run_id]))
+    if not rows:
+        raise RunNotFound(f"no run {run_id}" if run_id is not None else "the census has no runs")
+    run = rows[0]
+    run["options"] = json.loads(run["options"] or "{}")
+    return run
+
+
+def see_name(
+    db: sqlite_utils.Database,
+    run_id: int,
+    name: str,
+    domain: str | None,
+    suffix: str | None,
+    method: str,
+    source: str,
+) -> bool:
+    """Record that ``name`` was seen by ``method``; return True if its domain is new this run.
+
+    ``domain`` is the registrable domain the name belongs to (None for names that are not under
+    a registrable domain, such as the zone apex or a suffix).  ``domains`` keeps the first and
+    last run that saw it, across runs.
+    """
+    db.execute(
+        "INSERT OR IGNORE INTO sightings (run_id, name, domain, method, source) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [run_id, name, domain, method, source],
+    )
+    if domain is None:
+        return False
+    cursor = db.execute(
+        "INSERT INTO domains (name, suffix, first_seen_run, last_seen_run) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET last_seen_run = excluded.last_seen_run "
+        "WHERE last_seen_run IS NOT excluded.last_seen_run",
+        [domain, suffix, run_id, run_id],
+    )
+    return cursor.rowcount > 0
+
+
+def run_domains(db: sqlite_utils.Database, run_id: int) -> list[str]:
+    """Registrable domains seen in ``run_id``, sorted."""
+    return [
+        row[0]
+        for row in db.execute(
+            "SELECT DISTINCT domain FROM sightings WHERE run_id = ? AND domain IS NOT NULL "
+            "ORDER BY domain",
+            [run_id],
+        )
+    ]

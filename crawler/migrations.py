@@ -1,0 +1,253 @@
+"""The census schema, as an ordered list of migrations applied on open.
+
+Old census files are upgraded in place, never rebuilt: each migration runs once, in order, and
+the number of the last one applied is kept in ``PRAGMA user_version``.  Add new migrations at
+the end; never edit one that has shipped.
+"""
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_dns_census(db: sqlite_utils.Database) -> None:
+    """Runs and everything the DNS probe finds."""
+    db["runs"].create(
+        {
+            "id": int,
+            "zone": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "stage": str,
+            "message": str,
+            "tool_version": str,
+            "options": str,
+        },
+        pk="id",
+    )
+    db["zones"].create(
+        {
+            "run_id": int,
+            "zone": str,
+            "parent": str,
+            "soa_serial": int,
+            "soa_mname": str,
+            "soa_rname": str,
+            "signed": int,
+            "nsec": str,
+            "nsec3_params": str,
+            "wildcard": int,
+            "wildcard_answers": str,
+        },
+        pk=("run_id", "zone"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["nameservers"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "zone": str,
+            "ns_name": str,
+            "address": str,
+            "source": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["axfr_attempts"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "zone": str,
+            "ns_name": str,
+            "address": str,
+            "outcome": str,
+            "records": int,
+            "soa_serial": int,
+            "error": str,
+            "seconds": float,
+            "attempted_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["domains"].create(
+        {
+            "name": str,
+            "suffix": str,
+            "first_seen_run": int,
+            "last_seen_run": int,
+        },
+        pk="name",
+        foreign_keys=[("first_seen_run", "runs", "id"), ("last_seen_run", "runs", "id")],
+    )
+    db["sightings"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "name": str,
+            "domain": str,
+            "method": str,
+            "source": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["dns_records"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "name": str,
+            "type": str,
+            "ttl": int,
+            "value": str,
+            "source": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["nsec3_hashes"].create(
+        {"run_id": int, "zone": str, "hash": str, "next_hash": str, "types": str},
+        pk=("run_id", "zone", "hash"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["nameservers"].create_index(["run_id", "zone"])
+    db["axfr_attempts"].create_index(["run_id", "zone"])
+    db["sightings"].create_index(["run_id", "name", "method", "source"], unique=True)
+    db["sightings"].create_index(["name"])
+    db["dns_records"].create_index(["run_id", "name", "type"])
+    db["domains"].create_index(["suffix"])
+    db["domains"].create_index(["last_seen_run"])
+
+
+@migration
+def m002_web_census(db: sqlite_utils.Database) -> None:
+    """Sites, pages and links from the crawl; purposes from the classifier; change log."""
+    db["sites"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "domain": str,
+            "url": str,
+            "final_url": str,
+            "http_status": int,
+            "address": str,
+            "alive": int,
+            "title": str,
+            "lang": str,
+            "pages": int,
+            "error": str,
+            "server": str,
+            "tls_issuer": str,
+            "tls_subject": str,
+            "tls_names": str,
+            "tls_not_before": str,
+            "tls_not_after": str,
+            "screenshot": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("domain", "domains", "name")],
+    )
+    db["pages"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "domain": str,
+            "url": str,
+            "http_status": int,
+            "content_type": str,
+            "charset": str,
+            "sha256": str,
+            "title": str,
+            "lang": str,
+            "lang_confidence": float,
+            "lang_source": str,
+            "text": str,
+            "depth": int,
+            "fetched_at": str,
+            "warc_file": str,
+            "warc_offset": int,
+            "warc_record_id": str,
+            "revisit_of": int,
+        },
+        pk="id",
+        foreign_keys=[
+            ("run_id", "runs", "id"),
+            ("domain", "domains", "name"),
+            ("revisit_of", "pages", "id"),
+        ],
+    )
+    db["links"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "page_id": int,
+            "to_url": str,
+            "to_host": str,
+            "internal": int,
+            "how": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("page_id", "pages", "id")],
+    )
+    db["classifications"].create(
+        {
+            "id": int,
+            "run_id": int,
+            "domain": str,
+            "label": str,
+            "confidence": float,
+            "evidence": str,
+            "source": str,
+            "secondary": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("domain", "domains", "name")],
+    )
+    db["labels"].create(
+        {"domain": str, "label": str, "note": str, "set_at": str},
+        pk="domain",
+    )
+    db["changes"].create(
+        {
+            "id": int,
+            "from_run": int,
+            "to_run": int,
+            "kind": str,
+            "subject": str,
+            "before": str,
+            "after": str,
+            "detail": str,
+        },
+        pk="id",
+        foreign_keys=[("from_run", "runs", "id"), ("to_run", "runs", "id")],
+    )
+    db["sites"].create_index(["run_id", "domain"])
+    db["pages"].create_index(["run_id", "domain"])
+    db["pages"].create_index(["sha256"])
+    db["pages"].create_index(["url"])
+    db["links"].create_index(["run_id", "page_id"])
+    db["classifications"].create_index(["run_id", "domain"])
+    db["changes"].create_index(["from_run", "to_run"])
+    db["pages"].enable_fts(["title", "text"], create_triggers=True)
+
+
+def apply(db: sqlite_utils.Database) -> int:
+    """Bring ``db`` up to the newest schema; return the schema version."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        with db.conn:
+            step(db)
+            db.execute(f"PRAGMA user_version = {number}")
+    return len(MIGRATIONS)

@@ -1,0 +1,139 @@
+"""Zone profiles: what the census knows about a zone before it asks the network.
+
+A profile is a TOML file (see ``crawler/data/profiles/kp.toml``): the zone, its second-level
+suffixes, national address ranges, seed names with their public sources, a wordlist and the
+politeness settings.  ``census probe ZONE`` uses the embedded profile of ZONE if there is one,
+otherwise a bare profile with no seeds and no ranges; ``--profile FILE`` loads any other.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ProfileError
+from .names import Suffixes, normalize_name, normalize_zone
+from .netpolicy import parse_networks
+
+
+@dataclass(frozen=True)
+class Seed:
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Politeness:
+    queries_in_flight: int = 4
+    queries_per_second: float = 20.0
+    timeout: float = 3.0
+    retries: int = 2
+    axfr_timeout: float = 30.0
+    crawl_delay: float = 1.0
+    max_pages: int = 200
+
+
+@dataclass(frozen=True)
+class Profile:
+    zone: str
+    title: str = ""
+    suffixes: tuple[str, ...] = ()
+    ranges: tuple[str, ...] = ()
+    seeds: tuple[Seed, ...] = ()
+    wordlist: str | None = None
+    politeness: Politeness = field(default_factory=Politeness)
+    path: str = "<generic>"
+
+    @property
+    def suffix_set(self) -> Suffixes:
+        return Suffixes(self.zone, list(self.suffixes))
+
+
+def _embedded(name: str) -> resources.abc.Traversable:
+    return resources.files("crawler") / "data" / "profiles" / f"{name}.toml"
+
+
+def embedded_profiles() -> list[str]:
+    folder = resources.files("crawler") / "data" / "profiles"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_profile(zone: str | None = None, path: str | Path | None = None) -> Profile:
+    """The profile for ``zone``: from ``path`` if given, else embedded, else generic."""
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from None
+        profile = parse_profile(text, str(path))
+        if zone is not None and normalize_zone(zone) != profile.zone:
+            raise ProfileError(f"profile {path} is for zone {profile.zone!r}, not {zone!r}")
+        return profile
+    zone = normalize_zone(zone or "kp")
+    resource = _embedded(zone)
+    if resource.is_file():
+        return parse_profile(resource.read_text(encoding="utf-8"), f"embedded:{zone}")
+    return Profile(zone=zone)
+
+
+def parse_profile(text: str, where: str) -> Profile:
+    """Parse and check a profile; every mistake becomes one ``ProfileError`` line."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"malformed profile {where}: {exc}") from None
+    if "zone" not in data or not isinstance(data["zone"], str):
+        raise ProfileError(f"malformed profile {where}: 'zone' (a string) is required")
+    zone = normalize_zone(data["zone"])
+    try:
+        suffixes = tuple(normalize_zone(s) for s in data.get("suffixes", []))
+        ranges = tuple(str(r) for r in data.get("ranges", []))
+        parse_networks(ranges)
+        seeds = []
+        for group in data.get("seeds", []):
+            source = str(group["source"])
+            for name in group["names"]:
+                clean = normalize_name(str(name))
+                if clean is None or not (clean == zone or clean.endswith("." + zone)):
+                    raise ProfileError(f"malformed profile {where}: seed {name!r} is not under {zone}")
+                seeds.append(Seed(clean, source))
+        politeness = Politeness(**data.get("politeness", {}))
+    except ProfileError:
+        raise
+    except Exception as exc:
+        raise ProfileError(f"malformed profile {where}: {exc}") from None
+    return Profile(
+        zone=zone,
+        title=str(data.get("title", "")),
+        suffixes=suffixes,
+        ranges=ranges,
+        seeds=tuple(seeds),
+        wordlist=data.get("wordlist"),
+        politeness=politeness,
+        path=where,
+    )
+
+
+def read_wordlist(profile: Profile, path: str | Path | None = None) -> list[str]:
+    """Labels to probe: from ``path`` if given, else the profile's embedded wordlist."""
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"cannot read wordlist {path}: {exc.strerror}") from None
+    elif profile.wordlist:
+        text = (resources.files("crawler") / "data" / "wordlists" / profile.wordlist).read_text(
+            encoding="utf-8"
+        )
+    else:
+        return []
+    labels = []
+    for line in text.splitlines():
+        label = line.split("#", 1)[0].strip().lower()
+        if label and normalize_name(label) == label and "." not in label:
+            labels.append(label)
+    return list(dict.fromkeys(labels))

@@ -1,0 +1,1 @@
+"""The DNS stage: enumerate a zone into the census."""

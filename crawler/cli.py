@@ -46,22 +46,56 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 def probe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``census run`` and ``census probe``."""
     options = [
-        click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True,
-                     type=click.Path(file_okay=False), help="Where a run writes its files."),
-        click.option("--profile", "profile_path", type=click.Path(dir_okay=False),
-                     help="A zone profile (TOML) instead of the embedded one."),
-        click.option("--resolver", "resolvers", multiple=True, metavar="HOST[:PORT]",
-                     help="Recursive resolver to ask (repeatable; default: the system's)."),
-        click.option("--ns-port", type=int, default=53, show_default=True,
-                     help="Port of the authoritative servers (the lab uses another)."),
+        click.option(
+            "--out",
+            "out_dir",
+            default=DEFAULT_OUT,
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help="Where a run writes its files.",
+        ),
+        click.option(
+            "--profile",
+            "profile_path",
+            type=click.Path(dir_okay=False),
+            help="A zone profile (TOML) instead of the embedded one.",
+        ),
+        click.option(
+            "--resolver",
+            "resolvers",
+            multiple=True,
+            metavar="HOST[:PORT]",
+            help="Recursive resolver to ask (repeatable; default: the system's).",
+        ),
+        click.option(
+            "--ns-port",
+            type=int,
+            default=53,
+            show_default=True,
+            help="Port of the authoritative servers (the lab uses another).",
+        ),
         click.option("--no-seeds", is_flag=True, help="Do not use the profile's seed names."),
-        click.option("--wordlist", "wordlist_path", type=click.Path(dir_okay=False),
-                     help="Labels to probe under each suffix instead of the embedded list."),
+        click.option(
+            "--wordlist",
+            "wordlist_path",
+            type=click.Path(dir_okay=False),
+            help="Labels to probe under each suffix instead of the embedded list.",
+        ),
         click.option("--no-wordlist", is_flag=True, help="Skip wordlist probing."),
-        click.option("--ip-range", "ip_ranges", multiple=True, metavar="CIDR",
-                     help="Range for the PTR sweep (repeatable; overrides the profile's)."),
-        click.option("--allow-net", "allow_nets", multiple=True, metavar="CIDR",
-                     help="Allow connecting to this non-global range (repeatable)."),
+        click.option(
+            "--ip-range",
+            "ip_ranges",
+            multiple=True,
+            metavar="CIDR",
+            help="Range for the PTR sweep (repeatable; overrides the profile's).",
+        ),
+        click.option(
+            "--allow-net",
+            "allow_nets",
+            multiple=True,
+            metavar="CIDR",
+            help="Allow connecting to this non-global range (repeatable).",
+        ),
         click.option("--timeout", type=float, help="Seconds to wait for one DNS answer."),
         click.option("--qps", type=float, help="Queries per second per server."),
     ]
@@ -92,3 +126,96 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     for noisy in ("scrapy", "twisted", "py.warnings"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbose < 2 else level))
     ctx.obj = {"progress": not quiet and sys.stderr.isatty()}
+
+
+class Progress:
+    """Draws the library's ``progress(step, done, total)`` callbacks as one tqdm bar per step."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.step: str | None = None
+
+    def __call__(self, step: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if step != self.step:
+            self.close()
+            self.step = step
+            self.bar = tqdm(total=total, desc=step, unit="q", leave=False, file=sys.stderr)
+        if total is not None and self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def census_options(zone: str | None, db_path: str, **kw: Any) -> Any:
+    from .census import CensusOptions
+
+    return CensusOptions(
+        zone=zone,
+        db_path=db_path,
+        out_dir=kw["out_dir"],
+        profile_path=kw["profile_path"],
+        resolvers=tuple(kw["resolvers"]),
+        ns_port=kw["ns_port"],
+        seeds=not kw["no_seeds"],
+        wordlist_path=kw["wordlist_path"],
+        wordlist=not kw["no_wordlist"],
+        ip_ranges=tuple(kw["ip_ranges"]),
+        allow_nets=tuple(kw["allow_nets"]),
+        timeout=kw["timeout"],
+        qps=kw["qps"],
+        crawl=kw.get("crawl", {}),
+    )
+
+
+def report_run(db_path: str, run_id: int) -> None:
+    from .db import get_run, open_census
+
+    db = open_census(db_path)
+    run = get_run(db, run_id)
+    domains = db.execute(
+        "SELECT count(DISTINCT domain) FROM sightings WHERE run_id = ?", [run_id]
+    ).fetchone()[0]
+    click.echo(f"run {run_id} of .{run['zone']}: {run['status']}, {domains} domains -> {db_path}")
+    if run["message"]:
+        click.echo(run["message"])
+    db.close()
+
+
+@cli.command()
+@click.argument("zone")
+@db_option
+@probe_options
+@click.pass_context
+@handle_errors
+def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
+    """Enumerate ZONE by DNS into the census, as a new run.
+
+    NS sets from parent and child, a zone transfer from every nameserver address of the zone
+    and of every delegated sub-zone, then seeds, wordlist, NSEC walk and a PTR sweep; A, AAAA,
+    NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail. hosts.
+
+    \b
+    Example:
+        census probe kp --resolver 127.45.179.53:5300 --ns-port 5300 \\
+            --no-seeds --ip-range 127.45.176.0/22 --db lab.db
+    """
+    from .census import run_census
+
+    progress = Progress(ctx.obj["progress"])
+    try:
+        run_id = run_census(census_options(zone, db_path, **kw), ["probe"], progress)
+    except KeyboardInterrupt:
+        progress.close()
+        raise click.ClickException("interrupted: the run is marked 'interrupted'") from None
+    progress.close()
+    report_run(db_path, run_id)

@@ -124,9 +124,7 @@ def finish_run(
     db: sqlite_utils.Database, run_id: int, status: RunStatus, message: str | None = None
 ) -> None:
     with db.conn:
-        db["runs"].update(
-            run_id, {"status": status, "finished_at": utcnow(), "message": message}
-        )
+        db["runs"].update(run_id, {"status": status, "finished_at": utcnow(), "message": message})
 
 
 def get_run(db: sqlite_utils.Database, run_id: int | None = None) -> dict[str, Any]:

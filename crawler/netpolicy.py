@@ -21,7 +21,9 @@ def parse_networks(cidrs: Iterable[str]) -> list[Network]:
         try:
             networks.append(ipaddress.ip_network(cidr, strict=False))
         except ValueError:
-            raise CensusError(f"invalid network {cidr!r}: expected CIDR such as 127.0.0.0/8") from None
+            raise CensusError(
+                f"invalid network {cidr!r}: expected CIDR such as 127.0.0.0/8"
+            ) from None
     return networks
 
 

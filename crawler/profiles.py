@@ -58,7 +58,9 @@ def _embedded(name: str) -> resources.abc.Traversable:
 
 def embedded_profiles() -> list[str]:
     folder = resources.files("crawler") / "data" / "profiles"
-    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
 
 
 def load_profile(zone: str | None = None, path: str | Path | None = None) -> Profile:
@@ -99,7 +101,9 @@ def parse_profile(text: str, where: str) -> Profile:
             for name in group["names"]:
                 clean = normalize_name(str(name))
                 if clean is None or not (clean == zone or clean.endswith("." + zone)):
-                    raise ProfileError(f"malformed profile {where}: seed {name!r} is not under {zone}")
+                    raise ProfileError(
+                        f"malformed profile {where}: seed {name!r} is not under {zone}"
+                    )
                 seeds.append(Seed(clean, source))
         politeness = Politeness(**data.get("politeness", {}))
     except ProfileError:

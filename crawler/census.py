@@ -1,0 +1,213 @@
+"""A census run: probe -> crawl -> classify -> compare, with a truthful status at every exit.
+
+``run_census()`` is what ``census run`` calls; each stage can also run on its own for an
+existing run (``census crawl --run 3``).  The writer lock is held for the whole run, so a
+second run on the same database stops at once.  Ctrl-C marks the run ``interrupted``; an
+exception marks it ``failed`` with the message; earlier runs are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .db import (
+    RunStatus,
+    finish_run,
+    get_run,
+    mark_abandoned_runs,
+    open_census,
+    set_stage,
+    start_run,
+    writer_lock,
+)
+from .errors import CensusError
+from .probe.options import ProbeOptions, ProgressCallback
+from .profiles import Profile, load_profile, read_wordlist
+
+log = logging.getLogger(__name__)
+
+STAGES = ("probe", "crawl", "classify", "compare")
+
+# Worst first: a run's status is the worst of its stages' statuses.
+_SEVERITY = [RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.COMPLETE]
+
+
+@dataclass(frozen=True)
+class CensusOptions:
+    """Everything a run was asked to do; stored as JSON in ``runs.options``."""
+
+    zone: str | None = None
+    db_path: str = "output/census.db"
+    out_dir: str = "output"
+    profile_path: str | None = None
+    resolvers: tuple[str, ...] = ()
+    ns_port: int = 53
+    seeds: bool = True
+    wordlist_path: str | None = None
+    wordlist: bool = True
+    ip_ranges: tuple[str, ...] = ()
+    allow_nets: tuple[str, ...] = ()
+    timeout: float | None = None
+    qps: float | None = None
+    crawl: dict[str, Any] = field(default_factory=dict)
+    """Options of the crawl stage (max_pages, http_port, ignore_robots, ...)."""
+
+
+@dataclass
+class StageResult:
+    status: RunStatus
+    message: str = ""
+
+
+def parse_resolver(text: str) -> tuple[str, int]:
+    """``'127.0.0.1:5300'`` -> ``('127.0.0.1', 5300)``; ``'[::1]:53'`` and bare hosts work."""
+    import ipaddress
+
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(rest[1:], text)
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        port = _port(port_text, text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise CensusError(f"invalid resolver {text!r}: expected an IP address[:port]") from None
+    return host, port
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise CensusError(f"invalid resolver {whole!r}: bad port {text!r}")
+    return int(text)
+
+
+def probe_options(options: CensusOptions, profile: Profile) -> ProbeOptions:
+    if options.wordlist:
+        wordlist: tuple[str, ...] = tuple(read_wordlist(profile, options.wordlist_path))
+    else:
+        wordlist = ()
+    return ProbeOptions(
+        resolvers=tuple(parse_resolver(r) for r in options.resolvers),
+        ns_port=options.ns_port,
+        seeds=options.seeds,
+        wordlist=wordlist,
+        ip_ranges=tuple(options.ip_ranges) or None,
+        timeout=options.timeout,
+        queries_per_second=options.qps,
+    )
+
+
+@contextmanager
+def census_writer(db_path: str | Path) -> Iterator[sqlite_utils.Database]:
+    """The census at ``db_path``, locked for writing, with abandoned runs marked."""
+    with writer_lock(db_path):
+        db = open_census(db_path)
+        abandoned = mark_abandoned_runs(db)
+        if abandoned:
+            log.warning("marked %d abandoned run(s) as interrupted", abandoned)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+@contextmanager
+def stage(db: sqlite_utils.Database, run_id: int, name: str) -> Iterator[None]:
+    """Run one stage of ``run_id``: Ctrl-C -> interrupted, an exception -> failed."""
+    set_stage(db, run_id, name)
+    log.info("run %d: %s", run_id, name)
+    try:
+        yield
+    except KeyboardInterrupt:
+        finish_run(db, run_id, RunStatus.INTERRUPTED, f"interrupted during {name}")
+        raise
+    except BaseException as exc:
+        finish_run(db, run_id, RunStatus.FAILED, f"{name} failed: {exc}")
+        raise
+
+
+def _worst(results: Sequence[StageResult]) -> StageResult:
+    for status in _SEVERITY:
+        chosen = [r for r in results if r.status == status]
+        if chosen:
+            return StageResult(status, "; ".join(r.message for r in results if r.message))
+    return StageResult(RunStatus.COMPLETE)
+
+
+StageFn = Callable[
+    [sqlite_utils.Database, int, CensusOptions, ProgressCallback | None], StageResult
+]
+
+
+def _probe_stage(
+    db: sqlite_utils.Database,
+    run_id: int,
+    options: CensusOptions,
+    progress: ProgressCallback | None,
+) -> StageResult:
+    from .probe import probe_run
+
+    profile = load_profile(options.zone, options.profile_path)
+    result = probe_run(db, run_id, profile, probe_options(options, profile), progress)
+    return StageResult(RunStatus(result.status), result.message)
+
+
+STAGE_FUNCTIONS: dict[str, StageFn] = {"probe": _probe_stage}
+
+
+def run_census(
+    options: CensusOptions,
+    stages: Sequence[str] = STAGES,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Start a new run of ``options.zone`` and take it through ``stages``; return its id."""
+    profile = load_profile(options.zone, options.profile_path)
+    options = CensusOptions(**{**asdict(options), "zone": profile.zone})
+    with census_writer(options.db_path) as db:
+        run_id = start_run(db, profile.zone, asdict(options))
+        results = []
+        for name in stages:
+            fn = STAGE_FUNCTIONS.get(name)
+            if fn is None:
+                continue
+            with stage(db, run_id, name):
+                results.append(fn(db, run_id, options, progress))
+            if results[-1].status == RunStatus.FAILED:
+                break
+        final = _worst(results)
+        finish_run(db, run_id, final.status, final.message or None)
+        return run_id
+
+
+def run_stage(
+    name: str,
+    db_path: str,
+    run_id: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Run one stage again for an existing run (default: the latest); return the run id."""
+    with census_writer(db_path) as db:
+        run = get_run(db, run_id)
+        stored = {
+            k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__
+        }
+        stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+        options = CensusOptions(**{**stored, **(overrides or {}), "db_path": db_path})
+        fn = STAGE_FUNCTIONS[name]
+        with stage(db, run["id"], name):
+            result = fn(db, run["id"], options, progress)
+        previous = RunStatus(run["status"]) if run["status"] != RunStatus.RUNNING else result.status
+        final = _worst([result, StageResult(previous)]) if previous in _SEVERITY else result
+        finish_run(db, run["id"], final.status, result.message or run["message"])
+        return int(run["id"])

@@ -243,6 +243,68 @@ def m002_web_census(db: sqlite_utils.Database) -> None:
     db["pages"].enable_fts(["title", "text"], create_triggers=True)
 
 
+_DOMAIN_HISTORY = """
+SELECT
+    s.run_id AS run_id,
+    r.started_at AS started_at,
+    r.status AS run_status,
+    s.domain AS domain,
+    (SELECT max(alive) FROM sites WHERE run_id = s.run_id AND domain = s.domain) AS alive,
+    (SELECT http_status FROM sites WHERE run_id = s.run_id AND domain = s.domain
+        ORDER BY alive DESC, id LIMIT 1) AS http_status,
+    (SELECT title FROM sites WHERE run_id = s.run_id AND domain = s.domain
+        ORDER BY alive DESC, id LIMIT 1) AS title,
+    (SELECT label FROM classifications WHERE run_id = s.run_id AND domain = s.domain
+        ORDER BY source = 'label' DESC, id DESC LIMIT 1) AS label,
+    (SELECT group_concat(value, ' ') FROM (SELECT value FROM dns_records
+        WHERE run_id = s.run_id AND name = s.domain AND type IN ('A', 'AAAA')
+        ORDER BY value)) AS address,
+    (SELECT soa_serial FROM zones WHERE run_id = s.run_id AND zone IN (d.suffix, r.zone)
+        ORDER BY length(zone) DESC LIMIT 1) AS soa_serial,
+    (SELECT count(*) FROM pages WHERE run_id = s.run_id AND domain = s.domain) AS pages
+FROM (SELECT DISTINCT run_id, domain FROM sightings WHERE domain IS NOT NULL) AS s
+JOIN runs AS r ON r.id = s.run_id
+LEFT JOIN domains AS d ON d.name = s.domain
+"""
+
+_CHANGE_HISTORY = """
+SELECT
+    c.id AS id,
+    a.zone AS zone,
+    c.from_run AS from_run,
+    a.started_at AS from_started_at,
+    c.to_run AS to_run,
+    b.started_at AS to_started_at,
+    c.kind AS kind,
+    c.domain AS domain,
+    c.subject AS subject,
+    c.before AS before,
+    c.after AS after,
+    c.detail AS detail
+FROM changes AS c
+JOIN runs AS a ON a.id = c.from_run
+JOIN runs AS b ON b.id = c.to_run
+"""
+
+
+@migration
+def m003_history_views(db: sqlite_utils.Database) -> None:
+    """History views for Datasette (item-version style) and the indexes ``census diff`` needs.
+
+    ``domain_history`` has one row per domain per run; ``change_history`` one row per change
+    with the dates of both runs.  ``changes.domain`` names the registrable domain (or zone) a
+    change is about, so a domain's whole story is one facet away.
+    """
+    db["changes"].add_column("domain", str)
+    db["changes"].create_index(["domain"])
+    db["changes"].create_index(["to_run", "kind"])
+    db["sightings"].create_index(["run_id", "domain", "method"])
+    db["pages"].create_index(["run_id", "url"])
+    db["sites"].create_index(["run_id", "url"])
+    db.create_view("domain_history", _DOMAIN_HISTORY)
+    db.create_view("change_history", _CHANGE_HISTORY)
+
+
 def apply(db: sqlite_utils.Database) -> int:
     """Bring ``db`` up to the newest schema; return the schema version."""
     version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -219,3 +219,58 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
         raise click.ClickException("interrupted: the run is marked 'interrupted'") from None
     progress.close()
     report_run(db_path, run_id)
+
+
+@cli.command()
+@click.argument("world", default="kp")
+@click.option("--version", "world_version", type=click.IntRange(1, 2), default=1,
+              show_default=True, help="Version of the world (2: the re-run changes).")
+@click.option("--dns-port", type=int, help="DNS port [default: 53 as root, else 5300].")
+@click.option("--http-port", type=int, help="HTTP port [default: 80 as root, else 8080].")
+@click.option("--https-port", type=int, help="HTTPS port [default: 443 as root, else 8443].")
+@handle_errors
+def lab(world: str, world_version: int, dns_port: int | None, http_port: int | None,
+        https_port: int | None) -> None:
+    """Serve the offline replica WORLD (default: kp) on loopback until Ctrl-C.
+
+    Prints what it serves, then the options that point a run at it.
+
+    \b
+    Example:
+        census lab --dns-port 5300 &
+        census run kp --db lab.db <the printed flags>
+    """
+    import os
+    import signal
+    import threading
+
+    from .lab import Lab, load_world
+
+    root = os.geteuid() == 0
+    loaded = load_world(world, world_version)
+    the_lab = Lab(
+        loaded,
+        dns_port if dns_port is not None else (53 if root else 5300),
+        http_port if http_port is not None else (80 if root else 8080),
+        https_port if https_port is not None else (443 if root else 8443),
+    )
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    with the_lab:
+        click.echo(f"lab world {loaded.name} version {loaded.version}: {loaded.description}")
+        click.echo(f"  resolver  {loaded.resolver_address}:{the_lab.dns_port}")
+        for spec in loaded.servers:
+            faults = " ".join(f"{k}={v}" for k, v in spec.faults.items())
+            click.echo(f"  dns       {spec.address}:{the_lab.dns_port} {spec.name} "
+                       f"axfr={'yes' if spec.axfr else 'no'} {faults}".rstrip())
+        if the_lab.web is not None:
+            click.echo(f"  web       http :{the_lab.http_port}  https :{the_lab.https_port}")
+        else:
+            click.echo("  web       not available (DNS only)")
+        click.echo(f"flags: {the_lab.flags()}", nl=True)
+        sys.stdout.flush()
+        try:
+            while not stopping.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

@@ -62,9 +62,10 @@ class Redirect:
     to: str  # URL template: {host} {path} {rest}
     status: int = 301
     scheme: str | None = None  # only on requests of this scheme
+    host: str | None = None  # only on requests for this host (a site's alias or itself)
 
-    def match(self, scheme: str, path: str) -> bool:
-        if self.scheme and self.scheme != scheme:
+    def match(self, scheme: str, host: str, path: str) -> bool:
+        if (self.scheme and self.scheme != scheme) or (self.host and self.host != host):
             return False
         if self.source.endswith("*"):
             return path.startswith(self.source[:-1])
@@ -97,8 +98,8 @@ class Site:
         config: dict[str, Any] = {}
         if (root / "site.toml").is_file():
             config = tomllib.loads((root / "site.toml").read_text("utf-8"))
-        redirects = [Redirect(r["from"], r["to"], int(r.get("status", 301)), r.get("scheme"))
-                     for r in config.get("redirect", [])]
+        redirects = [Redirect(r["from"], r["to"], int(r.get("status", 301)), r.get("scheme"),
+                              r.get("host")) for r in config.get("redirect", [])]
         site = cls(host=host, root=root, purpose=config.get("purpose", "unknown"),
                    aliases=list(config.get("aliases", [])), status=config.get("status"),
                    delay=float(config.get("delay", 0.0)), hang=bool(config.get("hang", False)),
@@ -124,15 +125,12 @@ class Site:
 
 
 def _hosts_of(world: Any) -> list[str]:
-    """Every site host of the world (base folder and overlay), for ``site_dir`` to settle."""
-    hosts: set[str] = set()
+    """Every site host of the world (base folder and version overlay); ``site_dir`` then
+    settles which folder serves it, or that it is gone."""
     roots = [Path(world.sites_root)]
-    overlay = getattr(world, "overlay_root", None)
-    if overlay:
-        roots.append(Path(overlay))
-    for root in roots:
-        if root.is_dir():
-            hosts.update(p.name for p in root.iterdir() if p.is_dir())
+    if world.version > 1:
+        roots.append(Path(world.root) / f"v{world.version}" / "sites")
+    hosts = {p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()}
     return sorted(hosts)
 
 
@@ -340,7 +338,7 @@ class LabWeb:
             req.send(int(site.status), body.encode(), head=head)
             return
         for rule in site.redirects:
-            if rule.match(scheme, path):
+            if rule.match(scheme, host, path):
                 rest = path[len(rule.source) - 1:] if rule.source.endswith("*") else ""
                 location = rule.to.format(host=host, path=path, rest=rest)
                 req.send(rule.status, b"", extra={"Location": location}, head=head)

@@ -162,7 +162,29 @@ def _probe_stage(
     return StageResult(RunStatus(result.status), result.message)
 
 
-STAGE_FUNCTIONS: dict[str, StageFn] = {"probe": _probe_stage}
+def _crawl_stage(
+    db: sqlite_utils.Database,
+    run_id: int,
+    options: CensusOptions,
+    progress: ProgressCallback | None,
+) -> StageResult:
+    from .crawl import crawl_run
+
+    result = crawl_run(
+        options.db_path, run_id, options.out_dir, list(options.allow_nets), options.crawl, progress
+    )
+    if result.finish_reason == "shutdown":
+        raise KeyboardInterrupt
+    message = f"crawl: {result.alive} of {result.sites} sites alive, {result.pages} pages"
+    if result.refused:
+        message += (
+            f"; {result.refused} sites not crawled because their addresses are not globally"
+            " routable (use --allow-net CIDR to opt a range in)"
+        )
+    return StageResult(RunStatus.COMPLETE, message)
+
+
+STAGE_FUNCTIONS: dict[str, StageFn] = {"probe": _probe_stage, "crawl": _crawl_stage}
 
 
 def run_census(

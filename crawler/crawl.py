@@ -1,0 +1,130 @@
+"""The crawl stage: Scrapy settings for a run, and the crawl run in a child process.
+
+Twisted's reactor cannot be restarted, so each crawl runs ``CrawlerProcess`` in a fresh
+``spawn`` child: a CLI run, a rerun of the stage and a test suite can crawl as often as they
+like.  The child writes the census itself (WARC files and rows); the parent holds the writer
+lock and turns the close reason into the stage's status.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+from dataclasses import dataclass
+from typing import Any
+
+from .probe.options import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+# Run options of the crawl stage -> Scrapy settings.
+OPTION_SETTINGS = {
+    "max_pages": "CENSUS_MAX_PAGES",
+    "http_port": "CENSUS_HTTP_PORT",
+    "https_port": "CENSUS_HTTPS_PORT",
+    "delay": "DOWNLOAD_DELAY",
+    "download_timeout": "DOWNLOAD_TIMEOUT",
+    "warc_max_size": "CENSUS_WARC_MAX_SIZE",
+    "concurrent_requests": "CONCURRENT_REQUESTS",
+}
+
+
+@dataclass
+class CrawlResult:
+    finish_reason: str
+    pages: int
+    sites: int
+    alive: int
+    refused: int
+    stats: dict[str, Any]
+
+
+def crawl_settings(
+    db_path: str, run_id: int, out_dir: str, allow_nets: list[str], options: dict[str, Any]
+) -> dict[str, Any]:
+    """The settings of one crawl, on top of ``crawler/settings.py``."""
+    settings: dict[str, Any] = {
+        "CENSUS_DB": db_path,
+        "CENSUS_RUN_ID": run_id,
+        "CENSUS_OUT": out_dir,
+        "CENSUS_ALLOW_NET": list(allow_nets),
+        "CENSUS_OPTIONS": dict(options),
+        "ROBOTSTXT_OBEY": not options.get("ignore_robots", False),
+    }
+    for option, name in OPTION_SETTINGS.items():
+        if options.get(option) is not None:
+            settings[name] = options[option]
+    if options.get("delay") == 0:
+        settings["AUTOTHROTTLE_ENABLED"] = False
+    return settings
+
+
+def _child(overrides: dict[str, Any], messages: Any) -> None:
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.settings import Settings
+
+    from .spiders.census import CensusSpider
+
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    settings.update(overrides, priority="cmdline")
+    settings.set("CENSUS_PROGRESS", lambda step, done, total: messages.put(("progress", done)))
+    process = CrawlerProcess(settings, install_root_handler=overrides.get("_log", False))
+    crawler = process.create_crawler(CensusSpider)
+    process.crawl(crawler)
+    process.start()
+    stats = {k: str(v) for k, v in crawler.stats.get_stats().items()}
+    messages.put(("done", stats))
+
+
+def crawl_run(
+    db_path: str,
+    run_id: int,
+    out_dir: str,
+    allow_nets: list[str],
+    options: dict[str, Any],
+    progress: ProgressCallback | None = None,
+) -> CrawlResult:
+    """Crawl every site of ``run_id`` into the census and the run's WARC files."""
+    import sqlite3
+
+    overrides = crawl_settings(db_path, run_id, out_dir, allow_nets, options)
+    overrides["_log"] = logging.getLogger("scrapy").isEnabledFor(logging.INFO)
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    child = context.Process(target=_child, args=(overrides, messages), name="census-crawl")
+    child.start()
+    stats: dict[str, Any] | None = None
+    try:
+        while stats is None:
+            try:
+                kind, value = messages.get(timeout=0.5)
+            except queue.Empty:
+                if not child.is_alive():
+                    break
+                continue
+            if kind == "progress" and progress:
+                progress("crawl", value, None)
+            elif kind == "done":
+                stats = value
+        child.join()
+    except KeyboardInterrupt:
+        # The child got the same SIGINT and shuts Scrapy down gracefully; give it time.
+        child.join(timeout=30)
+        if child.is_alive():
+            child.terminate()
+        raise
+    if stats is None:
+        raise RuntimeError(f"the crawl process ended with exit code {child.exitcode}")
+    conn = sqlite3.connect(db_path)
+    try:
+        sites, alive, refused = conn.execute(
+            "SELECT count(*), coalesce(sum(alive), 0), "
+            "coalesce(sum(error LIKE 'not crawled:%'), 0) FROM sites WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        pages = conn.execute("SELECT count(*) FROM pages WHERE run_id = ?", [run_id]).fetchone()[0]
+    finally:
+        conn.close()
+    return CrawlResult(stats.get("finish_reason", "unknown"), pages, sites, alive, refused, stats)

@@ -1,0 +1,160 @@
+"""Scrapy extensions of the census crawl: WARC capture and progress, wired by signals."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, Self
+
+import sqlite_utils
+from scrapy import Request, Spider, signals
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+
+from .dedup import find_previous_page
+from .warc import WarcFiles
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    from .db import utcnow
+
+    return utcnow()
+
+
+class WarcCapture:
+    """Every exchange of the crawl into the run's WARC files, as the downloader saw it.
+
+    Hooked on ``response_downloaded``, so redirects and robots.txt are captured too, and bodies
+    are stored before decompression.  A payload unchanged since an earlier run of the same URL
+    becomes a ``revisit`` record that refers to the earlier capture.  The record's location
+    goes into ``request.meta['census_warc']`` for the census pipeline.
+    """
+
+    def __init__(
+        self, db_path: str, run_id: int, folder: Path, info: dict[str, Any], max_size: int
+    ) -> None:
+        self.db_path = db_path
+        self.run_id = run_id
+        self.files = WarcFiles(folder, f"census-{run_id:05d}", info, max_size)
+        self.db = sqlite_utils.Database(sqlite3.connect(db_path, check_same_thread=False))
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Self:
+        s = crawler.settings
+        if not s.get("CENSUS_RUN_ID"):
+            raise NotConfigured
+        info = {
+            "run": s.getint("CENSUS_RUN_ID"),
+            "options": s.getdict("CENSUS_OPTIONS"),
+            "robots": "obeyed" if s.getbool("ROBOTSTXT_OBEY") else "ignored",
+            "http-header-user-agent": s.get("USER_AGENT"),
+        }
+        ext = cls(
+            s["CENSUS_DB"],
+            s.getint("CENSUS_RUN_ID"),
+            Path(s["CENSUS_OUT"]) / "warc",
+            info,
+            s.getint("CENSUS_WARC_MAX_SIZE"),
+        )
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider: Spider) -> None:
+        """The run's DNS answers for the hosts to crawl, as ``dns:`` records."""
+        rows = self.db.execute(
+            "SELECT r.name, r.ttl, r.type, r.value, r.source FROM dns_records r "
+            "JOIN (SELECT DISTINCT domain FROM sightings WHERE run_id = ? AND domain IS NOT NULL)"
+            " d ON r.name = d.domain OR r.name = 'www.' || d.domain "
+            "WHERE r.run_id = ? AND r.type IN ('A', 'AAAA', 'CNAME') ORDER BY r.name, r.type",
+            [self.run_id, self.run_id],
+        ).fetchall()
+        by_host: dict[str, tuple[str | None, list[str]]] = {}
+        for name, ttl, rtype, value, source in rows:
+            server, lines = by_host.setdefault(name, (source, []))
+            lines.append(f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}")
+        date = _now()
+        for host, (server, lines) in by_host.items():
+            self.files.write_dns(host, date, (server or "").split("#")[0] or None, lines)
+
+    def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
+        body = response.body
+        sha256 = hashlib.sha256(body).hexdigest()
+        date = _now()
+        previous = find_previous_page(self.db, response.url, sha256)
+        target = self.target(request)
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, values in response.headers.items()
+            for v in values
+        ]
+        request_headers = [("Host", request_host(request.url))] + [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, values in request.headers.items()
+            for v in values
+        ]
+        location = self.files.write_exchange(
+            response.url,
+            date=date,
+            ip=str(response.ip_address) if response.ip_address else None,
+            request_line=f"{request.method} {target} HTTP/1.1",
+            request_headers=request_headers,
+            status=response.status,
+            headers=headers,
+            body=body,
+            protocol=response.protocol or "HTTP/1.1",
+            revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
+        )
+        request.meta["census_warc"] = {
+            "file": location.file,
+            "offset": location.offset,
+            "record_id": location.record_id,
+            "sha256": sha256,
+            "revisit_of": previous["id"] if previous else None,
+        }
+
+    @staticmethod
+    def target(request: Request) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(request.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    def spider_closed(self, spider: Spider) -> None:
+        self.files.close()
+        self.db.close()
+        log.info("WARC files: %s", ", ".join(self.files.files) or "none")
+
+
+def request_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc
+
+
+class Progress:
+    """Reports pages fetched to the ``CENSUS_PROGRESS`` callable, if the run gave one."""
+
+    def __init__(self, crawler: Any, report: Any) -> None:
+        self.crawler = crawler
+        self.report = report
+        self.pages = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Self:
+        report = crawler.settings.get("CENSUS_PROGRESS")
+        if not callable(report):
+            raise NotConfigured
+        ext = cls(crawler, report)
+        crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
+        return ext
+
+    def item_scraped(self, item: Any, spider: Spider) -> None:
+        if type(item).__name__ == "PageItem":
+            self.pages += 1
+            self.report("crawl", self.pages, None)

@@ -1,0 +1,44 @@
+"""What the census spider yields: a page it fetched, and the outcome of a site's start URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PageItem:
+    domain: str
+    url: str
+    http_status: int
+    content_type: str | None
+    charset: str | None
+    sha256: str
+    title: str | None
+    text: str | None
+    lang: str | None
+    lang_confidence: float | None
+    lang_source: str | None
+    depth: int
+    fetched_at: str
+    address: str | None
+    warc: dict[str, Any] | None
+    links: list[tuple[str, str, int, str]] = field(default_factory=list)
+    """(to_url, to_host, internal, how) of every link on the page."""
+    decode_error: str | None = None
+
+
+@dataclass
+class SiteAttempt:
+    """One start URL of a site (http or https, bare or www.), and what came of it."""
+
+    domain: str
+    url: str
+    final_url: str | None = None
+    http_status: int | None = None
+    address: str | None = None
+    error: str | None = None
+    title: str | None = None
+    lang: str | None = None
+    server: str | None = None
+    tls: dict[str, Any] | None = None

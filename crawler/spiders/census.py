@@ -1,0 +1,202 @@
+"""The census spider: one spider for every site of a run.
+
+For each registrable domain of the run that has an address (itself or its ``www.`` host) it
+starts at ``http://`` and ``https://`` of both, follows links that stay on the site, up to a
+page budget per site; everything it sees becomes items for the census pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from scrapy import Request, Spider
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from ..extract import extract
+from ..items import PageItem, SiteAttempt
+from ..netpolicy import NetPolicy
+from ..resolver import CensusResolver, census_addresses
+
+HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def same_site(host: str, domain: str) -> bool:
+    return host == domain or host.endswith("." + domain)
+
+
+def run_sites(db_path: str, run_id: int) -> list[str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT domain FROM sightings WHERE run_id = ? AND domain IS NOT NULL "
+                "ORDER BY domain",
+                [run_id],
+            )
+        ]
+    finally:
+        conn.close()
+
+
+def tls_facts(certificate: Any) -> dict[str, Any] | None:
+    """Issuer, subject, names and validity of a Twisted certificate, for ``sites``."""
+    if certificate is None:
+        return None
+    try:
+        from cryptography import x509
+
+        cert = certificate.original.to_cryptography()
+        try:
+            names = cert.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value.get_values_for_type(x509.DNSName)
+        except x509.ExtensionNotFound:
+            names = []
+        return {
+            "issuer": cert.issuer.rfc4514_string(),
+            "subject": cert.subject.rfc4514_string(),
+            "names": names,
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        }
+    except Exception as exc:  # a certificate we cannot read is still a fact
+        return {"error": str(exc)}
+
+
+class CensusSpider(Spider):
+    name = "census"
+
+    def __init__(
+        self, db_path: str, run_id: int, max_pages: int, allow_net: list[str], **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.db_path = db_path
+        self.run_id = run_id
+        self.max_pages = max_pages
+        self.policy = NetPolicy(allow_net)
+        self.scheduled: Counter[str] = Counter()
+        self.refused: dict[str, str] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
+        s = crawler.settings
+        spider = cls(
+            s["CENSUS_DB"],
+            s.getint("CENSUS_RUN_ID"),
+            s.getint("CENSUS_MAX_PAGES"),
+            s.getlist("CENSUS_ALLOW_NET"),
+            *args,
+            **kwargs,
+        )
+        spider._set_crawler(crawler)
+        return spider
+
+    def start_urls_of(self, domain: str, addresses: dict[str, list[str]]) -> list[str]:
+        urls = []
+        for host in (domain, f"www.{domain}"):
+            if addresses.get(host):
+                urls += [f"http://{host}/", f"https://{host}/"]
+        return urls
+
+    async def start(self) -> AsyncIterator[Any]:
+        addresses = census_addresses(self.db_path, self.run_id)
+        resolver = CensusResolver(None, addresses, self.policy)
+        for domain in run_sites(self.db_path, self.run_id):
+            urls = self.start_urls_of(domain, addresses)
+            if not urls:
+                yield SiteAttempt(domain, f"http://{domain}/", error="no address in DNS")
+                continue
+            reasons = [resolver.lookup(u.split("/")[2])[1] for u in urls]
+            if all(reasons):
+                yield SiteAttempt(domain, urls[0], error=f"not crawled: {reasons[0]}")
+                self.refused[domain] = reasons[0]
+                continue
+            for url in urls:
+                yield self.page_request(url, domain, start=True)
+
+    def page_request(self, url: str, domain: str, start: bool = False) -> Request:
+        self.scheduled[domain] += 1
+        return Request(
+            url,
+            callback=self.parse,
+            errback=self.failed,
+            meta={"census_site": domain, "census_start": start},
+            dont_filter=start,
+        )
+
+    def parse(self, response: Response) -> Iterator[Any]:
+        domain = response.meta["census_site"]
+        headers = {
+            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
+            for k, v in response.headers.items()
+        }
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        is_html = content_type in HTML_TYPES or content_type.endswith("+xml")
+        page = extract(response.body, response.url, headers) if is_html else None
+        address = str(response.ip_address) if response.ip_address else None
+        links = []
+        for link in page.links if page else []:
+            internal = same_site(link.host, domain)
+            links.append((link.url, link.host, int(internal), link.how))
+        yield PageItem(
+            domain=domain,
+            url=response.url,
+            http_status=response.status,
+            content_type=content_type or None,
+            charset=page.charset if page else None,
+            sha256=hashlib.sha256(response.body).hexdigest(),
+            title=page.title if page else None,
+            text=page.text if page else None,
+            lang=page.lang if page else None,
+            lang_confidence=page.lang_confidence if page else None,
+            lang_source=page.lang_source if page else None,
+            depth=response.meta.get("depth", 0),
+            fetched_at=_now(),
+            address=address,
+            warc=response.meta.get("census_warc"),
+            links=links,
+            decode_error=page.decode_error if page else None,
+        )
+        if response.meta.get("census_start"):
+            start_url = response.meta.get("redirect_urls", [response.url])[0]
+            yield SiteAttempt(
+                domain,
+                start_url,
+                final_url=response.url,
+                http_status=response.status,
+                address=address,
+                title=page.title if page else None,
+                lang=page.lang if page else None,
+                server=headers.get("server"),
+                tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
+            )
+        if response.status >= 400:
+            return
+        for url, host, internal, _how in links:
+            if not internal or not url.startswith(("http://", "https://")):
+                continue
+            if self.scheduled[domain] >= self.max_pages:
+                break
+            yield self.page_request(url, domain)
+
+    def failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        if not request.meta.get("census_start"):
+            return
+        error = failure.getErrorMessage() or failure.type.__name__
+        yield SiteAttempt(
+            request.meta["census_site"],
+            request.url,
+            error=f"{failure.type.__name__}: {error}"[:500],
+        )

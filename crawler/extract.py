@@ -29,7 +29,9 @@ MAX_SCRIPT = 200_000
 MAX_META_SCAN = 4096
 
 KPS_9566 = "KPS-9566"
-_KPS_ALIASES = re.compile(r"^(?:kps|ks_?c)[-_ ]?9566(?:[-_:]\d{4})?$", re.I)
+# Any declaration naming 9566 (KPS-9566, KPS_9566:2003, ks_c_9566...): better to refuse a
+# charset than to guess CP949 and store Korean-looking mojibake.
+_KPS_ALIASES = re.compile(r"9566")
 
 _DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside",
               "form", "select", "button", "svg", "iframe", "object")
@@ -40,8 +42,9 @@ _SRC_TAGS = ("frame", "iframe", "img", "script", "embed", "source")
 _JS_ATTRS = ("onclick", "ondblclick", "onmousedown", "onmouseup", "onmouseover", "onchange")
 _SKIP_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "about:", "#")
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.I)
-_CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\- ]{1,40})""",
+                           re.I)
+_CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_:.\- ]{1,40})""", re.I)
 _REFRESH = re.compile(r"""^\s*\d*\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"'\s]+)""", re.I)
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u3000]+")
 
@@ -81,7 +84,7 @@ def normalize_charset(name: str | None) -> str | None:
     name = name.strip().strip("\"'").strip()
     if not name:
         return None
-    if _KPS_ALIASES.match(name):
+    if _KPS_ALIASES.search(name):
         return KPS_9566
     try:
         return codecs.lookup(name).name.replace("_", "-")

@@ -39,7 +39,8 @@ class WarcCapture:
     ) -> None:
         self.db_path = db_path
         self.run_id = run_id
-        self.files = WarcFiles(folder, f"census-{run_id:05d}", info, max_size)
+        stamp = _now().replace("-", "").replace(":", "")
+        self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
         self.db = sqlite_utils.Database(sqlite3.connect(db_path, check_same_thread=False))
 
     @classmethod

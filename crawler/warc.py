@@ -149,7 +149,6 @@ class WarcFiles:
                 warc_headers_dict=warc_headers,
             )
         location = self._write(record)
-        method, _, target = request_line.partition(" ")
         request = writer.create_warc_record(
             url,
             "request",

@@ -183,7 +183,7 @@ class CensusSpider(Spider):
             )
         if response.status >= 400:
             return
-        for url, host, internal, _how in links:
+        for url, _host, internal, _how in links:
             if not internal or not url.startswith(("http://", "https://")):
                 continue
             if self.scheduled[domain] >= self.max_pages:

@@ -274,3 +274,61 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
                 pass
         except KeyboardInterrupt:
             pass
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, type=int, metavar="[RUN_A RUN_B]")
+@db_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="Report format; json keys are documented in crawler/diff.py.",
+)
+@click.option("--zone", help="Compare the last two complete runs of this zone.")
+@click.option("--force", is_flag=True, help="Compare failed or interrupted runs too.")
+@handle_errors
+def diff(runs: tuple[int, ...], db_path: str, fmt: str, zone: str | None, force: bool) -> None:
+    """What changed between two runs, also written into the changes table.
+
+    With no RUN, the last two complete runs of the zone; with one, that run and the complete
+    run before it.  Failed, interrupted and running runs are never a silent baseline.
+
+    \b
+    Example:
+        census diff                      # the last two complete runs
+        census diff 3 5 --format markdown
+    """
+    from .census import census_writer
+    from .diff import compare_runs
+
+    if len(runs) > 2:
+        raise click.UsageError("give at most two runs: RUN_A RUN_B")
+    run_a, run_b = (None, None, *runs)[-2:]
+    with census_writer(db_path) as db:
+        result = compare_runs(db, run_a, run_b, zone=zone, force=force)
+    report = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
+    click.echo(report[fmt](), nl=fmt == "json")
+
+
+@cli.command("runs")
+@db_option
+@click.option("--zone", help="Only the runs of this zone.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
+@handle_errors
+def runs_command(db_path: str, zone: str | None, as_json: bool) -> None:
+    """List the runs of the census with their status and counts.
+
+    \b
+    Example:
+        census runs --db output/census.db
+    """
+    from .db import open_census
+    from .runs import list_runs, runs_json, runs_table
+
+    db = open_census(db_path, create=False)
+    runs = list_runs(db, zone)
+    db.close()
+    click.echo(runs_json(runs) if as_json else runs_table(runs))

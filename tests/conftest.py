@@ -1,0 +1,42 @@
+"""Shared fixtures: the lab world and its DNS on a free loopback port.
+
+Every test module can ask for ``lab_world`` / ``lab_world_v2`` (loaded worlds),
+``lab_dns`` / ``lab_dns_v2`` (a running ``LabDNS``; ``.port``, ``.resolver``) or
+``lab_port`` for the port of ``lab_dns``.  The servers are session-scoped: starting them is
+cheap, but one per session keeps the two shared cores free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from crawler.lab import LabDNS, World, free_port, load_world
+
+
+@pytest.fixture(scope="session")
+def lab_world() -> World:
+    return load_world("kp")
+
+
+@pytest.fixture(scope="session")
+def lab_world_v2() -> World:
+    return load_world("kp", version=2)
+
+
+@pytest.fixture(scope="session")
+def lab_dns(lab_world: World) -> Iterator[LabDNS]:
+    with LabDNS(lab_world, free_port(lab_world.addresses())) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lab_dns_v2(lab_world_v2: World) -> Iterator[LabDNS]:
+    with LabDNS(lab_world_v2, free_port(lab_world_v2.addresses())) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lab_port(lab_dns: LabDNS) -> int:
+    return lab_dns.port

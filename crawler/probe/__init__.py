@@ -1,1 +1,108 @@
-"""The DNS stage: enumerate a zone into the census."""
+"""The DNS stage: enumerate a zone into the census.
+
+Phases, in order, each writing as it goes: nameservers and zone transfers (recursively into
+every delegation), seed names, wordlist probing with wildcard detection, NSEC walking / NSEC3
+sampling, a PTR sweep of the national ranges, then every record type of every registrable
+domain and its ``www.`` / ``mail.`` hosts.
+
+Time bound when nothing answers: a server is given up after ``dead_after`` (3) failed queries
+in a row, each costing at most ``(retries + 1) * timeout`` plus the backoffs, so a dead
+resolver costs at most ``3 * Limits.worst_query_seconds()`` in all (29.25 s with the kp
+profile's 3 s x 3 tries); later phases find it given up and return at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import sqlite_utils
+
+from ..db import Method, run_domains
+from ..names import normalize_name
+from ..profiles import Profile, read_wordlist
+from .context import Context, limits_for, system_resolvers
+from .engine import Engine
+from .nsec import examine_zone
+from .options import Outcome, ProbeOptions, ProbeResult, ProgressCallback
+from .ptr import ptr_sweep
+from .records import collect_records
+from .seeds import probe_seeds
+from .wordlist import wordlist_sweep
+from .zones import enumerate_zones
+
+__all__ = ["Outcome", "ProbeOptions", "ProbeResult", "ProgressCallback", "probe_run"]
+
+log = logging.getLogger(__name__)
+
+
+def probe_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    profile: Profile,
+    options: ProbeOptions,
+    progress: ProgressCallback | None = None,
+) -> ProbeResult:
+    """Enumerate ``profile.zone`` into run ``run_id`` of the census; say how it went."""
+    return asyncio.run(_probe(db, run_id, profile, options, progress))
+
+
+async def _probe(
+    db: sqlite_utils.Database,
+    run_id: int,
+    profile: Profile,
+    options: ProbeOptions,
+    progress: ProgressCallback | None,
+) -> ProbeResult:
+    resolvers = list(options.resolvers) or system_resolvers()
+    engine = Engine(limits_for(profile, options))
+    ctx = Context(db, run_id, profile, options, engine, resolvers, progress)
+    if not resolvers:
+        return ProbeResult("failed", "no resolver: none given and none configured")
+    states = await enumerate_zones(ctx)
+    seeds = []
+    if options.seeds:
+        seeds += [(s.name, Method.SEED, s.source) for s in profile.seeds]
+    for name in options.extra_names:
+        clean = normalize_name(name)
+        if clean:
+            seeds.append((clean, Method.LINK, "link"))
+    if seeds:
+        await probe_seeds(ctx, seeds)
+    labels = (
+        read_wordlist(profile) if options.wordlist is None else list(options.wordlist)
+    )
+    if labels:
+        await wordlist_sweep(ctx, labels)
+    for state in states:
+        await examine_zone(ctx, state.zone)
+    ranges = profile.ranges if options.ip_ranges is None else options.ip_ranges
+    if ranges:
+        await ptr_sweep(ctx, tuple(ranges))
+    await collect_records(ctx)
+    return _result(ctx)
+
+
+def _result(ctx: Context) -> ProbeResult:
+    engine = ctx.engine
+    domains = len(run_domains(ctx.db, ctx.run_id))
+    transfers = ctx.db.execute(
+        "SELECT COUNT(*) FROM axfr_attempts WHERE run_id = ? AND outcome = ?",
+        [ctx.run_id, Outcome.SUCCESS],
+    ).fetchone()[0]
+    silent = [f"{a}:{p}" for a, p in engine.silent_servers()]
+    parts = [
+        f"{domains} domains ({ctx.new_domains} new), {transfers} zone transfers succeeded",
+        f"{engine.answered} queries answered, {engine.timeouts} timeouts",
+    ]
+    if silent:
+        parts.append("never answered: " + ", ".join(sorted(silent)))
+    parts += ctx.notes
+    if engine.answered == 0 and transfers == 0:
+        status = "failed"
+        parts.insert(0, "nothing answered")
+    elif silent:
+        status = "partial"
+    else:
+        status = "complete"
+    return ProbeResult(status, "; ".join(parts), domains, engine.answered, engine.timeouts)

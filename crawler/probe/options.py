@@ -33,6 +33,13 @@ class ProbeOptions:
     retries: int | None = None
     extra_names: tuple[str, ...] = field(default=())
     """Names to probe beyond the enumeration (e.g. found in crawled links)."""
+    allow_net: tuple[str, ...] = ()
+    """Non-global ranges the probe may contact when zone data points there (the lab: 127/8).
+
+    The resolvers given by the user are always contacted; addresses learned from the network
+    (nameservers, glue) must be globally routable or inside one of these."""
+    max_zones: int = 1000
+    """Most zones (the zone, its sub-zones and delegated domains) to transfer in one run."""
 
 
 ProgressCallback = Callable[[str, int, int | None], None]

@@ -1,0 +1,269 @@
+"""Zone transfers: drain the TCP stream into a spool, then parse and store it apart.
+
+Real servers drop slow readers (Knot's ``tcp-io-timeout`` is 500 ms), and dnspython parses
+about 13k records a second, so parsing while reading loses big zones midway.  :func:`drain`
+only copies length-prefixed messages into a spool file, looking at each message's header and
+tail just enough to see the end of the zone; :class:`AxfrParser` is then fed the spool message
+by message (no socket, so faults are easy to test) and :func:`store_spool` streams the records
+into ``dns_records`` in batches inside one transaction.
+
+A transfer that turns out malformed or stopped halfway keeps nothing in ``dns_records``: the
+transaction is rolled back and the attempt says why (outcome ``error``), with the number of
+records read before the fault.  ``records`` counts every record of the zone once: the final
+SOA, which repeats the first, is not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import sqlite_utils
+
+from ..errors import TransferError
+from .options import Outcome
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000
+_SOA_TAIL = struct.pack("!HH", dns.rdatatype.SOA, 1)
+
+
+@dataclass
+class Drained:
+    """What came over the wire: an outcome if it already failed, else a spool to parse."""
+
+    outcome: Outcome | None
+    messages: int = 0
+    size: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+    complete: bool = False
+
+
+@dataclass
+class Record:
+    name: str
+    type: str
+    ttl: int
+    value: str
+
+
+def _ends_with_soa(wire: bytes) -> bool:
+    """Cheap test: does the last RR of this message look like an SOA (type, class IN, rdlen)?"""
+    end = len(wire)
+    pos = wire.rfind(_SOA_TAIL, max(12, end - 1100))
+    while pos >= 12:
+        if pos + 10 <= end and pos + 10 + struct.unpack_from("!H", wire, pos + 8)[0] == end:
+            return True
+        pos = wire.rfind(_SOA_TAIL, max(12, end - 1100), pos)
+    return False
+
+
+def _last_is_soa(wire: bytes, count_needed: int) -> bool:
+    """Confirm with a real parse that the message ends with an SOA after ``count_needed`` RRs."""
+    try:
+        message = dns.message.from_wire(wire, one_rr_per_rrset=True, ignore_trailing=True)
+    except dns.exception.DNSException:
+        return False
+    answer = message.answer
+    return len(answer) >= count_needed and answer[-1].rdtype == dns.rdatatype.SOA
+
+
+async def drain(
+    address: str, port: int, zone: str, spool: BinaryIO, *, timeout: float, total: float
+) -> Drained:
+    """Ask ``address`` for AXFR of ``zone`` and copy the answer to ``spool`` as fast as it comes.
+
+    ``timeout`` bounds the connect and each read; ``total`` the whole transfer.
+    """
+    started = time.monotonic()
+    deadline = started + total
+    result = Drained(outcome=None)
+    request = dns.message.make_query(zone, dns.rdatatype.AXFR)
+    wire = request.to_wire()
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address, port), timeout
+        )
+    except TimeoutError:
+        return Drained(Outcome.TIMEOUT, error="connect timed out", seconds=timeout)
+    except OSError as exc:
+        return Drained(Outcome.ERROR, error=f"connect failed: {exc.strerror or exc}")
+    try:
+        writer.write(struct.pack("!H", len(wire)) + wire)
+        await writer.drain()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            head = await asyncio.wait_for(reader.readexactly(2), min(timeout, left))
+            (length,) = struct.unpack("!H", head)
+            body = await asyncio.wait_for(reader.readexactly(length), min(timeout, left))
+            spool.write(head)
+            spool.write(body)
+            result.messages += 1
+            result.size += length + 2
+            if length < 12 or body[:2] != wire[:2]:
+                result.outcome = Outcome.ERROR
+                result.error = f"message {result.messages} is not an answer to our query"
+                break
+            rcode = body[3] & 0x0F
+            if rcode != dns.rcode.NOERROR:
+                text = dns.rcode.to_text(rcode)
+                refused = rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH)
+                result.outcome = Outcome.REFUSED if refused else Outcome.ERROR
+                result.error = text
+                break
+            ancount = struct.unpack_from("!H", body, 6)[0]
+            needed = 2 if result.messages == 1 else 1
+            if ancount >= needed and _ends_with_soa(body) and _last_is_soa(body, needed):
+                result.complete = True
+                break
+    except TimeoutError:
+        result.outcome = Outcome.TIMEOUT
+        result.error = f"timed out after {result.messages} messages"
+    except asyncio.IncompleteReadError:
+        # the parser says how many records came; the drain only knows it ended early
+        result.error = f"connection closed after {result.messages} messages"
+    except OSError as exc:
+        result.outcome = Outcome.ERROR
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def spool_messages(spool: BinaryIO) -> Iterator[bytes]:
+    """The messages of a spool, in order; a torn last message ends the iteration."""
+    while True:
+        head = spool.read(2)
+        if len(head) < 2:
+            return
+        (length,) = struct.unpack("!H", head)
+        body = spool.read(length)
+        if len(body) < length:
+            return
+        yield body
+
+
+@dataclass
+class AxfrParser:
+    """Checks and unpacks an AXFR stream fed one message at a time.
+
+    The stream must start with the zone's SOA and end with the same SOA; anything else raises
+    ``TransferError`` with what went wrong and how many records were read.
+    """
+
+    zone: str
+    records: int = 0
+    serial: int | None = None
+    mname: str | None = None
+    rname: str | None = None
+    done: bool = False
+    dropped: int = 0
+    """Records outside the zone, ignored (zone data is hostile input)."""
+    _apex: dns.name.Name = field(init=False)
+    _messages: int = 0
+
+    def __post_init__(self) -> None:
+        self._apex = dns.name.from_text(self.zone)
+
+    def feed(self, wire: bytes) -> list[Record]:
+        self._messages += 1
+        if self.done:
+            raise TransferError(f"{self.zone}: data after the closing SOA")
+        try:
+            message = dns.message.from_wire(wire, one_rr_per_rrset=True)
+        except (dns.exception.DNSException, ValueError, IndexError) as exc:
+            raise TransferError(
+                f"{self.zone}: malformed message {self._messages} after {self.records} "
+                f"records: {exc}"
+            ) from None
+        if message.rcode() != dns.rcode.NOERROR:
+            raise TransferError(f"{self.zone}: {dns.rcode.to_text(message.rcode())}")
+        out: list[Record] = []
+        for rrset in message.answer:
+            for rdata in rrset:
+                if self.done:
+                    raise TransferError(f"{self.zone}: data after the closing SOA")
+                is_soa = rrset.rdtype == dns.rdatatype.SOA and rrset.name == self._apex
+                if self.serial is None:
+                    if not is_soa:
+                        raise TransferError(f"{self.zone}: the transfer does not start with SOA")
+                    self.serial = rdata.serial
+                    self.mname = rdata.mname.to_text(omit_final_dot=True)
+                    self.rname = rdata.rname.to_text(omit_final_dot=True)
+                elif is_soa:
+                    if rdata.serial != self.serial:
+                        raise TransferError(
+                            f"{self.zone}: closing SOA serial {rdata.serial} is not "
+                            f"{self.serial}"
+                        )
+                    self.done = True
+                    continue
+                if not rrset.name.is_subdomain(self._apex):
+                    self.dropped += 1
+                    continue
+                self.records += 1
+                out.append(
+                    Record(
+                        rrset.name.to_text(omit_final_dot=True).lower(),
+                        dns.rdatatype.to_text(rrset.rdtype),
+                        rrset.ttl,
+                        rdata.to_text(),
+                    )
+                )
+        return out
+
+    def finish(self) -> None:
+        if not self.done:
+            raise TransferError(f"{self.zone}: stopped halfway after {self.records} records")
+
+
+def store_spool(
+    db: sqlite_utils.Database,
+    run_id: int,
+    zone: str,
+    spool: BinaryIO,
+    source: str,
+    *,
+    store: bool = True,
+) -> AxfrParser:
+    """Parse ``spool`` and, if ``store``, write its records to ``dns_records`` atomically.
+
+    Raises ``TransferError`` (after rolling back) when the stream is bad.
+    """
+    parser = AxfrParser(zone)
+    spool.seek(0)
+    sql = (
+        "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    with db.conn:
+        batch: list[tuple[int, str, str, int, str, str]] = []
+        for wire in spool_messages(spool):
+            for rec in parser.feed(wire):
+                if store:
+                    batch.append((run_id, rec.name, rec.type, rec.ttl, rec.value, source))
+            if len(batch) >= BATCH:
+                db.conn.executemany(sql, batch)
+                batch.clear()
+        parser.finish()
+        if batch:
+            db.conn.executemany(sql, batch)
+    return parser

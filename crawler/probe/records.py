@@ -1,0 +1,55 @@
+"""Per-name records: what each registrable domain and its ``www.`` / ``mail.`` hosts answer."""
+
+from __future__ import annotations
+
+import logging
+
+import dns.rdatatype
+
+from ..db import run_domains
+from .context import Context
+from .engine import Answer, bounded
+
+log = logging.getLogger(__name__)
+
+TYPES = ("A", "AAAA", "NS", "MX", "TXT", "SOA", "CNAME", "CAA")
+HOSTS = ("", "www.", "mail.")
+
+
+def store_answer(ctx: Context, answer: Answer) -> int:
+    """Write every RR of an answer to ``dns_records`` with the server that gave it."""
+    rows = [
+        (ctx.run_id, rrset.name.to_text(omit_final_dot=True).lower(),
+         dns.rdatatype.to_text(rrset.rdtype), rrset.ttl,
+         rdata.to_text(), answer.server[0])
+        for rrset in answer.rrsets()
+        for rdata in rrset
+    ]
+    if rows:
+        ctx.db.conn.executemany(
+            "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)
+
+
+async def collect_records(ctx: Context) -> int:
+    """Ask the resolver for every type of every domain and host; return the records stored."""
+    domains = run_domains(ctx.db, ctx.run_id)
+    jobs = [(host + domain, rdtype) for domain in domains for host in HOSTS for rdtype in TYPES]
+    stored = 0
+
+    async def ask(job: tuple[str, str]) -> Answer:
+        name, rdtype = job
+        return await ctx.engine.query(ctx.resolver_for(name), name, rdtype)
+
+    done = 0
+    with ctx.db.conn:
+        async for _, answer in bounded(jobs, ask, ctx.workers):
+            stored += store_answer(ctx, answer)
+            done += 1
+            if done % 100 == 0:
+                ctx.tick("records", done, len(jobs))
+    ctx.tick("records", len(jobs), len(jobs))
+    return stored

@@ -1,0 +1,238 @@
+"""Nameservers and zone transfers of the zone and, recursively, of every delegation it reveals.
+
+For each zone: the NS set from the parent (the resolver for the top zone, the parent's
+transferred records and glue for the others) and from the zone's own servers; every NS name
+resolved to A and AAAA, each in its own error scope; then AXFR to every address of every NS.
+The first successful transfer of a zone is stored; its owner names become sightings, and its
+delegations (sub-zones such as ``com.kp`` and registrant zones such as ``airkoryo.com.kp``) are
+queued for the same treatment, sub-zones first, up to ``ProbeOptions.max_zones``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..db import Method, utcnow
+from ..errors import TransferError
+from ..names import normalize_name
+from .axfr import drain, store_spool
+from .context import Context
+from .engine import Answer
+from .options import Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Delegation:
+    zone: str
+    parent: str | None
+    ns_names: set[str] = field(default_factory=set)
+    glue: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class ZoneState:
+    """What the probe learned of one zone, for its ``zones`` row."""
+
+    zone: str
+    parent: str | None
+    serial: int | None = None
+    mname: str | None = None
+    rname: str | None = None
+    stored_from: str | None = None
+    """The ``dns_records.source`` of the stored transfer, if one succeeded."""
+    addresses: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _names(answer: Answer, rdtype: str) -> set[str]:
+    found = set()
+    for value in answer.values(rdtype):
+        clean = normalize_name(value)
+        if clean:
+            found.add(clean)
+    return found
+
+
+async def resolve_host(ctx: Context, name: str) -> set[str]:
+    """A and AAAA of ``name``, each asked on its own: a failed AAAA keeps the A."""
+    addresses: set[str] = set()
+    for rdtype in ("A", "AAAA"):
+        answer = await ctx.engine.query(ctx.resolver_for(name), name, rdtype)
+        addresses.update(answer.values(rdtype))
+    return addresses
+
+
+def _insert_nameserver(ctx: Context, zone: str, ns: str, address: str | None, source: str) -> None:
+    ctx.db.execute(
+        "INSERT INTO nameservers (run_id, zone, ns_name, address, source) "
+        "SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM nameservers WHERE run_id = ? "
+        "AND zone = ? AND ns_name = ? AND address IS ? AND source = ?)",
+        [ctx.run_id, zone, ns, address, source, ctx.run_id, zone, ns, address, source],
+    )
+
+
+async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
+    """Fill ``state.addresses`` (NS name -> addresses) and write the ``nameservers`` rows."""
+    parent_names = set(d.ns_names)
+    if d.parent is None:
+        answer = await ctx.engine.query(ctx.resolver_for(d.zone), d.zone, "NS")
+        parent_names |= _names(answer, "NS")
+    addresses: dict[str, set[str]] = {}
+    for ns in sorted(parent_names):
+        addresses[ns] = set(d.glue.get(ns, ())) | await resolve_host(ctx, ns)
+    child_names: set[str] = set()
+    for addrs in list(addresses.values()):
+        for address in sorted(addrs):
+            if not ctx.policy.allowed(address):
+                continue
+            answer = await ctx.engine.query(ctx.authority(address), d.zone, "NS", recurse=False)
+            child_names |= _names(answer, "NS")
+            if state.serial is None:
+                _take_soa(state, await ctx.engine.query(
+                    ctx.authority(address), d.zone, "SOA", recurse=False))
+    for ns in sorted(child_names - addresses.keys()):
+        addresses[ns] = await resolve_host(ctx, ns)
+    if state.serial is None:
+        _take_soa(state, await ctx.engine.query(ctx.resolver_for(d.zone), d.zone, "SOA"))
+    with ctx.db.conn:
+        for ns, addrs in sorted(addresses.items()):
+            for source, names in (("parent", parent_names), ("child", child_names)):
+                if ns in names:
+                    for address in sorted(addrs) or [None]:
+                        _insert_nameserver(ctx, d.zone, ns, address, source)
+            for address in sorted(d.glue.get(ns, ())):
+                _insert_nameserver(ctx, d.zone, ns, address, "glue")
+    state.addresses = addresses
+    if not addresses:
+        ctx.notes.append(f"no nameservers found for {d.zone}")
+
+
+def _take_soa(state: ZoneState, answer: Answer) -> None:
+    for rrset in answer.rrsets("SOA"):
+        for rdata in rrset:
+            state.serial = rdata.serial
+            state.mname = rdata.mname.to_text(omit_final_dot=True)
+            state.rname = rdata.rname.to_text(omit_final_dot=True)
+            return
+
+
+async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Outcome:
+    """One AXFR attempt, recorded in ``axfr_attempts``; stores the zone if first to succeed."""
+    polite = ctx.profile.politeness
+    row: dict[str, object] = {
+        "run_id": ctx.run_id, "zone": state.zone, "ns_name": ns, "address": address,
+        "records": None, "soa_serial": None, "error": None, "attempted_at": utcnow(),
+    }
+    started = time.monotonic()
+    if not ctx.policy.allowed(address):
+        row.update(outcome=Outcome.ERROR, error="skipped: " + ctx.policy.why_not(address))
+        ctx.db["axfr_attempts"].insert(row)
+        return Outcome.ERROR
+    source = f"axfr:{state.zone}@{address}"
+    with tempfile.TemporaryFile(prefix="census-axfr-") as spool:
+        drained = await drain(
+            address, ctx.options.ns_port, state.zone, spool,
+            timeout=ctx.engine.limits.timeout, total=polite.axfr_timeout,
+        )
+        outcome = drained.outcome
+        error = drained.error
+        if outcome is None:
+            store = state.stored_from is None
+            try:
+                parser = store_spool(ctx.db, ctx.run_id, state.zone, spool, source, store=store)
+            except TransferError as exc:
+                outcome, error = Outcome.ERROR, str(exc)
+            else:
+                outcome, error = Outcome.SUCCESS, None
+                row.update(records=parser.records, soa_serial=parser.serial)
+                state.serial, state.mname, state.rname = parser.serial, parser.mname, parser.rname
+                if store:
+                    state.stored_from = source
+    row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
+    with ctx.db.conn:
+        ctx.db["axfr_attempts"].insert(row)
+    log.info("AXFR %s from %s (%s): %s %s", state.zone, ns, address, outcome, error or "")
+    return outcome
+
+
+def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation]:
+    """Sightings for every owner name of the stored transfer; its delegations (at most ``room``)."""
+    db, source = ctx.db, state.stored_from
+    with db.conn:
+        names = db.conn.execute(
+            "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ?",
+            [ctx.run_id, source],
+        )
+        for (name,) in names:
+            ctx.see(name, Method.AXFR, source.split("@", 1)[1])
+    found: dict[str, Delegation] = {}
+    rows = db.conn.execute(
+        "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
+        "AND name != ? ORDER BY name",
+        [ctx.run_id, source, state.zone],
+    )
+    for name, value in rows:
+        if name not in found:
+            if len(found) >= room:
+                ctx.notes.append(f"more delegations in {state.zone} than --max-zones allows")
+                break
+            found[name] = Delegation(name, state.zone)
+        target = normalize_name(value)
+        if target:
+            found[name].ns_names.add(target)
+    for d in found.values():
+        for ns in d.ns_names:
+            glue = db.conn.execute(
+                "SELECT value FROM dns_records WHERE run_id = ? AND source = ? AND name = ? "
+                "AND type IN ('A', 'AAAA')",
+                [ctx.run_id, source, ns],
+            )
+            d.glue[ns] = {value for (value,) in glue}
+    return list(found.values())
+
+
+def write_zone(ctx: Context, state: ZoneState) -> None:
+    with ctx.db.conn:
+        ctx.db["zones"].upsert(
+            {
+                "run_id": ctx.run_id, "zone": state.zone, "parent": state.parent,
+                "soa_serial": state.serial, "soa_mname": state.mname, "soa_rname": state.rname,
+            },
+            pk=("run_id", "zone"),
+        )
+
+
+async def enumerate_zones(ctx: Context) -> list[ZoneState]:
+    """NS discovery and AXFR, the zone first, then its sub-zones, then delegated domains."""
+    top = ctx.profile.zone
+    suffix_queue: deque[Delegation] = deque([Delegation(top, None)])
+    domain_queue: deque[Delegation] = deque()
+    scheduled = {top}
+    states: list[ZoneState] = []
+    while suffix_queue or domain_queue:
+        d = suffix_queue.popleft() if suffix_queue else domain_queue.popleft()
+        state = ZoneState(d.zone, d.parent)
+        ctx.tick("zones", len(states), len(scheduled))
+        await nameservers(ctx, d, state)
+        for ns, addrs in sorted(state.addresses.items()):
+            for address in sorted(addrs):
+                await transfer(ctx, state, ns, address)
+        write_zone(ctx, state)
+        states.append(state)
+        if state.stored_from is None:
+            continue
+        room = max(0, ctx.options.max_zones - len(scheduled))
+        for sub in index_transfer(ctx, state, room):
+            if sub.zone in scheduled:
+                continue
+            scheduled.add(sub.zone)
+            split = ctx.suffixes.split(sub.zone)
+            (domain_queue if split and split[0] == sub.zone else suffix_queue).append(sub)
+    ctx.tick("zones", len(states), len(scheduled))
+    return states
+

@@ -272,7 +272,8 @@ class LabWeb:
             context.load_cert_chain(cert, key)
         try:
             for addr in sorted(self.addresses):
-                self._bind(addr, self.http_port, "http", None)
+                if self.http_port:
+                    self._bind(addr, self.http_port, "http", None)
                 if context is not None and addr in https_addrs:
                     self._bind(addr, self.https_port, "https", context)  # type: ignore[arg-type]
         except OSError:

@@ -59,6 +59,9 @@ class Responder:
 
     def answer(self, wire: bytes, tcp: bool) -> list[bytes]:
         """Response messages for one query (several for AXFR); empty to stay silent."""
+        fast = self._fast(wire, tcp)
+        if fast is not None:
+            return [fast]
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
@@ -96,6 +99,84 @@ class Responder:
             lookup = found
         self._fill(response, lookup)
         return [self._render(query, response, tcp)]
+
+    def _fast(self, wire: bytes, tcp: bool) -> bytes | None:
+        """The answer to a plain query read without dnspython's parser (most of the cost of
+        a wordlist sweep); None sends anything unusual down the full path."""
+        spec = self.spec
+        if len(wire) < 17 or (spec is not None and (spec.servfail or spec.lame or spec.truncate)):
+            return None
+        ident, flags, qdcount, ancount, nscount, arcount = struct.unpack_from("!6H", wire)
+        if flags & 0xF800 or qdcount != 1 or ancount or nscount or arcount > 1:
+            return None
+        labels: list[bytes] = []
+        at = 12
+        while (length := wire[at]) != 0:
+            if length > 63 or at + length + 1 >= len(wire):
+                return None
+            labels.append(wire[at + 1 : at + 1 + length])
+            at += length + 1
+        at += 1
+        if at + 4 > len(wire):
+            return None
+        rdtype, rdclass = struct.unpack_from("!HH", wire, at)
+        at += 4
+        question_end = at
+        payload = None
+        if arcount:
+            # Only a bare OPT record: root owner, type 41, version 0, no options.
+            if wire[at : at + 3] != b"\x00\x00\x29" or len(wire) != at + 11:
+                return None
+            payload, _, version = struct.unpack_from("!HBB", wire, at + 3)
+            if version != 0:
+                return None
+        elif len(wire) != at:
+            return None
+        if rdclass != 1 or rdtype in _XFR_TYPES or rdtype == dns.rdatatype.OPT:
+            return None
+        try:
+            qname = dns.name.Name([*labels, b""])
+        except dns.exception.DNSException:
+            return None
+        if spec is None:
+            lookup = self.world.recursive(qname, rdtype)
+        else:
+            found = self.world.authoritative(qname, rdtype, self.origins)
+            if found is None:
+                return None
+            lookup = found
+        out_flags = dns.flags.QR | (flags & dns.flags.RD) | lookup.rcode
+        if lookup.aa:
+            out_flags |= dns.flags.AA
+        if spec is None:
+            out_flags |= dns.flags.RA
+        if tcp:
+            limit = 65535
+        elif payload is not None:
+            limit = max(UDP_DEFAULT, min(payload, UDP_MAX))
+        else:
+            limit = UDP_DEFAULT
+        if lookup.negative_wire is not None and not lookup.answer:
+            # Header, the question as asked, the zone's prebuilt SOA, and OPT if asked.
+            opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00" if payload is not None else b""
+            header = struct.pack("!6H", ident, out_flags, 1, 0, 1, 1 if opt else 0)
+            return header + wire[12:question_end] + lookup.negative_wire + opt
+        renderer = dns.renderer.Renderer(ident, out_flags, limit)
+        try:
+            renderer.add_question(qname, rdtype, rdclass)
+            for section, rrsets in (
+                (dns.renderer.ANSWER, lookup.answer),
+                (dns.renderer.AUTHORITY, lookup.authority),
+                (dns.renderer.ADDITIONAL, lookup.additional),
+            ):
+                for rrset in rrsets:
+                    renderer.add_rrset(section, rrset)
+            if payload is not None:
+                renderer.add_edns(0, 0, 1232)
+        except dns.exception.TooBig:
+            return None
+        renderer.write_header()
+        return renderer.get_wire()
 
     @staticmethod
     def _fill(response: dns.message.Message, lookup: Lookup) -> None:

@@ -8,6 +8,7 @@ server and the tests share one set of semantics (RFC 1034 4.3.2, RFC 4592 wildca
 from __future__ import annotations
 
 import dataclasses
+import io
 import ipaddress
 import re
 import tomllib
@@ -69,6 +70,8 @@ class Lookup:
     additional: list[dns.rrset.RRset] = field(default_factory=list)
     aa: bool = True
     referral: bool = False
+    # The wire form of the lone SOA of a negative answer, so a server can skip rendering.
+    negative_wire: bytes | None = None
 
 
 class ZoneIndex:
@@ -88,12 +91,16 @@ class ZoneIndex:
                 name = name.parent()
         self.names.add(self.origin)
         self.soa = zone.find_rrset(self.origin, dns.rdatatype.SOA)
+        # The SOA of negative answers (RFC 2308 TTL), made once: sweeps are mostly NXDOMAIN.
+        self._negative = self.soa.copy()
+        self._negative.ttl = min(self.soa.ttl, self.soa[0].minimum)
+        buffer = io.BytesIO()
+        self._negative.to_wire(buffer)
+        self._negative_wire = buffer.getvalue()
 
-    def negative_soa(self) -> dns.rrset.RRset:
-        """The SOA for the authority section of a negative answer (RFC 2308 TTL)."""
-        soa = self.soa.copy()
-        soa.ttl = min(self.soa.ttl, self.soa[0].minimum)
-        return soa
+    def negative(self, rcode: int = dns.rcode.NOERROR) -> Lookup:
+        """NXDOMAIN or NODATA: the SOA alone in the authority section."""
+        return Lookup(rcode=rcode, authority=[self._negative], negative_wire=self._negative_wire)
 
     def _rrset(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
         rdataset = self.zone.get_rdataset(name, rdtype)
@@ -123,14 +130,14 @@ class ZoneIndex:
         owner = qname
         if node is None:
             if qname in self.names:
-                return Lookup(authority=[self.negative_soa()]), None
+                return self.negative(), None
             encloser = qname.parent()
             while encloser not in self.names:
                 encloser = encloser.parent()
             wildcard = dns.name.Name((b"*", *encloser.labels))
             node = self.zone.get_node(wildcard)
             if node is None:
-                return Lookup(rcode=dns.rcode.NXDOMAIN, authority=[self.negative_soa()]), None
+                return self.negative(dns.rcode.NXDOMAIN), None
             owner = wildcard
         return self._from_node(qname, owner, rdtype)
 
@@ -149,7 +156,7 @@ class ZoneIndex:
                 rrset = dns.rrset.from_rdata_list(qname, cname.ttl, list(cname))
                 return Lookup(answer=[rrset]), cname[0].target
         if not rdatasets:
-            return Lookup(authority=[self.negative_soa()]), None
+            return self.negative(), None
         answer = [dns.rrset.from_rdata_list(qname, rds.ttl, list(rds)) for rds in rdatasets]
         lookup = Lookup(answer=answer)
         for rrset in answer:

@@ -161,15 +161,25 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
 
 
 def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation]:
-    """Sightings for every owner name of the stored transfer; its delegations (at most ``room``)."""
+    """Sightings for the owner names of the stored transfer; its delegations (at most ``room``).
+
+    Names below a delegation point are glue, not data of this zone: the child zone says
+    whether they exist (``ns.tra.kp`` is glue in ``kp`` but only a wildcard in ``tra.kp``).
+    """
     db, source = ctx.db, state.stored_from
+    assert source is not None
+    cuts = {name for (name,) in db.conn.execute(
+        "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
+        "AND name != ?", [ctx.run_id, source, state.zone])}
+    server = source.split("@", 1)[1]
     with db.conn:
         names = db.conn.execute(
             "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ?",
             [ctx.run_id, source],
         )
         for (name,) in names:
-            ctx.see(name, Method.AXFR, source.split("@", 1)[1])
+            if not _below_cut(name, state.zone, cuts):
+                ctx.see(name, Method.AXFR, server)
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(
         "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
@@ -194,6 +204,14 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
             )
             d.glue[ns] = {value for (value,) in glue}
     return list(found.values())
+
+
+def _below_cut(name: str, zone: str, cuts: set[str]) -> bool:
+    """True if a proper ancestor of ``name`` (below the apex) is a delegation point."""
+    if not cuts or name == zone:
+        return False
+    labels = name.removesuffix("." + zone).split(".")
+    return any(".".join(labels[i:]) + "." + zone in cuts for i in range(1, len(labels)))
 
 
 def write_zone(ctx: Context, state: ZoneState) -> None:

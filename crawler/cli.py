@@ -266,7 +266,7 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
         if the_lab.web is not None:
             click.echo(f"  web       http :{the_lab.http_port}  https :{the_lab.https_port}")
         else:
-            click.echo("  web       not available (DNS only)")
+            click.echo("  web       off (no web port given, or no crawler.lab.webserver)")
         click.echo(f"flags: {the_lab.flags()}", nl=True)
         sys.stdout.flush()
         try:

@@ -276,3 +276,28 @@ def test_census_lab_command(lab_world):
         process.terminate()
         process.wait(timeout=10)
     assert process.returncode == 0
+
+
+def test_registrant_zone_transfer_refused_on_8_allowed_on_9(lab_dns):
+    with pytest.raises(dns.xfr.TransferError):
+        transfer(lab_dns, REG1, "airkoryo.com.kp")
+    got = transfer(lab_dns, REG2, "airkoryo.com.kp")
+    assert got.get_rdataset("booking", "A")[0].address == "127.45.176.97"
+
+
+def test_world_from_a_folder_with_a_big_zone_transfers_in_many_messages(tmp_path):
+    (tmp_path / "zones").mkdir()
+    (tmp_path / "world.toml").write_text(
+        'zone = "big"\nresolver = "127.46.0.53"\n'
+        '[[servers]]\nname = "ns.big"\naddress = "127.46.0.1"\nzones = ["big"]\naxfr = true\n'
+    )
+    lines = ["$ORIGIN big.", "$TTL 3600", "@ SOA ns.big. root.big. 1 2 3 4 5", "@ NS ns.big.",
+             "ns A 127.46.0.1"]
+    lines += [f"d{i} NS ns.d{i}\nns.d{i} A 127.46.1.{i % 250}" for i in range(3000)]
+    (tmp_path / "zones" / "big.zone").write_text("\n".join(lines) + "\n")
+    world = load_world(str(tmp_path))
+    with LabDNS(world, free_port(world.addresses())) as lab:
+        messages = list(dns.query.xfr("127.46.0.1", "big", port=lab.port))
+    assert len(messages) > 5
+    # SOA twice, the apex NS, ns.big's A, then a NS and a glue A per delegation.
+    assert sum(len(rrset) for m in messages for rrset in m.answer) == 2 + 1 + 1 + 6000

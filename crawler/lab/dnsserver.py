@@ -219,7 +219,13 @@ class Responder:
             return [response.to_wire()]
         rrsets = self._zone_rrsets(origin)
         if spec.halfway_axfr or spec.garbage_axfr:
-            rrsets = rrsets[: max(1, len(rrsets) // 2)]
+            # Cut by record, not rrset, so even a tiny zone stops after some records.
+            records = [
+                dns.rrset.from_rdata_list(rrset.name, rrset.ttl, [rdata])
+                for rrset in rrsets[:-1]
+                for rdata in rrset
+            ]
+            rrsets = records[: max(1, len(records) // 2)]
         messages = self._xfr_messages(query, rrsets)
         if spec.garbage_axfr:
             messages.append(bytes(query.id.to_bytes(2, "big")) + b"\x84\x00\xff\xff" * 40)

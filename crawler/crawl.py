@@ -70,7 +70,8 @@ def _child(overrides: dict[str, Any], messages: Any) -> None:
     settings.setmodule("crawler.settings", priority="project")
     settings.update(overrides, priority="cmdline")
     settings.set("CENSUS_PROGRESS", lambda step, done, total: messages.put(("progress", done)))
-    process = CrawlerProcess(settings, install_root_handler=overrides.get("_log", False))
+    settings.set("LOG_INSTALL_ROOT_HANDLER", overrides.get("_log", False))
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(CensusSpider)
     process.crawl(crawler)
     process.start()
@@ -121,7 +122,7 @@ def crawl_run(
     try:
         sites, alive, refused = conn.execute(
             "SELECT count(*), coalesce(sum(alive), 0), "
-            "coalesce(sum(error LIKE 'not crawled:%'), 0) FROM sites WHERE run_id = ?",
+            "coalesce(sum(error LIKE '%not crawled:%'), 0) FROM sites WHERE run_id = ?",
             [run_id],
         ).fetchone()
         pages = conn.execute("SELECT count(*) FROM pages WHERE run_id = ?", [run_id]).fetchone()[0]

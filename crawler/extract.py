@@ -109,7 +109,7 @@ def declared_charsets(body: bytes, headers: dict[str, str] | None) -> list[tuple
 
 def decode_body(body: bytes, headers: dict[str, str] | None = None
                 ) -> tuple[str | None, str | None, str | None]:
-    """Return (text, charset used, decode error).
+    """Return (text, charset used — or declared, when undecodable — and the decode error).
 
     The first declaration wins when it decodes strictly.  KPS 9566 has no Python codec and its
     Hangul block overlaps EUC-KR's byte range with other syllables, so a KPS page is never
@@ -121,7 +121,7 @@ def decode_body(body: bytes, headers: dict[str, str] | None = None
         if charset == KPS_9566:
             if body.isascii():
                 return body.decode("ascii"), "ascii", None
-            return None, None, f"undecodable charset {KPS_9566} (declared in {source})"
+            return None, KPS_9566, f"undecodable charset {KPS_9566} (declared in {source})"
         try:
             return body.decode(charset), charset, None
         except LookupError:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
 from scrapy.http import Response
@@ -86,6 +87,9 @@ class CensusSpider(Spider):
         self.max_pages = max_pages
         self.policy = NetPolicy(allow_net)
         self.scheduled: Counter[str] = Counter()
+        # path?query already requested per site: the bare and www. hosts, http and https,
+        # usually serve one site; each page of it is fetched once, from whichever came first.
+        self.seen: dict[str, set[str]] = {}
         self.refused: dict[str, str] = {}
 
     @classmethod
@@ -123,7 +127,17 @@ class CensusSpider(Spider):
                 self.refused[domain] = reasons[0]
                 continue
             for url in urls:
+                self.first_time(url, domain)
                 yield self.page_request(url, domain, start=True)
+
+    def first_time(self, url: str, domain: str) -> bool:
+        parts = urlsplit(url)
+        key = f"{parts.path or '/'}?{parts.query}"
+        seen = self.seen.setdefault(domain, set())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     def page_request(self, url: str, domain: str, start: bool = False) -> Request:
         self.scheduled[domain] += 1
@@ -188,7 +202,8 @@ class CensusSpider(Spider):
                 continue
             if self.scheduled[domain] >= self.max_pages:
                 break
-            yield self.page_request(url, domain)
+            if self.first_time(url, domain):
+                yield self.page_request(url, domain)
 
     def failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]

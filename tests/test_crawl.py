@@ -1,0 +1,261 @@
+"""The crawl stage against the lab's web servers, over real sockets.
+
+The census run is written from the lab world itself (``census_from_world``), so these tests do
+not depend on the probe; the lab serves the sites on free loopback ports and the crawl reaches
+them through the port map, as ``census run`` does with the flags ``census lab`` prints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.census import run_stage
+from crawler.crawl import crawl_run
+from crawler.lab import Lab, World, free_port, load_world
+from tests.crawlhelp import census_from_world
+
+FAST = {"delay": 0, "download_timeout": 3, "max_pages": 30}
+
+
+def start_lab(world: World) -> tuple[Lab, dict[str, int]]:
+    addresses = world.addresses()
+    ports = {name: free_port(addresses) for name in ("dns", "http", "https")}
+    lab = Lab(world, ports["dns"], ports["http"], ports["https"]).start()
+    return lab, {"http_port": ports["http"], "https_port": ports["https"]}
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int, World]]:
+    """One crawl of the whole lab world; the tests below read what it stored."""
+    world = load_world("kp")
+    lab, ports = start_lab(world)
+    folder = tmp_path_factory.mktemp("crawl")
+    db_path = folder / "census.db"
+    run_id = census_from_world(db_path, world)
+    try:
+        result = crawl_run(str(db_path), run_id, str(folder), ["127.0.0.0/8"], {**FAST, **ports})
+    finally:
+        lab.stop()
+    assert result.finish_reason == "finished"
+    yield db_path, run_id, world
+
+
+def rows(db_path: Path, sql: str, *params: object) -> list[tuple]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def expected_alive(world: World) -> set[str]:
+    import tomllib
+
+    alive = set()
+    for folder in Path(world.sites_root).iterdir():
+        if not (folder / "site.toml").is_file():
+            continue
+        site = tomllib.loads((folder / "site.toml").read_text())
+        if not (site.get("status", 200) >= 400 or site.get("hang") or site.get("reset_mid_body")):
+            alive.add(folder.name)
+    return alive
+
+
+def test_sites_alive_and_dead_as_the_world_says(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, world = crawled
+    alive = {d for (d,) in rows(db_path, "SELECT domain FROM sites WHERE alive = 1")}
+    assert alive == expected_alive(world)
+    dead = dict(rows(db_path, "SELECT domain, error FROM sites WHERE alive = 0"))
+    assert "502" in dead["ma.gov.kp"]
+    assert "no address" in dead["kptc.kp"] or "kptc.kp" not in dead
+    assert dead["star.net.kp"]  # reset mid-body: an error, not a page
+
+
+def test_sites_record_address_final_url_and_tls(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, world = crawled
+    site = dict(
+        zip(
+            ["url", "final_url", "address", "http_status", "tls_subject", "tls_names", "server"],
+            rows(
+                db_path,
+                "SELECT url, final_url, address, http_status, tls_subject, tls_names, server "
+                "FROM sites WHERE domain = 'kcna.kp'",
+            )[0],
+            strict=True,
+        )
+    )
+    assert site["address"] in world.resolve("kcna.kp", "A")
+    assert site["final_url"].startswith("https://kcna.kp/")  # http -> https -> /kp/index.html
+    assert site["http_status"] == 200
+    assert "kcna.kp" in site["tls_names"]
+    assert site["server"]
+
+
+def test_pages_hold_text_language_and_warc_location(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, _ = crawled
+    langs = {lang for (lang,) in rows(db_path, "SELECT DISTINCT lang FROM pages")}
+    assert {"ko", "en", "zh", "ja", "ru", "es", "fr"} <= langs
+    missing = rows(
+        db_path,
+        "SELECT url FROM pages WHERE warc_file IS NULL OR warc_offset IS NULL OR sha256 IS NULL",
+    )
+    assert missing == []
+
+
+def test_euc_kr_site_text_is_correct_korean(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, _ = crawled
+    charset, title, text = rows(
+        db_path,
+        "SELECT charset, title, text FROM pages WHERE domain = 'rodong.rep.kp' AND depth = 0",
+    )[0]
+    assert charset.replace("_", "-").lower() in ("euc-kr", "cp949")
+    assert "로동신문" in title
+    assert "\ufffd" not in text and "로동신문" in text
+
+
+def test_kps_9566_site_is_recorded_as_undecodable(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, _ = crawled
+    found = rows(
+        db_path,
+        "SELECT charset, text FROM pages WHERE domain = 'sdprk.org.kp' AND http_status = 200",
+    )
+    assert found
+    for charset, text in found:
+        assert charset == "KPS-9566"
+        assert not text  # never mojibake
+
+
+def test_javascript_navigation_articles_are_reached(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, _ = crawled
+    js_links = rows(
+        db_path,
+        "SELECT to_url FROM links JOIN pages ON pages.id = links.page_id "
+        "WHERE pages.domain = 'kcna.kp' AND links.how = 'js'",
+    )
+    assert js_links
+    fetched = {u for (u,) in rows(db_path, "SELECT url FROM pages WHERE domain = 'kcna.kp'")}
+    assert {u for (u,) in js_links} & fetched
+
+
+def test_calendar_trap_ends_within_the_budget(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, _ = crawled
+    (pages,) = rows(db_path, "SELECT count(*) FROM pages WHERE domain = 'korfilm.com.kp'")[0]
+    assert pages <= FAST["max_pages"]
+    (calendar,) = rows(
+        db_path,
+        "SELECT count(*) FROM pages WHERE domain = 'korfilm.com.kp' AND url LIKE '%/calendar/%'",
+    )[0]
+    assert calendar >= 1
+
+
+def test_robots_txt_is_obeyed(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, world = crawled
+    robots = (Path(world.sites_root) / "kass.org.kp" / "robots.txt").read_text()
+    disallowed = [
+        line.split(":", 1)[1].strip()
+        for line in robots.splitlines()
+        if line.lower().startswith("disallow:") and line.split(":", 1)[1].strip()
+    ]
+    assert disallowed
+    urls = [u for (u,) in rows(db_path, "SELECT url FROM pages WHERE domain = 'kass.org.kp'")]
+    assert urls
+    assert not [u for u in urls for path in disallowed if u.split("kp", 1)[1].startswith(path)]
+
+
+def test_every_warc_passes_warcio_check(crawled: tuple[Path, int, World]) -> None:
+    db_path, _, _ = crawled
+    files = sorted((db_path.parent / "warc").glob("*.warc.gz"))
+    assert files
+    check = subprocess.run(
+        [sys.executable, "-m", "warcio.cli", "check", *map(str, files)],
+        capture_output=True,
+        text=True,
+    )
+    if "No module named warcio.cli" in check.stderr:
+        check = subprocess.run(
+            ["warcio", "check", *map(str, files)], capture_output=True, text=True
+        )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_dns_answers_are_in_the_warc(crawled: tuple[Path, int, World]) -> None:
+    from warcio.archiveiterator import ArchiveIterator
+
+    db_path, _, world = crawled
+    dns_records = {}
+    for path in (db_path.parent / "warc").glob("*.warc.gz"):
+        with path.open("rb") as fh:
+            for record in ArchiveIterator(fh):
+                uri = record.rec_headers.get_header("WARC-Target-URI") or ""
+                if uri.startswith("dns:"):
+                    dns_records[uri] = record.content_stream().read().decode()
+    assert world.resolve("kcna.kp", "A")[0] in dns_records["dns:kcna.kp"]
+
+
+def test_no_allow_net_means_no_crawl_and_says_why(tmp_path: Path) -> None:
+    world = load_world("kp")
+    db_path = tmp_path / "census.db"
+    run_id = census_from_world(db_path, world, ["kcna.kp", "rodong.rep.kp"])
+    run_stage("crawl", str(db_path), run_id, {"out_dir": str(tmp_path)})
+    errors = rows(db_path, "SELECT domain, alive, error FROM sites ORDER BY domain")
+    assert [(d, a) for d, a, _ in errors] == [("kcna.kp", 0), ("rodong.rep.kp", 0)]
+    assert all("not a globally routable address" in e for _, _, e in errors)
+    (message,) = rows(db_path, "SELECT message FROM runs WHERE id = ?", run_id)[0]
+    assert "not globally routable" in message and "--allow-net" in message
+    assert rows(db_path, "SELECT count(*) FROM pages") == [(0,)]
+
+
+def faults_world(folder: Path) -> World:
+    """The kp world plus a host whose home page links to every fault endpoint of the lab."""
+    from crawler.lab.world import _world_root
+
+    root = folder / "world"
+    shutil.copytree(_world_root("kp"), root)
+    with (root / "zones" / "com.kp.zone").open("a") as zone:
+        zone.write("\nfaults 300 IN A 127.45.178.99\n")
+    site = root / "sites" / "faults.com.kp"
+    site.mkdir()
+    (site / "site.toml").write_text('purpose = "unknown"\n')
+    faults = [
+        "gzip-bomb",
+        "big",
+        "malformed",
+        "loop",
+        "to-private",
+        "wrong-charset",
+        "reset",
+        "unknown-charset",
+    ]
+    links = "".join(f'<a href="/_fault/{name}">{name}</a>\n' for name in faults)
+    (site / "index.html").write_text(f"<html><title>Faults</title><body>{links}</body></html>")
+    return load_world(str(root))
+
+
+def test_hostile_pages_lose_nothing_and_hang_nothing(tmp_path: Path) -> None:
+    world = faults_world(tmp_path)
+    lab, ports = start_lab(world)
+    db_path = tmp_path / "census.db"
+    run_id = census_from_world(db_path, world, ["faults.com.kp"])
+    try:
+        result = crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"], {**FAST, **ports})
+    finally:
+        lab.stop()
+    assert result.finish_reason == "finished"
+    pages = dict(rows(db_path, "SELECT url, http_status FROM pages"))
+    assert pages["http://faults.com.kp/"] == 200
+    assert pages["http://faults.com.kp/_fault/malformed"] == 200
+    # the gzip bomb and the 50 MB page are cut at DOWNLOAD_MAXSIZE, not stored
+    assert "http://faults.com.kp/_fault/gzip-bomb" not in pages
+    assert "http://faults.com.kp/_fault/big" not in pages
+    assert not [u for u in pages if "10.0.0.1" in u]
+    (text,) = rows(
+        db_path, "SELECT text FROM pages WHERE url = 'http://faults.com.kp/_fault/wrong-charset'"
+    )[0]
+    assert "조선" in text  # declared EUC-KR, really UTF-8: decoded right, not mojibake

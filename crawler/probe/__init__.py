@@ -6,9 +6,11 @@ sampling, a PTR sweep of the national ranges, then every record type of every re
 domain and its ``www.`` / ``mail.`` hosts.
 
 Time bound when nothing answers: a server is given up after ``dead_after`` (3) failed queries
-in a row, each costing at most ``(retries + 1) * timeout`` plus the backoffs, so a dead
-resolver costs at most ``3 * Limits.worst_query_seconds()`` in all (29.25 s with the kp
-profile's 3 s x 3 tries); later phases find it given up and return at once.
+in a row, each costing at most ``(retries + 1) * timeout`` plus the backoffs; a query in
+flight then stops at its next try.  Later phases find the server given up and return at once,
+so a dead resolver holds the whole probe at most ``Limits.give_up_seconds()`` =
+``3 * ((retries + 1) * timeout + backoffs) + timeout``: 3 * (3 * 3 s + 0.75 s) + 3 s =
+32.25 s with the kp profile's politeness, whatever the number of phases.
 """
 
 from __future__ import annotations

@@ -92,6 +92,14 @@ class Limits:
         tries = self.retries + 1
         return tries * self.timeout + sum(self.backoff * 2**i for i in range(self.retries))
 
+    def give_up_seconds(self) -> float:
+        """The longest a server that never answers can hold the probe.
+
+        It is given up at its ``dead_after``-th failure, at most ``dead_after`` worst queries
+        in; a query already in flight then stops at its next try, at most one timeout later.
+        """
+        return self.dead_after * self.worst_query_seconds() + self.timeout
+
 
 @dataclass
 class ServerState:

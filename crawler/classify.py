@@ -58,6 +58,11 @@ class Classification:
     source: str = "model"
     secondary: list[str] = field(default_factory=list)
 
+    @property
+    def guess(self) -> bool:
+        """True when the label comes from the name alone, the site having no usable content."""
+        return str(self.evidence.get("note", "")).startswith("guess from name")
+
     def row(self, run_id: int) -> dict[str, Any]:
         return {
             "run_id": run_id,
@@ -123,6 +128,12 @@ def _guess(doc: SiteDoc, name: CueScores, suffix: str | None, why: str) -> Class
                           "the classifier does not know" else 0.5, evidence)
 
 
+def _clear(content: CueScores, label: str, top_cue: float) -> bool:
+    """A second purpose is clear when several of its own words weigh near the first's."""
+    terms = {hit.term for hit in content.hits if hit.label == label}
+    return len(terms) >= 2 and content.scores.get(label, 0.0) >= max(4.0, 0.35 * top_cue)
+
+
 def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None) -> list[Classification]:
     """Classify many sites at once; the model reads them in one batch, which is much faster."""
     model = model or shipped_model()
@@ -155,7 +166,7 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None) -> list[C
         secondary = [
             label for label, score in sorted(combined.items(), key=lambda kv: -kv[1])
             if label != top and score >= max(0.2, 0.5 * combined[top])
-            and content.scores.get(label, 0.0) >= 4.0
+            and _clear(content, label, cue.get(top, 0.0))
         ][:2]
         model_top = max(pred.probabilities, key=pred.probabilities.__getitem__)
         terms = _terms(content.hits + name.hits, top)
@@ -374,7 +385,8 @@ class Report:
 
     def format(self) -> str:
         lines = [f"evaluation set: {self.source} ({len(self.truth)} documents)",
-                 f"macro-F1: {self.macro_f1:.3f}", "",
+                 f"macro-F1: {self.macro_f1:.3f}  (a guess from the name alone counts as unknown)",
+                 "",
                  f"{'label':<20}{'precision':>10}{'recall':>8}{'f1':>7}{'n':>5}"]
         for label, m in self.per_label().items():
             if m["support"] or label in self.predicted:
@@ -408,5 +420,7 @@ def evaluate(path: str | Path | None = None) -> Report:
         records = [r for f in files for r in read_corpus(f)]
         source = str(path)
     results = classify_docs([SiteDoc.from_record(r) for r in records])
-    return Report(source, labels(), [r["label"] for r in records],
-                  [c.label for c in results], [r.get("domain", "") for r in records])
+    # a guess from the name alone says it is only that: it scores as "no usable content"
+    predicted = [UNKNOWN if c.guess else c.label for c in results]
+    return Report(source, labels(), [r["label"] for r in records], predicted,
+                  [r.get("domain", "") for r in records])

@@ -159,7 +159,7 @@ class Model:
 
 def _is_cjk_gram(gram: str) -> bool:
     gram = gram.strip()
-    return len(gram) >= 2 and all(ord(c) >= 0x1100 for c in gram)
+    return len(gram) >= 3 and all(ord(c) >= 0x1100 for c in gram)
 
 
 @cache

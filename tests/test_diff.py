@@ -472,3 +472,8 @@ def test_cli_diff(census: sqlite_utils.Database, db_path: Path) -> None:
     result = runner.invoke(cli, ["diff", "1", "7", "--db", str(db_path)])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: no run 7"
+    result = runner.invoke(cli, ["diff", "--db", str(db_path.parent / "none.db")])
+    assert result.output.strip() == f"Error: no census database at {db_path.parent / 'none.db'}"
+    assert not (db_path.parent / "none.db").exists()
+    result = runner.invoke(cli, ["diff", "1", "2", "3", "--db", str(db_path)])
+    assert result.exit_code == 2 and "at most two runs" in result.output

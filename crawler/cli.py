@@ -191,6 +191,107 @@ def report_run(db_path: str, run_id: int) -> None:
     db.close()
 
 
+def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of the crawl stage, shared by ``census run`` and ``census crawl``."""
+    options = [
+        click.option("--max-pages", type=click.IntRange(1), help="Page budget per site [200]."),
+        click.option("--ignore-robots", is_flag=True,
+                     help="Do not obey robots.txt (recorded in the run and the WARC)."),
+        click.option("--delay", type=click.FloatRange(0), help="Seconds between requests to a host [1]."),
+        click.option("--download-timeout", type=click.FloatRange(0.1),
+                     help="Seconds to wait for a page [20]."),
+        click.option("--http-port", type=click.IntRange(1, 65535),
+                     help="Connect to this port for http:// URLs (the lab's web)."),
+        click.option("--https-port", type=click.IntRange(1, 65535),
+                     help="Connect to this port for https:// URLs (the lab's web)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def crawl_dict(kw: dict[str, Any]) -> dict[str, Any]:
+    """The crawl options given on the command line, as stored in ``runs.options``."""
+    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port")
+    crawl = {k: kw.pop(k) for k in keys if kw.get(k) is not None}
+    for k in keys:
+        kw.pop(k, None)
+    if kw.pop("ignore_robots", False):
+        crawl["ignore_robots"] = True
+    return crawl
+
+
+def run_with_progress(ctx: click.Context, fn: Callable[[Progress], int], db_path: str) -> None:
+    progress = Progress(ctx.obj["progress"])
+    try:
+        run_id = fn(progress)
+    except KeyboardInterrupt:
+        progress.close()
+        raise click.ClickException("interrupted: the run is marked 'interrupted'") from None
+    progress.close()
+    report_run(db_path, run_id)
+
+
+@cli.command()
+@click.argument("zone", required=False)
+@db_option
+@probe_options
+@crawl_options
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context, zone: str | None, db_path: str, **kw: Any) -> None:
+    """Take the census of ZONE (default: kp, with the embedded profile): probe, then crawl.
+
+    A new run in the census database: the DNS probe enumerates the zone, then the crawl
+    snapshots every live site into WARC files under --out and pages into the census.
+
+    \b
+    Example:
+        census run                                  # .kp from the embedded profile
+        census run kp --resolver 127.45.179.53:5300 ...  # the lab: see census lab
+    """
+    from .census import run_census
+
+    crawl = crawl_dict(kw)
+    options = census_options(zone, db_path, crawl=crawl, **kw)
+    run_with_progress(ctx, lambda progress: run_census(options, progress=progress), db_path)
+
+
+@cli.command()
+@click.option("--run", "run_id", type=int, help="The run to crawl [default: the latest].")
+@db_option
+@crawl_options
+@click.option("--allow-net", "allow_nets", multiple=True, metavar="CIDR",
+              help="Allow connecting to this non-global range (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Where the WARC files go [default: the run's].")
+@click.pass_context
+@handle_errors
+def crawl(ctx: click.Context, run_id: int | None, db_path: str, allow_nets: tuple[str, ...],
+          out_dir: str | None, **kw: Any) -> None:
+    """Snapshot every live site of an existing run (default: the latest) again.
+
+    Options not given are those the run was started with.
+
+    \b
+    Example:
+        census crawl --run 3 --max-pages 50
+    """
+    from .census import run_stage
+
+    overrides: dict[str, Any] = {}
+    crawl_given = crawl_dict(kw)
+    if crawl_given:
+        overrides["crawl"] = crawl_given
+    if allow_nets:
+        overrides["allow_nets"] = tuple(allow_nets)
+    if out_dir:
+        overrides["out_dir"] = out_dir
+    run_with_progress(
+        ctx, lambda progress: run_stage("crawl", db_path, run_id, overrides, progress), db_path
+    )
+
+
 @cli.command()
 @click.argument("zone")
 @db_option
@@ -337,3 +438,71 @@ def runs_command(db_path: str, zone: str | None, as_json: bool) -> None:
     runs = list_runs(db, zone)
     db.close()
     click.echo(runs_json(runs) if as_json else runs_table(runs))
+
+
+@cli.command("classify")
+@db_option
+@click.option("--run", "run_id", type=int, help="The run to classify (default: the latest).")
+@click.option("--evaluate", "eval_path", type=click.Path(exists=True),
+              help="Instead, score the classifier on a labelled .jsonl file or folder.")
+@handle_errors
+def classify_command(db_path: str, run_id: int | None, eval_path: str | None) -> None:
+    """Give every site of a run a purpose, a confidence and the evidence.
+
+    Human labels (census label) win over the classifier.  With --evaluate, print macro-F1,
+    per-label precision and recall and the confusion matrix of a held-out labelled set.
+
+    \b
+    Example:
+        census classify --db output/census.db
+        census classify --evaluate crawler/data/corpus/eval.jsonl
+    """
+    from .census import census_writer
+    from .classify import classify_run, evaluate
+
+    if eval_path:
+        click.echo(evaluate(eval_path).format())
+        return
+    with census_writer(db_path) as db:
+        results = classify_run(db, run_id)
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.label] = counts.get(result.label, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    summary = ", ".join(f"{label} {n}" for label, n in ranked)
+    click.echo(f"classified {len(results)} sites: {summary or 'none'}")
+
+
+@cli.command("label")
+@db_option
+@click.argument("domain")
+@click.argument("label", required=False)
+@click.option("--note", help="Why: shown in the evidence.")
+@click.option("--remove", is_flag=True, help="Remove the human label of DOMAIN.")
+@handle_errors
+def label_command(
+    db_path: str, domain: str, label: str | None, note: str | None, remove: bool
+) -> None:
+    """Set the purpose of DOMAIN by hand; it overrides the classifier in every run.
+
+    \b
+    Example:
+        census label kass.org.kp education_research --note "Academy of Sciences"
+        census label kass.org.kp --remove
+    """
+    from .census import census_writer
+    from .classify import remove_label, set_label
+
+    if not remove and not label:
+        raise click.UsageError("give a LABEL, or --remove")
+    with census_writer(db_path) as db:
+        if remove:
+            existed = remove_label(db, domain)
+            click.echo(f"removed the label of {domain}" if existed
+                       else f"{domain} had no label")
+            return
+        known = set_label(db, domain, label, note)
+    if not known:
+        click.echo(f"warning: {domain} is not in the census yet; the label waits for it",
+                   err=True)
+    click.echo(f"{domain}: {label}")

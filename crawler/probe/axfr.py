@@ -254,7 +254,7 @@ def store_spool(
         "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
         "VALUES (?, ?, ?, ?, ?, ?)"
     )
-    with db.conn:
+    with db.atomic():
         batch: list[tuple[int, str, str, int, str, str]] = []
         for wire in spool_messages(spool):
             for rec in parser.feed(wire):

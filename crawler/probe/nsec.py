@@ -64,7 +64,7 @@ async def examine_zone(ctx: Context, zone: str) -> None:
         else:
             row.update(nsec="nsec")
             await walk_nsec(ctx, zone, servers)
-    with ctx.db.conn:
+    with ctx.db.atomic():
         ctx.db["zones"].upsert(row, pk=("run_id", "zone"))
 
 
@@ -83,7 +83,7 @@ async def walk_nsec(ctx: Context, zone: str, servers: list[Server]) -> int:
         if following in seen or not following.is_subdomain(apex):
             break
         seen.add(following)
-        with ctx.db.conn:
+        with ctx.db.atomic():
             ctx.see(following.to_text(omit_final_dot=True), Method.NSEC,
                     answer.server[0] if answer else "")
         current = following
@@ -103,7 +103,7 @@ async def sample_nsec3(ctx: Context, zone: str, servers: list[Server]) -> int:
                 fields = rdata.to_text().split()
                 rows[hashed] = {"run_id": ctx.run_id, "zone": zone, "hash": hashed,
                                 "next_hash": fields[4].lower(), "types": " ".join(fields[5:])}
-    with ctx.db.conn:
+    with ctx.db.atomic():
         ctx.db["nsec3_hashes"].upsert_all(rows.values(), pk=("run_id", "zone", "hash"))
     return len(rows)
 

@@ -41,7 +41,7 @@ async def ptr_sweep(ctx: Context, ranges: tuple[str, ...]) -> int:
         return await ctx.engine.query(ctx.resolver_for(name), name, "PTR")
 
     done = 0
-    with ctx.db.conn:
+    with ctx.db.atomic():
         async for address, answer in bounded(addresses(ranges), ask, ctx.workers):
             done += 1
             store_answer(ctx, answer)

@@ -45,7 +45,7 @@ async def collect_records(ctx: Context) -> int:
         return await ctx.engine.query(ctx.resolver_for(name), name, rdtype)
 
     done = 0
-    with ctx.db.conn:
+    with ctx.db.atomic():
         async for _, answer in bounded(jobs, ask, ctx.workers):
             stored += store_answer(ctx, answer)
             done += 1

@@ -26,7 +26,7 @@ async def probe_seeds(ctx: Context, seeds: Iterable[tuple[str, str, str]]) -> in
         return await ctx.engine.query(ctx.resolver_for(job[0]), job[0], "A")
 
     done = 0
-    with ctx.db.conn:
+    with ctx.db.atomic():
         async for (name, method, source), answer in bounded(jobs, ask, ctx.workers):
             done += 1
             if answer.rcode in EXISTS:

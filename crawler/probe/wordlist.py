@@ -51,7 +51,7 @@ async def detect_wildcard(ctx: Context, zone: str) -> Signature | None:
         answers.extend(pair)
     hits = [a for a in answers if a.rcode in EXISTS]
     sig = signature(hits) if hits else None
-    with ctx.db.conn:
+    with ctx.db.atomic():
         ctx.db["zones"].upsert(
             {
                 "run_id": ctx.run_id, "zone": zone, "wildcard": int(sig is not None),
@@ -87,7 +87,7 @@ async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
         return [answer, await ctx.engine.query(ctx.resolver_for(name), name, "AAAA")]
 
     done = 0
-    with ctx.db.conn:
+    with ctx.db.atomic():
         async for name, answers in bounded(jobs, ask, ctx.workers):
             done += 1
             if answers[0].rcode in EXISTS:

@@ -99,7 +99,7 @@ async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
         addresses[ns] = await resolve_host(ctx, ns)
     if state.serial is None:
         _take_soa(state, await ctx.engine.query(ctx.resolver_for(d.zone), d.zone, "SOA"))
-    with ctx.db.conn:
+    with ctx.db.atomic():
         for ns, addrs in sorted(addresses.items()):
             for source, names in (("parent", parent_names), ("child", child_names)):
                 if ns in names:
@@ -154,7 +154,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
                 if store:
                     state.stored_from = source
     row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
-    with ctx.db.conn:
+    with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
     log.info("AXFR %s from %s (%s): %s %s", state.zone, ns, address, outcome, error or "")
     return outcome
@@ -172,7 +172,7 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
         "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
         "AND name != ?", [ctx.run_id, source, state.zone])}
     server = source.split("@", 1)[1]
-    with db.conn:
+    with db.atomic():
         names = db.conn.execute(
             "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ?",
             [ctx.run_id, source],
@@ -215,7 +215,7 @@ def _below_cut(name: str, zone: str, cuts: set[str]) -> bool:
 
 
 def write_zone(ctx: Context, state: ZoneState) -> None:
-    with ctx.db.conn:
+    with ctx.db.atomic():
         ctx.db["zones"].upsert(
             {
                 "run_id": ctx.run_id, "zone": state.zone, "parent": state.parent,

@@ -1,0 +1,161 @@
+"""Bench the DNS probe: engine queries per second, and AXFR of a zone of 100,000 delegations.
+
+    python bench/bench_probe.py [--delegations 100000] [--queries 3000]
+
+Everything runs on loopback: a Knot started here (zone file generated here) and the lab world.
+Baselines in the same run: ``kdig axfr`` (knot-dnsutils) and dnspython's ``query.xfr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import dns.query
+import dns.xfr
+import dns.zone
+
+from crawler.db import open_census, start_run
+from crawler.probe.context import Context, limits_for
+from crawler.probe.engine import Engine, Limits, Server, bounded
+from crawler.probe.knotserver import Knot, free_port, knot_available
+from crawler.probe.options import ProbeOptions
+from crawler.probe.zones import ZoneState, index_transfer, transfer
+from crawler.profiles import Profile
+
+ADDRESS = "127.0.0.3"
+SOA = "@ SOA ns1.bench.kp. root.bench.kp. 1 3600 600 86400 3600\n"
+
+
+def generate_zone(delegations: int) -> str:
+    """A ``kp`` zone with ``delegations`` registrable domains, two NS each."""
+    lines = ["$ORIGIN kp.", "$TTL 3600", SOA, "@ NS ns1.kptc.kp.", "ns1.kptc A 127.0.0.3"]
+    for i in range(delegations):
+        lines.append(f"d{i:06d} NS ns1.kptc.kp.")
+        lines.append(f"d{i:06d} NS ns2.kptc.kp.")
+    return "\n".join(lines) + "\n"
+
+
+def engine_qps(server: Server, names: list[str], in_flight: int) -> float:
+    """Queries per second of the engine against ``server``, with no per-second limit."""
+    engine = Engine(Limits(queries_in_flight=in_flight, queries_per_second=0, timeout=2,
+                           retries=1))
+
+    async def main() -> None:
+        async for _ in bounded(names, lambda n: engine.query(server, n, "A"), in_flight):
+            pass
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    return len(names) / (time.perf_counter() - started)
+
+
+def _census_axfr(port: int, path: str, out: multiprocessing.Queue) -> None:
+    """In a fresh process: AXFR into a fresh census, store, index; report times and memory."""
+    db = open_census(path)
+    run_id = start_run(db, "kp", {})
+    profile = Profile(zone="kp")
+    options = ProbeOptions(ns_port=port, allow_net=("127.0.0.0/8",), timeout=5.0)
+    ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)), [])
+    state = ZoneState("kp", None)
+    started = time.perf_counter()
+    outcome = asyncio.run(transfer(ctx, state, "ns1.kptc.kp", ADDRESS))
+    stored = time.perf_counter()
+    subs = index_transfer(ctx, state, room=0)
+    indexed = time.perf_counter()
+    row = next(db["axfr_attempts"].rows)
+    out.put({
+        "outcome": str(outcome), "records": row["records"], "drain+parse+store": stored - started,
+        "sightings": indexed - stored, "domains": db["domains"].count, "subs": len(subs),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    })
+
+
+def census_axfr(port: int, workdir: Path) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = ctx.Queue()
+    child = ctx.Process(target=_census_axfr, args=(port, str(workdir / "bench.db"), queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def kdig_axfr(port: int) -> tuple[float, int] | None:
+    if not shutil.which("kdig"):
+        return None
+    started = time.perf_counter()
+    done = subprocess.run(["kdig", f"@{ADDRESS}", "-p", str(port), "kp", "AXFR", "+nostats"],
+                          capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    return elapsed, sum(1 for line in done.stdout.splitlines() if line and line[0] != ";")
+
+
+def dnspython_xfr(port: int) -> tuple[float, str]:
+    started = time.perf_counter()
+    try:
+        zone = dns.zone.Zone("kp")
+        dns.query.inbound_xfr(ADDRESS, zone, port=port, timeout=60, lifetime=300)
+        note = f"{sum(len(n) for n in zone.nodes.values())} rdatasets"
+    except Exception as exc:
+        note = f"failed: {type(exc).__name__} {exc}"
+    return time.perf_counter() - started, note
+
+
+def lab_qps(queries: int) -> float | None:
+    try:
+        from crawler.lab import LabDNS, load_world
+        from crawler.lab import free_port as lab_free_port
+    except ImportError:
+        return None
+    world = load_world("kp")
+    with LabDNS(world, lab_free_port(world.addresses())) as lab:
+        names = [f"w{i}.com.kp" for i in range(queries)]
+        return engine_qps(lab.resolver, names, 16)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delegations", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=3000)
+    args = parser.parse_args()
+    if not knot_available():
+        raise SystemExit("knotd is not installed (apt-get install knot)")
+    with tempfile.TemporaryDirectory(prefix="bench-probe-") as tmp:
+        workdir = Path(tmp)
+        port = free_port((ADDRESS,))
+        started = time.perf_counter()
+        zone = generate_zone(args.delegations)
+        with Knot(workdir / "knot", ADDRESS, port, {"kp": zone}, allow_transfer=True):
+            print(f"zone: {args.delegations} delegations, {len(zone) / 1e6:.1f} MB text, "
+                  f"generated and loaded by knot in {time.perf_counter() - started:.1f} s")
+            names = [f"d{i % args.delegations:06d}.kp" if i % 2 else f"x{i}.kp"
+                     for i in range(args.queries)]
+            for window in (4, 16, 64):
+                print(f"engine vs knot, {window:>2} in flight: "
+                      f"{engine_qps((ADDRESS, port), names, window):,.0f} q/s")
+            result = census_axfr(port, workdir)
+            print(f"census AXFR ({result['outcome']}): {result['records']:,} records, "
+                  f"drain+parse+store {result['drain+parse+store']:.1f} s "
+                  f"({result['records'] / result['drain+parse+store']:,.0f} records/s), "
+                  f"sightings {result['sightings']:.1f} s for {result['domains']:,} domains, "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB")
+            kdig = kdig_axfr(port)
+            if kdig:
+                print(f"baseline kdig axfr: {kdig[0]:.2f} s, {kdig[1]:,} records")
+            elapsed, note = dnspython_xfr(port)
+            print(f"baseline dnspython inbound_xfr: {elapsed:.1f} s, {note}")
+    qps = lab_qps(args.queries)
+    if qps is not None:
+        print(f"engine vs lab resolver, 16 in flight: {qps:,.0f} q/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -43,6 +43,8 @@ MODEL_SHARE = 0.55  # the rest of a label's score comes from the cues
 GUESS_CEILING = 0.3  # a guess from the name alone never claims more than this
 PAGE_TEXT_LIMIT = 3000
 SITE_TEXT_LIMIT = 12000
+WEAK_MODEL = 0.4  # below this, and with no cue words, the model is only guessing
+UNRECOGNISED = "text in a language or script the classifier does not know"
 
 
 class UnknownLabel(CensusError):
@@ -92,7 +94,7 @@ def _usable(doc: SiteDoc, content: CueScores, model: Model) -> str | None:
     if parked:
         return f"parked or default page ({parked!r})"
     if content.total < 2.0 and model.vocabulary_share(doc) < 0.35:
-        return "text in a language or script the classifier does not know"
+        return UNRECOGNISED
     return None
 
 
@@ -124,8 +126,8 @@ def _guess(doc: SiteDoc, name: CueScores, suffix: str | None, why: str) -> Class
         return Classification(doc.domain, label, confidence, evidence)
     evidence["terms"] = []
     evidence["note"] = f"no usable content: {why}"
-    return Classification(doc.domain, UNKNOWN, 1.0 if why != "text in a language or script "
-                          "the classifier does not know" else 0.5, evidence)
+    # sure there is nothing, less sure that nothing we know is there
+    return Classification(doc.domain, UNKNOWN, 0.5 if why == UNRECOGNISED else 1.0, evidence)
 
 
 def _clear(content: CueScores, label: str, top_cue: float) -> bool:
@@ -153,6 +155,9 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None) -> list[C
             results.append(_guess(doc, name, suffix, why))
             continue
         pred = next(predictions)
+        if content.total < 2.0 and max(pred.probabilities.values()) < WEAK_MODEL:
+            results.append(_guess(doc, name, suffix, UNRECOGNISED))
+            continue
         cue = dict(content.scores)
         for label, score in name.scores.items():
             cue[label] = cue.get(label, 0.0) + score

@@ -65,10 +65,12 @@ class Kind(StrEnum):
     """NS records of a name below the zone."""
     CAA = "caa"
     SITE_UP = "site_up"
+    """Sites are compared per domain (the crawler keeps one ``sites`` row per domain)."""
     SITE_DOWN = "site_down"
     HTTP_STATUS = "http_status"
     TITLE = "title"
     CERTIFICATE = "certificate"
+    """Subject, issuer or names of the site's certificate; validity dates alone are not."""
     LABEL_CHANGED = "label_changed"
     PAGE_ADDED = "page_added"
     PAGE_REMOVED = "page_removed"
@@ -545,12 +547,13 @@ def _sites() -> list[str]:
         "INSERT INTO diff_s_{r} SELECT domain, max(coalesce(alive, 0)), "
         "max(CASE WHEN alive THEN title END) FROM sites WHERE run_id = :{r} GROUP BY domain",
     )
+    # A certificate is its identity: a renewal that only moves the validity dates is not a
+    # change (and the lab makes a fresh one each time it starts).
     cert = (
-        "coalesce({t}.tls_subject, '') || ' / ' || coalesce({t}.tls_issuer, '') || ' / ' || "
-        "coalesce({t}.tls_names, '') || ' / ' || coalesce({t}.tls_not_before, '') || ' - ' || "
-        "coalesce({t}.tls_not_after, '')"
+        "nullif(ltrim(coalesce('subject ' || {t}.tls_subject, '') || "
+        "coalesce('; issuer ' || {t}.tls_issuer, '') || "
+        "coalesce('; names ' || {t}.tls_names, ''), '; '), '')"
     )
-    no_cert = "'' || ' / ' || '' || ' / ' || '' || ' / ' || '' || ' - ' || ''"
     pair = "FROM diff_site_pairs"
     return [
         *(sql.format(r=r) for r in "ab" for sql in per_run),
@@ -566,20 +569,20 @@ def _sites() -> list[str]:
         "INSERT OR IGNORE INTO diff_quiet SELECT domain FROM diff_gone",
         "INSERT OR IGNORE INTO diff_quiet SELECT domain FROM diff_out "
         "WHERE kind IN ('site_up', 'site_down')",
-        "CREATE TEMP TABLE diff_site_pairs AS SELECT DISTINCT o.domain AS domain, o.url AS url, "
+        "CREATE TEMP TABLE diff_site_pairs AS SELECT DISTINCT o.domain AS domain, "
         "o.http_status AS s_a, n.http_status AS s_b, o.title AS t_a, n.title AS t_b, "
         f"{cert.format(t='o')} AS c_a, {cert.format(t='n')} AS c_b "
-        "FROM sites AS o JOIN sites AS n ON n.run_id = :b AND n.url = o.url "
-        "AND n.domain = o.domain WHERE o.run_id = :a "
+        "FROM sites AS o JOIN sites AS n ON n.run_id = :b AND n.domain = o.domain "
+        "WHERE o.run_id = :a "
         "AND (o.http_status IS NOT n.http_status OR o.title IS NOT n.title "
         f"OR {cert.format(t='o')} IS NOT {cert.format(t='n')}) "
         "AND o.domain NOT IN (SELECT domain FROM diff_quiet)",
-        f"INSERT INTO diff_out SELECT 'http_status', url, domain, s_a, s_b, NULL {pair} "
+        f"INSERT INTO diff_out SELECT 'http_status', domain, domain, s_a, s_b, NULL {pair} "
         "WHERE s_a IS NOT s_b",
-        f"INSERT INTO diff_out SELECT 'title', url, domain, t_a, t_b, NULL {pair} "
+        f"INSERT INTO diff_out SELECT 'title', domain, domain, t_a, t_b, NULL {pair} "
         "WHERE t_a IS NOT t_b",
-        "INSERT INTO diff_out SELECT 'certificate', url, domain, "
-        f"nullif(c_a, {no_cert}), nullif(c_b, {no_cert}), NULL {pair} WHERE c_a IS NOT c_b",
+        f"INSERT INTO diff_out SELECT 'certificate', domain, domain, c_a, c_b, NULL {pair} "
+        "WHERE c_a IS NOT c_b",
     ]
 
 

@@ -367,8 +367,8 @@ def test_records_labels_titles_and_certificates(census: sqlite_utils.Database) -
     found = {(c.kind, c.subject): (c.before, c.after, c.detail) for c in diff.changes}
     assert found[(Kind.ADDRESS, "kcna.kp")] == ("175.45.176.71", "175.45.176.99", "A")
     assert found[(Kind.MX, "kcna.kp")][:2] == ("10 mail.kcna.kp.", "20 mx.kcna.kp.")
-    assert found[(Kind.TITLE, "http://rodong.rep.kp/")][:2] == ("Rodong Sinmun", "Rodong")
-    assert found[(Kind.CERTIFICATE, "http://rodong.rep.kp/")][0] is None
+    assert found[(Kind.TITLE, "rodong.rep.kp")][:2] == ("Rodong Sinmun", "Rodong")
+    assert found[(Kind.CERTIFICATE, "rodong.rep.kp")][:2] == (None, "subject CN=rodong.rep.kp")
     assert found[(Kind.LABEL_CHANGED, "naenara.com.kp")][:2] == ("portal", "political")
     assert found[(Kind.LABEL_CHANGED, "kcna.kp")] == ("news_media", "government", "model -> label")
     assert len(diff.changes) == len(EXPECTED) + 6
@@ -477,3 +477,22 @@ def test_cli_diff(census: sqlite_utils.Database, db_path: Path) -> None:
     assert not (db_path.parent / "none.db").exists()
     result = runner.invoke(cli, ["diff", "1", "2", "3", "--db", str(db_path)])
     assert result.exit_code == 2 and "at most two runs" in result.output
+
+
+def test_certificate_renewal_is_not_a_change(census: sqlite_utils.Database) -> None:
+    for run, not_after in ((1, "2025-01-01"), (2, "2025-04-01")):
+        census.execute(
+            "UPDATE sites SET tls_subject = 'CN=kcna.kp', tls_issuer = 'CN=kcna.kp', "
+            "tls_names = '[\"kcna.kp\"]', tls_not_after = ? WHERE run_id = ? "
+            "AND domain = 'kcna.kp'",
+            [not_after, run],
+        )
+    census.conn.commit()
+    assert {(c.kind, c.subject) for c in compare_runs(census).changes} == EXPECTED
+    census.execute(
+        "UPDATE sites SET tls_issuer = 'CN=Star CA' WHERE run_id = 2 AND domain = 'kcna.kp'"
+    )
+    census.conn.commit()
+    change = next(c for c in compare_runs(census).changes if c.kind == Kind.CERTIFICATE)
+    assert change.before == 'subject CN=kcna.kp; issuer CN=kcna.kp; names ["kcna.kp"]'
+    assert change.after == 'subject CN=kcna.kp; issuer CN=Star CA; names ["kcna.kp"]'

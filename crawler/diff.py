@@ -208,7 +208,10 @@ class Diff:
             title = f"**{TITLES[kind]}**" if kind in HEADLINES else TITLES[kind]
             lines += ["", f"## {title} ({len(changes)})", ""]
             for change in changes:
-                lines.append(f"- {_md_escape(_line(change))}")
+                text = _line(change)
+                if text[:2] in ("+ ", "- ", "~ "):
+                    text = text[2:]
+                lines.append(f"- {_md_escape(text)}")
                 if change.kind == Kind.PAGE_CHANGED and change.detail:
                     fence = "````" if "```" in change.detail else "```"
                     lines += ["", f"  {fence}diff"]

@@ -306,6 +306,7 @@ def test_markdown_and_json(census: sqlite_utils.Database) -> None:
     assert markdown.startswith("# Changes in .kp from run 1")
     assert "## **Zone transfer no longer possible** (4)" in markdown
     assert "```diff" in markdown
+    assert "\n- mfa.gov.kp  (found by seed)\n" in markdown
     doc = json.loads(diff.to_json())
     assert list(doc) == [
         "format",

@@ -209,9 +209,12 @@ def _site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
     page_cols = _columns(db, "pages")
     extra = [c for c in ("description", "headings") if c in page_cols]
     pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    select = ", ".join(["id", "domain", "url", "title", "text", "lang", "http_status", *extra])
+    # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run
+    select = ", ".join(["p.id", "p.domain", "p.title", "p.lang", "COALESCE(p.text, r.text) AS text",
+                        *(f"p.{c} AS {c}" for c in extra)])
     for row in db.execute_returning_dicts(
-        f"SELECT {select} FROM pages WHERE run_id = ? ORDER BY domain, id", [run_id]
+        f"SELECT {select} FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
+        "WHERE p.run_id = ? ORDER BY p.domain, p.id", [run_id]
     ):
         pages[row["domain"]].append(row)
     anchors: dict[str, list[str]] = defaultdict(list)

@@ -76,6 +76,18 @@ def test_classify_run_writes_one_row_per_site_with_evidence(tmp_path):
     assert json.loads(got["mfa.gov.kp"]["evidence"])["suffix"] == "gov.kp"
 
 
+def test_a_revisit_is_read_from_the_page_it_revisits(tmp_path):
+    db, _ = census(tmp_path)
+    second = start_run(db, "kp", {})
+    first_page = next(db["pages"].rows_where("domain = ?", ["kcna.kp"]))
+    db["sites"].insert({"run_id": second, "domain": "kcna.kp", "alive": 1, "pages": 1})
+    db["pages"].insert({"run_id": second, "domain": "kcna.kp", "url": "http://kcna.kp/",
+                        "http_status": 200, "text": None, "revisit_of": first_page["id"]})
+    db.conn.commit()
+    classify_run(db, second)
+    assert rows(db, second)["kcna.kp"]["label"] == "news_media"
+
+
 def test_rerun_replaces_the_runs_rows(tmp_path):
     db, run_id = census(tmp_path)
     classify_run(db, run_id)

@@ -23,6 +23,7 @@ import dns.xfr
 import dns.zone
 
 from crawler.db import open_census, start_run
+from crawler.probe.axfr import drain
 from crawler.probe.context import Context, limits_for
 from crawler.probe.engine import Engine, Limits, Server, bounded
 from crawler.probe.knotserver import Knot, free_port, knot_available
@@ -88,6 +89,14 @@ def census_axfr(port: int, workdir: Path) -> dict:
     return result
 
 
+def drain_only(port: int, workdir: Path) -> tuple[float, int]:
+    """The census's own reading of the stream into a spool, with no parsing."""
+    with open(workdir / "spool", "w+b") as spool:
+        started = time.perf_counter()
+        drained = asyncio.run(drain(ADDRESS, port, "kp", spool, timeout=5.0, total=120.0))
+        return time.perf_counter() - started, drained.size
+
+
 def kdig_axfr(port: int) -> tuple[float, int] | None:
     if not shutil.which("kdig"):
         return None
@@ -147,6 +156,8 @@ def main() -> None:
                   f"({result['records'] / result['drain+parse+store']:,.0f} records/s), "
                   f"sightings {result['sightings']:.1f} s for {result['domains']:,} domains, "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB")
+            seconds, size = drain_only(port, workdir)
+            print(f"drain only (spool, no parse): {seconds:.2f} s, {size / 1e6:.1f} MB")
             kdig = kdig_axfr(port)
             if kdig:
                 print(f"baseline kdig axfr: {kdig[0]:.2f} s, {kdig[1]:,} records")

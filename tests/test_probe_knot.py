@@ -203,3 +203,23 @@ def test_second_run_carries_first_seen(probed, knots: int) -> None:
     row = db["domains"].get("airkoryo.com.kp")
     assert (row["first_seen_run"], row["last_seen_run"]) == (first, second)
     assert db["domains"].get("secret.gov.kp")["last_seen_run"] == first
+
+
+def test_with_every_transfer_refused_the_fallbacks_still_find_names(knots: int, tmp_path) -> None:
+    """Only ns1 (refusing) may be contacted: suffix zones come from the profile, NSEC walks."""
+    db = open_census(tmp_path / "census.db")
+    run_id = start_run(db, "kp", {})
+    result = probe_run(db, run_id, PROFILE, options(
+        knots, resolvers=(("127.0.0.1", knots),), allow_net=("127.0.0.1/32",)))
+    assert result.status == "complete", result.message
+    outcomes = {(r["zone"], r["address"]): r["outcome"]
+                for r in db["axfr_attempts"].rows_where("run_id = ?", [run_id])}
+    assert outcomes[("kp", "127.0.0.1")] == "refused"
+    assert outcomes[("kp", "127.0.0.2")] == "error", "not allowed, so not contacted"
+    assert outcomes[("com.kp", "127.0.0.1")] == "refused"
+    assert "success" not in outcomes.values()
+    zones = {r["zone"] for r in db["zones"].rows_where("run_id = ?", [run_id])}
+    assert {"kp", "com.kp", "rep.kp", "edu.kp", "tra.kp"} <= zones
+    assert "gov.kp" not in zones, "a profile suffix with no nameservers is no zone"
+    walked = {r["domain"] for r in db["sightings"].rows_where("method = 'nsec'")}
+    assert {"rodong.rep.kp", "vok.rep.kp"} <= walked

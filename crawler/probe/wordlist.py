@@ -51,6 +51,9 @@ async def detect_wildcard(ctx: Context, zone: str) -> Signature | None:
         answers.extend(pair)
     hits = [a for a in answers if a.rcode in EXISTS]
     sig = signature(hits) if hits else None
+    known = ctx.db["zones"].count_where("run_id = ? AND zone = ?", [ctx.run_id, zone])
+    if sig is None and not known:
+        return None
     with ctx.db.atomic():
         ctx.db["zones"].upsert(
             {

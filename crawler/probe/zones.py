@@ -33,6 +33,8 @@ class Delegation:
     parent: str | None
     ns_names: set[str] = field(default_factory=set)
     glue: dict[str, set[str]] = field(default_factory=dict)
+    from_profile: bool = False
+    """A suffix of the profile no transfer revealed: probed only if it has nameservers."""
 
 
 @dataclass
@@ -79,7 +81,7 @@ def _insert_nameserver(ctx: Context, zone: str, ns: str, address: str | None, so
 async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
     """Fill ``state.addresses`` (NS name -> addresses) and write the ``nameservers`` rows."""
     parent_names = set(d.ns_names)
-    if d.parent is None:
+    if not parent_names:
         answer = await ctx.engine.query(ctx.resolver_for(d.zone), d.zone, "NS")
         parent_names |= _names(answer, "NS")
     addresses: dict[str, set[str]] = {}
@@ -108,7 +110,7 @@ async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
             for address in sorted(d.glue.get(ns, ())):
                 _insert_nameserver(ctx, d.zone, ns, address, "glue")
     state.addresses = addresses
-    if not addresses:
+    if not addresses and not d.from_profile:
         ctx.notes.append(f"no nameservers found for {d.zone}")
 
 
@@ -237,20 +239,26 @@ async def enumerate_zones(ctx: Context) -> list[ZoneState]:
         state = ZoneState(d.zone, d.parent)
         ctx.tick("zones", len(states), len(scheduled))
         await nameservers(ctx, d, state)
+        if d.from_profile and not state.addresses:
+            continue
         for ns, addrs in sorted(state.addresses.items()):
             for address in sorted(addrs):
                 await transfer(ctx, state, ns, address)
         write_zone(ctx, state)
         states.append(state)
-        if state.stored_from is None:
-            continue
-        room = max(0, ctx.options.max_zones - len(scheduled))
-        for sub in index_transfer(ctx, state, room):
-            if sub.zone in scheduled:
-                continue
-            scheduled.add(sub.zone)
-            split = ctx.suffixes.split(sub.zone)
-            (domain_queue if split and split[0] == sub.zone else suffix_queue).append(sub)
+        if state.stored_from is not None:
+            room = max(0, ctx.options.max_zones - len(scheduled))
+            for sub in index_transfer(ctx, state, room):
+                if sub.zone in scheduled:
+                    continue
+                scheduled.add(sub.zone)
+                split = ctx.suffixes.split(sub.zone)
+                (domain_queue if split and split[0] == sub.zone else suffix_queue).append(sub)
+        if d.parent is None:
+            # suffixes the zone's transfer did not reveal (refused, or not delegated there)
+            for suffix in sorted(ctx.suffixes.suffixes - scheduled):
+                scheduled.add(suffix)
+                suffix_queue.append(Delegation(suffix, top, from_profile=True))
     ctx.tick("zones", len(states), len(scheduled))
     return states
 

@@ -6,10 +6,15 @@ Equivalent to ``census probe kp --resolver <lab resolver> --ns-port <port> --no-
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from crawler.db import open_census, start_run
 from crawler.probe import ProbeOptions, probe_run
+from crawler.probe.context import Context
+from crawler.probe.engine import Engine
+from crawler.probe.zones import ZoneState, transfer
 from crawler.profiles import load_profile
 
 SUBZONES = ("co.kp", "com.kp", "edu.kp", "gov.kp", "net.kp", "org.kp", "rep.kp")
@@ -104,3 +109,14 @@ def test_result_and_progress(lab_probe) -> None:
     assert result.status in ("complete", "partial"), result.message
     assert result.answered > 2000
     assert {"zones", "wordlist", "ptr", "records"} <= set(steps)
+
+
+def test_the_labs_garbage_server_keeps_nothing(lab_dns, tmp_path) -> None:
+    db = open_census(tmp_path / "garbage.db")
+    run_id = start_run(db, "kp", {})
+    options = ProbeOptions(ns_port=lab_dns.port, timeout=1.0, allow_net=("127.0.0.0/8",))
+    ctx = Context(db, run_id, load_profile("kp"), options, Engine(), [lab_dns.resolver])
+    outcome = asyncio.run(transfer(ctx, ZoneState("kp", None), "fault", "127.45.179.2"))
+    row = next(db["axfr_attempts"].rows)
+    assert outcome == "error" and row["error"], row
+    assert db["dns_records"].count == 0

@@ -104,6 +104,7 @@ def probe_options(options: CensusOptions, profile: Profile) -> ProbeOptions:
         ip_ranges=tuple(options.ip_ranges) or None,
         timeout=options.timeout,
         queries_per_second=options.qps,
+        allow_net=tuple(options.allow_nets),
     )
 
 
@@ -184,7 +185,42 @@ def _crawl_stage(
     return StageResult(RunStatus.COMPLETE, message)
 
 
-STAGE_FUNCTIONS: dict[str, StageFn] = {"probe": _probe_stage, "crawl": _crawl_stage}
+def _classify_stage(
+    db: sqlite_utils.Database,
+    run_id: int,
+    options: CensusOptions,
+    progress: ProgressCallback | None,
+) -> StageResult:
+    from .classify import classify_run
+
+    report = (lambda done, total: progress("classify", done, total)) if progress else None
+    results = classify_run(db, run_id, report)
+    labelled = sum(1 for r in results if r.label != "unknown" and not r.guess)
+    return StageResult(RunStatus.COMPLETE, f"classify: {labelled} of {len(results)} sites tagged")
+
+
+def _compare_stage(
+    db: sqlite_utils.Database,
+    run_id: int,
+    options: CensusOptions,
+    progress: ProgressCallback | None,
+) -> StageResult:
+    from .diff import compare_with_previous
+
+    diff = compare_with_previous(db, run_id)
+    if diff is None:
+        return StageResult(RunStatus.COMPLETE, "compare: the first census of this zone")
+    return StageResult(
+        RunStatus.COMPLETE, f"compare: {len(diff.changes)} changes since run {diff.run_a['id']}"
+    )
+
+
+STAGE_FUNCTIONS: dict[str, StageFn] = {
+    "probe": _probe_stage,
+    "crawl": _crawl_stage,
+    "classify": _classify_stage,
+    "compare": _compare_stage,
+}
 
 
 def run_census(
@@ -225,7 +261,10 @@ def run_stage(
             k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__
         }
         stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-        options = CensusOptions(**{**stored, **(overrides or {}), "db_path": db_path})
+        overrides = dict(overrides or {})
+        if "crawl" in overrides:
+            overrides["crawl"] = {**stored.get("crawl", {}), **overrides["crawl"]}
+        options = CensusOptions(**{**stored, **overrides, "db_path": db_path})
         fn = STAGE_FUNCTIONS[name]
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)

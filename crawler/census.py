@@ -215,9 +215,30 @@ def _compare_stage(
     )
 
 
+def _screenshots_stage(
+    db: sqlite_utils.Database,
+    run_id: int,
+    options: CensusOptions,
+    progress: ProgressCallback | None,
+) -> StageResult:
+    from .screenshots import take_screenshots
+
+    result = take_screenshots(
+        options.db_path,
+        run_id,
+        options.out_dir,
+        options.allow_nets,
+        http_port=options.crawl.get("http_port"),
+        https_port=options.crawl.get("https_port"),
+        progress=progress,
+    )
+    return StageResult(RunStatus.COMPLETE, result.message())
+
+
 STAGE_FUNCTIONS: dict[str, StageFn] = {
     "probe": _probe_stage,
     "crawl": _crawl_stage,
+    "screenshots": _screenshots_stage,
     "classify": _classify_stage,
     "compare": _compare_stage,
 }

@@ -238,9 +238,12 @@ def run_with_progress(ctx: click.Context, fn: Callable[[Progress], int], db_path
 @db_option
 @probe_options
 @crawl_options
+@click.option("--screenshots", is_flag=True,
+              help="Screenshot each live site's home page with the system's chromium.")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, zone: str | None, db_path: str, **kw: Any) -> None:
+def run(ctx: click.Context, zone: str | None, db_path: str, screenshots: bool,
+        **kw: Any) -> None:
     """Take the census of ZONE (default: kp, with the embedded profile): probe, then crawl.
 
     A new run in the census database: the DNS probe enumerates the zone, then the crawl
@@ -251,11 +254,16 @@ def run(ctx: click.Context, zone: str | None, db_path: str, **kw: Any) -> None:
         census run                                  # .kp from the embedded profile
         census run kp --resolver 127.45.179.53:5300 ...  # the lab: see census lab
     """
-    from .census import run_census
+    from .census import STAGES, run_census
 
     crawl = crawl_dict(kw)
     options = census_options(zone, db_path, crawl=crawl, **kw)
-    run_with_progress(ctx, lambda progress: run_census(options, progress=progress), db_path)
+    stages = list(STAGES)
+    if screenshots:
+        stages.insert(stages.index("crawl") + 1, "screenshots")
+    run_with_progress(
+        ctx, lambda progress: run_census(options, stages, progress=progress), db_path
+    )
 
 
 @cli.command()
@@ -507,3 +515,51 @@ def label_command(
         click.echo(f"warning: {domain} is not in the census yet; the label waits for it",
                    err=True)
     click.echo(f"{domain}: {label}")
+
+
+@cli.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
+              help="Port to listen on.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Where the screenshots are [default: the database's folder].")
+@click.option("--immutable", is_flag=True,
+              help="Open a finished census immutable (faster; never while a run writes).")
+@click.option("--open", "open_browser", is_flag=True, help="Open a browser on it.")
+@handle_errors
+def serve_command(db_path: str, host: str, port: int, out_dir: str | None, immutable: bool,
+                  open_browser: bool) -> None:
+    """Browse the census in Datasette, read-only, with its descriptions and queries.
+
+    Needs Datasette: pip install 'cctld-census[serve]'.
+
+    \b
+    Example:
+        census serve --db output/census.db --port 8001
+    """
+    from .serve import serve
+
+    serve(db_path, host, port, out_dir, immutable=immutable, open_browser=open_browser)
+
+
+@cli.command("report")
+@db_option
+@click.option("--run", "run_id", type=int, help="The run to report [default: the latest].")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="The HTML file [default: output/report-run<ID>.html].")
+@click.option("--screenshots", "shots_dir", type=click.Path(file_okay=False),
+              help="Folder holding screenshots/ [default: the database's folder].")
+@handle_errors
+def report_command(db_path: str, run_id: int | None, out_path: str | None,
+                   shots_dir: str | None) -> None:
+    """Write one self-contained HTML report of a run: numbers, sites, charts, changes.
+
+    \b
+    Example:
+        census report --run 3 --out report.html
+    """
+    from .report import write_report
+
+    path = write_report(db_path, run_id, out_path, shots_dir)
+    click.echo(f"wrote {path}")

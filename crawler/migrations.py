@@ -383,3 +383,14 @@ def m004_latest_census_views(db: sqlite_utils.Database) -> None:
     db.create_view("axfr_history", _AXFR_HISTORY)
     db["sites"].create_index(["run_id", "alive"])
     db["axfr_attempts"].create_index(["outcome"])
+
+
+@migration
+def m005_latest_census_partial(db: sqlite_utils.Database) -> None:
+    """``latest_census`` counts partial runs as finished, as ``census diff`` does: a lab or
+    real run with one silent nameserver is ``partial`` and is still the census as it stands."""
+    db.execute("DROP VIEW latest_census")
+    db.create_view(
+        "latest_census",
+        _LATEST_CENSUS.replace("status = 'complete'", "status IN ('complete', 'partial')"),
+    )

@@ -1,0 +1,239 @@
+"""``census report``: one self-contained HTML file about a run, for people who never query.
+
+Everything is inside the file: CSS inline, charts as SVG drawn here, screenshots as ``data:``
+URIs, so it can be mailed or archived as is.  The layout is a Jinja2 template
+(``crawler/data/report.html.j2``); this module only gathers numbers and draws the charts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import CensusError, RunNotFound
+
+PALETTE = ("#1f6f8b", "#e07a3f", "#5b8c5a", "#b5485d", "#7a5ea8", "#c9a227", "#3f8fd2",
+           "#8a6d3b", "#4c9f9f", "#a05195", "#6b7b8c", "#d45087")
+SCREENSHOT = re.compile(r"^screenshots/run\d+/[a-z0-9._-]+\.png$")
+MAX_SCREENSHOT_BYTES = 2_000_000
+"""A larger PNG is linked, not embedded, so a report of a big zone stays mailable."""
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: int
+
+
+def bar_chart(bars: list[Bar], title: str, width: int = 460) -> str:
+    """A horizontal bar chart as inline SVG: one labelled bar per item, value at its end."""
+    row, left, right = 26, 150, 48
+    height = max(1, len(bars)) * row + 8
+    top = max((b.value for b in bars), default=0) or 1
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, bar in enumerate(bars):
+        y = 4 + i * row
+        length = (width - left - right) * bar.value / top
+        color = PALETTE[i % len(PALETTE)]
+        parts += [
+            f'<text x="{left - 8}" y="{y + 17}" text-anchor="end" class="label">'
+            f"{escape(bar.label)}</text>",
+            f'<rect class="bar" x="{left}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
+            f'rx="3" fill="{color}"><title>{escape(bar.label)}: {bar.value}</title></rect>',
+            f'<text x="{left + length + 6:.1f}" y="{y + 17}" class="value">{bar.value}</text>',
+        ]
+    if not bars:
+        parts.append(f'<text x="{left}" y="20" class="label">none</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def runs_chart(series: list[dict[str, Any]], width: int = 940, height: int = 220) -> str:
+    """Domains seen and live sites per run, as paired columns (SVG), oldest run on the left."""
+    left, bottom, top_pad = 40, 34, 14
+    plot_h = height - bottom - top_pad
+    top = max((max(s["domains"], s["live"]) for s in series), default=0) or 1
+    slot = (width - left - 10) / max(1, len(series))
+    bar_w = min(28.0, slot / 3)
+    parts = [
+        f'<svg class="chart" role="img" aria-label="Domains and live sites per run" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'xmlns="http://www.w3.org/2000/svg"><title>Domains and live sites per run</title>',
+    ]
+    for frac in (0, 0.5, 1):
+        y = top_pad + plot_h * (1 - frac)
+        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" '
+                     'class="grid"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="value">'
+                     f"{round(top * frac)}</text>")
+    for i, s in enumerate(series):
+        x = left + i * slot + slot / 2 - bar_w
+        for j, (key, color) in enumerate((("domains", PALETTE[0]), ("live", PALETTE[1]))):
+            h = plot_h * s[key] / top
+            parts.append(
+                f'<rect class="bar" x="{x + j * bar_w:.1f}" y="{top_pad + plot_h - h:.1f}" '
+                f'width="{bar_w - 2:.1f}" height="{h:.1f}" rx="2" fill="{color}">'
+                f"<title>run {s['id']}: {s[key]} {key}</title></rect>"
+            )
+        parts.append(f'<text x="{x + bar_w:.1f}" y="{height - 16}" text-anchor="middle" '
+                     f'class="label">run {s["id"]}</text>')
+        parts.append(f'<text x="{x + bar_w:.1f}" y="{height - 3}" text-anchor="middle" '
+                     f'class="small">{escape(str(s["date"]))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _rows(conn: sqlite3.Connection, sql: str, *params: Any) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+_SITES = """
+SELECT s.domain, s.domain AS name, d.suffix,
+    (SELECT label FROM classifications WHERE run_id = s.run_id AND domain = s.domain
+        ORDER BY source = 'label' DESC, id DESC LIMIT 1) AS purpose,
+    (SELECT confidence FROM classifications WHERE run_id = s.run_id AND domain = s.domain
+        ORDER BY source = 'label' DESC, id DESC LIMIT 1) AS confidence,
+    max(s.alive) AS alive, s.http_status, s.title, s.lang, coalesce(s.final_url, s.url) AS url,
+    s.error, s.screenshot, s.pages
+FROM sites AS s LEFT JOIN domains AS d ON d.name = s.domain
+WHERE s.run_id = ?
+GROUP BY s.domain
+ORDER BY max(s.alive) DESC, s.domain
+"""
+
+
+def _screenshot(shots_root: Path, path: str | None) -> str | None:
+    """The screenshot as a data: URI, if it is where ``sites.screenshot`` says."""
+    if not path or not SCREENSHOT.match(path):
+        return None
+    file = shots_root / path
+    if not file.is_file() or file.stat().st_size > MAX_SCREENSHOT_BYTES:
+        return None
+    return "data:image/png;base64," + base64.b64encode(file.read_bytes()).decode("ascii")
+
+
+def gather(db_path: str | Path, run_id: int | None = None,
+           shots_root: str | Path | None = None) -> dict[str, Any]:
+    """Everything the report shows about ``run_id`` (default: the latest run)."""
+    if not Path(db_path).is_file():
+        raise RunNotFound(f"no census database at {db_path}")
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return _gather(conn, run_id, Path(shots_root if shots_root else Path(db_path).parent))
+    finally:
+        conn.close()
+
+
+def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path) -> dict[str, Any]:
+    sql = "SELECT * FROM runs WHERE id = ?" if run_id else "SELECT * FROM runs ORDER BY id DESC"
+    runs = _rows(conn, sql + " LIMIT 1", *([run_id] if run_id else []))
+    if not runs:
+        raise RunNotFound(f"no run {run_id}" if run_id else "the census has no runs")
+    run = runs[0]
+    rid = run["id"]
+    sites = _rows(conn, _SITES, rid)
+    for site in sites:
+        site["screenshot_uri"] = _screenshot(shots_root, site["screenshot"])
+    one = lambda sql, *p: conn.execute(sql, p).fetchone()[0]  # noqa: E731
+    domains = one("SELECT count(DISTINCT domain) FROM sightings WHERE run_id = ? "
+                  "AND domain IS NOT NULL", rid)
+    live = sum(1 for s in sites if s["alive"])
+    purposes: dict[str, int] = {}
+    for site in sites:
+        if site["alive"]:
+            purpose = site["purpose"] or "unknown"
+            purposes[purpose] = purposes.get(purpose, 0) + 1
+    languages = _rows(conn, "SELECT coalesce(lang, '?') AS lang, count(DISTINCT domain) AS n "
+                      "FROM pages WHERE run_id = ? GROUP BY 1 ORDER BY n DESC, lang", rid)
+    series = _rows(
+        conn,
+        "SELECT r.id, substr(r.started_at, 1, 10) AS date, "
+        "(SELECT count(DISTINCT domain) FROM sightings WHERE run_id = r.id "
+        "AND domain IS NOT NULL) AS domains, "
+        "(SELECT count(DISTINCT domain) FROM sites WHERE run_id = r.id AND alive) AS live "
+        "FROM runs AS r WHERE r.zone = ? AND r.id <= ? ORDER BY r.id",
+        run["zone"], rid,
+    )
+    axfr = _rows(conn, "SELECT zone, ns_name, address, outcome, records FROM axfr_attempts "
+                 "WHERE run_id = ? ORDER BY outcome != 'success', zone, ns_name, address", rid)
+    previous = one("SELECT max(from_run) FROM changes WHERE to_run = ?", rid)
+    changes = _rows(conn, "SELECT kind, subject, before, after FROM changes "
+                    "WHERE to_run = ? AND from_run = ? ORDER BY id", rid, previous)
+    return {
+        "run": run | {"options": json.loads(run["options"] or "{}")},
+        "version": __version__,
+        "numbers": {
+            "domains": domains,
+            "live": live,
+            "pages": one("SELECT count(*) FROM pages WHERE run_id = ?", rid),
+            "zones": one("SELECT count(*) FROM zones WHERE run_id = ?", rid),
+            "axfr_open": sum(1 for a in axfr if a["outcome"] == "success"),
+            "axfr_tried": len(axfr),
+            "changes": len(changes),
+        },
+        "sites": sites,
+        "axfr": axfr,
+        "previous": previous,
+        "changes": _group_changes(changes),
+        "charts": {
+            "purposes": bar_chart(
+                [Bar(k, v) for k, v in sorted(purposes.items(), key=lambda kv: (-kv[1], kv[0]))],
+                "Purposes of live sites",
+            ),
+            "languages": bar_chart([Bar(r["lang"], r["n"]) for r in languages],
+                                   "Sites publishing in each language"),
+            "runs": runs_chart(series),
+        },
+    }
+
+
+def _group_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from .diff import TITLES, Kind
+
+    order = {kind.value: i for i, kind in enumerate(Kind)}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        groups.setdefault(change["kind"], []).append(change)
+    return [
+        {"kind": kind, "title": TITLES.get(Kind(kind), kind) if kind in order else kind,
+         "items": items}
+        for kind, items in sorted(groups.items(), key=lambda kv: order.get(kv[0], 99))
+    ]
+
+
+def render(data: dict[str, Any]) -> str:
+    """The report's HTML from ``gather()``'s data."""
+    try:
+        import jinja2
+    except ImportError:
+        raise CensusError("census report needs Jinja2: pip install jinja2") from None
+    template = resources.files("crawler").joinpath("data/report.html.j2").read_text("utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["svg"] = lambda text: jinja2.utils.markupsafe.Markup(text)
+    return env.from_string(template).render(**data)
+
+
+def write_report(db_path: str | Path, run_id: int | None = None,
+                 out_path: str | Path | None = None,
+                 shots_root: str | Path | None = None) -> Path:
+    """Write the report of ``run_id`` to ``out_path`` (default ``output/report-run<ID>.html``)."""
+    data = gather(db_path, run_id, shots_root)
+    path = Path(out_path or Path("output") / f"report-run{data['run']['id']}.html")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(data), encoding="utf-8")
+    return path

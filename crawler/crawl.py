@@ -27,6 +27,7 @@ OPTION_SETTINGS = {
     "download_timeout": "DOWNLOAD_TIMEOUT",
     "warc_max_size": "CENSUS_WARC_MAX_SIZE",
     "concurrent_requests": "CONCURRENT_REQUESTS",
+    "concurrent_per_domain": "CONCURRENT_REQUESTS_PER_DOMAIN",
 }
 
 

@@ -1,0 +1,300 @@
+"""Bench the crawl stage against the lab on loopback, and a bare Scrapy spider in the same run.
+
+    python bench/bench_crawl.py [--sites 20] [--pages 100] [--concurrency 32] [--per-domain 8]
+
+A world is generated in a temporary folder: the kp world plus ``--sites`` sites of ``--pages``
+pages of about 5 KB each, every page linking to ten pages of its site and to two other sites.
+The lab serves it; a census run is written from the world (``tests/crawlhelp.py``), then:
+
+(a) the whole stage, ``crawl_run`` (fetch, WARC, extraction, database), in its spawn child,
+    with no delay, AutoThrottle off and the politeness limits lifted to the bench's
+    concurrency;
+(b) a bare Scrapy spider, also in a spawn child, fetching exactly the URLs that (a) stored,
+    with the same concurrency, port map and census resolver: no pipeline, WARC, extraction,
+    robots.txt or link following.
+
+Both are timed from the parent (process start to exit) and by Scrapy's own clock (engine start
+to finish).  Target (issue 3): the stage keeps at least 60% of the bare spider's rate.  Peak
+RSS is the child's ``VmHWM``, sampled from ``/proc`` while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from crawler.crawl import crawl_run
+from crawler.lab import Lab, World, free_port, load_world
+
+FIRST_ADDRESS = 100  # bench sites on 127.45.178.100 and up (the faults test uses .99)
+VOCABULARY = """
+    the people workers industry harvest factory steel science leader congress delegation
+    report great city railway station river bridge youth culture music film sports school
+    university trade export machine power plant field farm revolutionary spirit building
+    construction achievement meeting visit friendship nation history museum theatre army
+    province county village fishing coast mountain forest cooperative production target
+"""
+WORDS = VOCABULARY.split()
+
+
+def site_name(i: int) -> str:
+    return f"bench{i:02d}.com.kp"
+
+
+def page_path(n: int) -> str:
+    """Page paths made of words: numbered paths of one pattern would hit the trap budget."""
+    if n == 0:
+        return "/"
+    return f"/{WORDS[n // len(WORDS)]}-{WORDS[n % len(WORDS)]}.html"
+
+
+def page_html(rng: random.Random, site: int, n: int, sites: int, pages: int) -> str:
+    """About 5 KB of English text; links to ten pages of the site (a tree of fan-out ten, so
+    every page is within depth 2) and to the home pages of two other sites."""
+    paragraphs = "".join(
+        "<p>" + " ".join(rng.choice(WORDS) for _ in range(60)) + ".</p>\n" for _ in range(10)
+    )
+    children = [c for c in range(n * 10 + 1, n * 10 + 11) if c < pages] or [0]
+    links = "".join(f'<li><a href="{page_path(c)}">page {c}</a></li>\n' for c in children)
+    others = "".join(
+        f'<li><a href="http://{site_name(other)}/">site {other}</a></li>\n'
+        for other in ((site + 1) % sites, (site + 2) % sites)
+    )
+    # Half the sites declare their language: the other half need the statistical detector.
+    lang = ' lang="en"' if site % 2 == 0 else ""
+    return (
+        f"<!DOCTYPE html><html{lang}><head><meta charset=\"utf-8\">"
+        f"<title>Bench site {site} page {n}</title></head>\n<body><h1>Page {n}</h1>\n"
+        f"{paragraphs}<ul>{links}{others}</ul></body></html>\n"
+    )
+
+
+def bench_world(folder: Path, sites: int, pages: int) -> World:
+    """The kp world plus the bench sites, with their A records appended to ``com.kp``."""
+    from crawler.lab.world import _world_root
+
+    root = folder / "world"
+    shutil.copytree(_world_root("kp"), root)
+    rng = random.Random(3)
+    with (root / "zones" / "com.kp.zone").open("a") as zone:
+        zone.write("\n")
+        for i in range(sites):
+            zone.write(f"bench{i:02d} 300 IN A 127.45.178.{FIRST_ADDRESS + i}\n")
+    for i in range(sites):
+        site = root / "sites" / site_name(i)
+        site.mkdir()
+        (site / "site.toml").write_text('purpose = "news_media"\n')
+        for n in range(pages):
+            name = "index.html" if n == 0 else page_path(n)[1:]
+            (site / name).write_text(page_html(rng, i, n, sites, pages))
+    return load_world(str(root))
+
+
+def seconds(stats: dict[str, Any]) -> float | None:
+    """Scrapy's own clock: engine start to finish, from the stats (datetimes or their str)."""
+    start, finish = stats.get("start_time"), stats.get("finish_time")
+    if not start or not finish:
+        return None
+    if isinstance(start, str):
+        start, finish = datetime.fromisoformat(start), datetime.fromisoformat(finish)
+    return (finish - start).total_seconds()
+
+
+class PeakRSS:
+    """Samples ``VmHWM`` of the running children named ``name`` (the kernel keeps the peak;
+    sampling only has to catch the child before it exits)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            for child in multiprocessing.active_children():
+                if child.name != self.name:
+                    continue
+                try:
+                    status = Path(f"/proc/{child.pid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _bare_child(urls: list[str], overrides: dict[str, Any], messages: Any) -> None:
+    """A Scrapy spider that fetches ``urls`` and does nothing with the responses."""
+    from scrapy import Request, Spider
+    from scrapy.crawler import CrawlerProcess
+
+    class Bare(Spider):
+        name = "bare"
+
+        async def start(self) -> Any:
+            for url in urls:
+                yield Request(url, callback=self.parse, dont_filter=True)
+
+        def parse(self, response: Any) -> None:
+            return None
+
+    process = CrawlerProcess(overrides)
+    crawler = process.create_crawler(Bare)
+    process.crawl(crawler)
+    process.start()
+    stats = crawler.stats.get_stats()
+    messages.put({
+        "pages": stats.get("response_received_count", 0),
+        "seconds": seconds(stats),
+        "errors": stats.get("downloader/exception_count", 0),
+    })
+
+
+def bare_crawl(
+    urls: list[str], db_path: Path, run_id: int, ports: dict[str, int], concurrency: int,
+    per_domain: int,
+) -> dict[str, Any]:
+    """Run ``_bare_child`` in a spawn child with the stage's transport, return its figures."""
+    overrides = {
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
+        "DOWNLOAD_DELAY": 0,
+        "AUTOTHROTTLE_ENABLED": False,
+        "ROBOTSTXT_OBEY": False,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "HTTPERROR_ALLOW_ALL": True,
+        "LOG_LEVEL": "WARNING",
+        "DOWNLOAD_TIMEOUT": 10,
+        "TWISTED_DNS_RESOLVER": "crawler.resolver.CensusResolver",
+        "DOWNLOAD_HANDLERS": {
+            "http": "crawler.handlers.PortMapDownloadHandler",
+            "https": "crawler.handlers.PortMapDownloadHandler",
+        },
+        "CENSUS_DB": str(db_path),
+        "CENSUS_RUN_ID": run_id,
+        "CENSUS_ALLOW_NET": ["127.0.0.0/8"],
+        "CENSUS_HTTP_PORT": ports["http_port"],
+        "CENSUS_HTTPS_PORT": ports["https_port"],
+    }
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    child = context.Process(target=_bare_child, args=(urls, overrides, messages), name="bare")
+    with PeakRSS("bare") as rss:
+        started = time.perf_counter()
+        child.start()
+        result = messages.get(timeout=600)
+        child.join()
+        result["wall"] = time.perf_counter() - started
+    result["rss_mb"] = rss.peak_kb / 1024
+    return result
+
+
+def stage_crawl(
+    db_path: Path, run_id: int, out: Path, ports: dict[str, int], concurrency: int,
+    per_domain: int, max_pages: int,
+) -> dict[str, Any]:
+    """The whole crawl stage, ``crawl_run``, with politeness lifted; its figures."""
+    options = {
+        "delay": 0,
+        "download_timeout": 10,
+        "max_pages": max_pages,
+        "concurrent_requests": concurrency,
+        "concurrent_per_domain": per_domain,
+        **ports,
+    }
+    with PeakRSS("census-crawl") as rss:
+        started = time.perf_counter()
+        result = crawl_run(str(db_path), run_id, str(out), ["127.0.0.0/8"], options)
+        wall = time.perf_counter() - started
+    return {
+        "pages": result.pages,
+        "seconds": seconds(result.stats),
+        "wall": wall,
+        "finish_reason": result.finish_reason,
+        "rss_mb": rss.peak_kb / 1024,
+    }
+
+
+def line(label: str, figures: dict[str, Any]) -> str:
+    pages, wall, inner = figures["pages"], figures["wall"], figures["seconds"]
+    inner_rate = f"{pages / inner:7.1f}" if inner else "      ?"
+    return (
+        f"{label:<24} {pages:6d} pages  {wall:6.2f} s  {pages / wall:7.1f} pages/s   "
+        f"(engine {inner or 0:6.2f} s, {inner_rate} pages/s)  peak RSS {figures['rss_mb']:5.0f} MB"
+    )
+
+
+def main() -> None:
+    from tests.crawlhelp import census_from_world
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=20)
+    parser.add_argument("--pages", type=int, default=100, help="pages per site")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--per-domain", type=int, default=8)
+    parser.add_argument("--keep", type=Path, help="keep the world, census and WARCs here")
+    args = parser.parse_args()
+
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-crawl-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    world = bench_world(folder, args.sites, args.pages)
+    addresses = world.addresses()
+    ports = {name: free_port(addresses) for name in ("dns", "http", "https")}
+    lab = Lab(world, ports["dns"], ports["http"], ports["https"]).start()
+    lab_ports = {"http_port": ports["http"], "https_port": ports["https"]}
+    db_path = folder / "census.db"
+    domains = [site_name(i) for i in range(args.sites)]
+    try:
+        run_id = census_from_world(db_path, world, domains)
+        # two start URLs (http, https) are scheduled per site on top of its pages
+        stage = stage_crawl(db_path, run_id, folder, lab_ports, args.concurrency,
+                            args.per_domain, args.pages + 2)
+        conn = sqlite3.connect(db_path)
+        urls = [u for (u,) in conn.execute(
+            "SELECT url FROM pages WHERE run_id = ? ORDER BY id", [run_id])]
+        conn.close()
+        bare = bare_crawl(urls, db_path, run_id, lab_ports, args.concurrency, args.per_domain)
+    finally:
+        lab.stop()
+    warc_mb = sum(p.stat().st_size for p in (folder / "warc").glob("*.warc.gz")) / 1e6
+    print(f"world: {args.sites} sites x {args.pages} pages; concurrency {args.concurrency}, "
+          f"{args.per_domain} per domain; stage finish reason {stage['finish_reason']}; "
+          f"WARC {warc_mb:.1f} MB")
+    print(line("stage (crawl_run)", stage))
+    print(line("bare Scrapy spider", bare))
+    ratio = (stage["pages"] / stage["wall"]) / (bare["pages"] / bare["wall"])
+    engine_ratio = (
+        (stage["pages"] / stage["seconds"]) / (bare["pages"] / bare["seconds"])
+        if stage["seconds"] and bare["seconds"] else float("nan")
+    )
+    verdict = "ok" if ratio >= 0.6 else "UNDER TARGET"
+    print(f"ratio stage/bare: {ratio:.0%} wall, {engine_ratio:.0%} engine "
+          f"(target >= 60%: {verdict})")
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

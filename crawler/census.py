@@ -18,11 +18,13 @@ from typing import Any
 import sqlite_utils
 
 from .db import (
+    Method,
     RunStatus,
     finish_run,
     get_run,
     mark_abandoned_runs,
     open_census,
+    run_domains,
     set_stage,
     start_run,
     writer_lock,
@@ -163,23 +165,68 @@ def _probe_stage(
     return StageResult(RunStatus(result.status), result.message)
 
 
+def linked_names(
+    db: sqlite_utils.Database, run_id: int, profile: Profile
+) -> list[tuple[str, str, str]]:
+    """Hosts under the zone that pages link to, of domains the run does not know yet.
+
+    Returns ``(host, 'link', first page URL linking to it)``.
+    """
+    suffixes = profile.suffix_set
+    known = set(run_domains(db, run_id))
+    found = db.execute(
+        "SELECT l.to_host, min(p.url) FROM links l JOIN pages p ON p.id = l.page_id "
+        "WHERE l.run_id = ? AND (l.to_host = ? OR l.to_host LIKE ?) GROUP BY l.to_host",
+        [run_id, profile.zone, f"%.{profile.zone}"],
+    )
+    return [
+        (host, Method.LINK, url)
+        for host, url in found
+        if (domain := suffixes.domain_of(host)) and domain not in known
+    ]
+
+
 def _crawl_stage(
     db: sqlite_utils.Database,
     run_id: int,
     options: CensusOptions,
     progress: ProgressCallback | None,
 ) -> StageResult:
+    """Crawl every site; then probe the new names that links revealed and crawl those too."""
     from .crawl import crawl_run
+    from .probe import probe_names
 
-    result = crawl_run(
-        options.db_path, run_id, options.out_dir, list(options.allow_nets), options.crawl, progress
+    def crawl(extra: dict[str, Any]) -> None:
+        result = crawl_run(
+            options.db_path,
+            run_id,
+            options.out_dir,
+            list(options.allow_nets),
+            {**options.crawl, **extra},
+            progress,
+        )
+        if result.finish_reason == "shutdown":
+            raise KeyboardInterrupt
+
+    crawl({})
+    profile = load_profile(options.zone, options.profile_path)
+    new = probe_names(
+        db, run_id, profile, probe_options(options, profile), linked_names(db, run_id, profile)
     )
-    if result.finish_reason == "shutdown":
-        raise KeyboardInterrupt
-    message = f"crawl: {result.alive} of {result.sites} sites alive, {result.pages} pages"
-    if result.refused:
+    message = ""
+    if new:
+        log.info("run %d: links revealed %d new domains: %s", run_id, len(new), ", ".join(new))
+        crawl({"domains": new})
+        message = f"; links revealed {len(new)} new domains ({', '.join(new[:5])})"
+    sites, alive, refused, pages = db.execute(
+        "SELECT count(*), coalesce(sum(alive), 0), coalesce(sum(error LIKE '%not crawled:%'), 0),"
+        " (SELECT count(*) FROM pages WHERE run_id = ?) FROM sites WHERE run_id = ?",
+        [run_id, run_id],
+    ).fetchone()
+    message = f"crawl: {alive} of {sites} sites alive, {pages} pages" + message
+    if refused:
         message += (
-            f"; {result.refused} sites not crawled because their addresses are not globally"
+            f"; {refused} sites not crawled because their addresses are not globally"
             " routable (use --allow-net CIDR to opt a range in)"
         )
     return StageResult(RunStatus.COMPLETE, message)

@@ -28,6 +28,7 @@ OPTION_SETTINGS = {
     "warc_max_size": "CENSUS_WARC_MAX_SIZE",
     "concurrent_requests": "CONCURRENT_REQUESTS",
     "concurrent_per_domain": "CONCURRENT_REQUESTS_PER_DOMAIN",
+    "domains": "CENSUS_DOMAINS",
 }
 
 

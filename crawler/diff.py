@@ -510,11 +510,16 @@ def _axfr() -> list[str]:
 
 def _records() -> list[str]:
     types = ", ".join(f"'{t}'" for t in RECORD_KINDS)
-    select = "SELECT name, type, value FROM dns_records WHERE run_id = :{r} AND type IN (%s)"
-    select %= types
+    # What each name answers, as the probe asked it: the contents of a zone transfer are
+    # reported through the transfer's own status, not record by record.
+    asked = "coalesce(source, '') NOT LIKE 'axfr:%'"
+    select = (
+        "SELECT name, type, value FROM dns_records WHERE run_id = :{r} "
+        f"AND {asked} AND type IN ({types})"
+    )
     values = (
-        "(SELECT group_concat(value, ' | ') FROM (SELECT value FROM dns_records "
-        "WHERE run_id = :{r} AND name = k.name AND type = k.type ORDER BY value))"
+        "(SELECT group_concat(value, ' | ') FROM (SELECT DISTINCT value FROM dns_records "
+        f"WHERE run_id = :{{r}} AND name = k.name AND type = k.type AND {asked} ORDER BY value))"
     )
     kind = (
         "CASE k.type "

@@ -34,9 +34,10 @@ def best_attempt(attempts: list[SiteAttempt]) -> SiteAttempt:
 
 
 class CensusPipeline:
-    def __init__(self, db_path: str, run_id: int) -> None:
+    def __init__(self, db_path: str, run_id: int, only: list[str] | None = None) -> None:
         self.db_path = db_path
         self.run_id = run_id
+        self.only = only or []
         self.attempts: dict[str, list[SiteAttempt]] = defaultdict(list)
         self.pages: dict[str, int] = defaultdict(int)
         self.pending = 0
@@ -44,21 +45,29 @@ class CensusPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
-        return cls(crawler.settings["CENSUS_DB"], crawler.settings.getint("CENSUS_RUN_ID"))
+        s = crawler.settings
+        return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"))
 
     def open_spider(self, spider: Spider | None = None) -> None:
         self.conn = sqlite3.connect(self.db_path, timeout=30)
         self.conn.execute("PRAGMA foreign_keys = ON")
+        # a rerun of the crawl stage replaces what an earlier attempt of it wrote
+        scope = "run_id = ?"
+        params: list[Any] = [self.run_id]
+        if self.only:
+            scope += f" AND domain IN ({', '.join('?' * len(self.only))})"
+            params += self.only
         with self.conn:
-            # a rerun of the crawl stage replaces what an earlier attempt of it wrote
-            self.conn.execute("DELETE FROM links WHERE run_id = ?", [self.run_id])
+            self.conn.execute(
+                f"DELETE FROM links WHERE page_id IN (SELECT id FROM pages WHERE {scope})", params
+            )
             self.conn.execute(
                 "UPDATE pages SET revisit_of = NULL WHERE revisit_of IN "
-                "(SELECT id FROM pages WHERE run_id = ?)",
-                [self.run_id],
+                f"(SELECT id FROM pages WHERE {scope})",
+                params,
             )
-            self.conn.execute("DELETE FROM pages WHERE run_id = ?", [self.run_id])
-            self.conn.execute("DELETE FROM sites WHERE run_id = ?", [self.run_id])
+            self.conn.execute(f"DELETE FROM pages WHERE {scope}", params)
+            self.conn.execute(f"DELETE FROM sites WHERE {scope}", params)
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         if isinstance(item, SiteAttempt):

@@ -31,9 +31,16 @@ from .ptr import ptr_sweep
 from .records import collect_records
 from .seeds import probe_seeds
 from .wordlist import wordlist_sweep
-from .zones import enumerate_zones
+from .zones import delegated_domains, enumerate_zones
 
-__all__ = ["Outcome", "ProbeOptions", "ProbeResult", "ProgressCallback", "probe_run"]
+__all__ = [
+    "Outcome",
+    "ProbeOptions",
+    "ProbeResult",
+    "ProgressCallback",
+    "probe_names",
+    "probe_run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +78,7 @@ async def _probe(
             seeds.append((clean, Method.LINK, "link"))
     if seeds:
         await probe_seeds(ctx, seeds)
-    labels = (
-        read_wordlist(profile) if options.wordlist is None else list(options.wordlist)
-    )
+    labels = read_wordlist(profile) if options.wordlist is None else list(options.wordlist)
     if labels:
         await wordlist_sweep(ctx, labels)
     for state in states:
@@ -81,8 +86,47 @@ async def _probe(
     ranges = profile.ranges if options.ip_ranges is None else options.ip_ranges
     if ranges:
         await ptr_sweep(ctx, tuple(ranges))
+    done = {state.zone for state in states}
+    hidden = await delegated_domains(ctx, [d for d in run_domains(db, run_id) if d not in done])
+    if hidden:
+        await enumerate_zones(ctx, hidden, done)
     await collect_records(ctx)
     return _result(ctx)
+
+
+def probe_names(
+    db: sqlite_utils.Database,
+    run_id: int,
+    profile: Profile,
+    options: ProbeOptions,
+    sightings: list[tuple[str, str, str]],
+) -> list[str]:
+    """See names found outside the DNS (``(name, method, source)``, e.g. in crawled links).
+
+    Every name under the zone becomes a sighting, whether or not it resolves: a link is
+    evidence of its own.  The records of the registrable domains that are new to the run are
+    then collected as for any domain; returns those domains.
+    """
+    return asyncio.run(_probe_names(db, run_id, profile, options, sightings))
+
+
+async def _probe_names(
+    db: sqlite_utils.Database,
+    run_id: int,
+    profile: Profile,
+    options: ProbeOptions,
+    sightings: list[tuple[str, str, str]],
+) -> list[str]:
+    resolvers = list(options.resolvers) or system_resolvers()
+    ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)), resolvers)
+    known = set(run_domains(db, run_id))
+    with db.atomic():
+        for name, method, source in sightings:
+            ctx.see(name, method, source)
+    new = sorted(set(run_domains(db, run_id)) - known)
+    if new and resolvers:
+        await collect_records(ctx, new)
+    return new
 
 
 def _result(ctx: Context) -> ProbeResult:

@@ -34,9 +34,13 @@ def store_answer(ctx: Context, answer: Answer) -> int:
     return len(rows)
 
 
-async def collect_records(ctx: Context) -> int:
-    """Ask the resolver for every type of every domain and host; return the records stored."""
-    domains = run_domains(ctx.db, ctx.run_id)
+async def collect_records(ctx: Context, domains: list[str] | None = None) -> int:
+    """Ask the resolver for every type of every domain (default: the run's) and its hosts.
+
+    Returns the number of records stored.
+    """
+    if domains is None:
+        domains = run_domains(ctx.db, ctx.run_id)
     jobs = [(host + domain, rdtype) for domain in domains for host in HOSTS for rdtype in TYPES]
     stored = 0
 

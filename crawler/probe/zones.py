@@ -95,8 +95,10 @@ async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
             answer = await ctx.engine.query(ctx.authority(address), d.zone, "NS", recurse=False)
             child_names |= _names(answer, "NS")
             if state.serial is None:
-                _take_soa(state, await ctx.engine.query(
-                    ctx.authority(address), d.zone, "SOA", recurse=False))
+                _take_soa(
+                    state,
+                    await ctx.engine.query(ctx.authority(address), d.zone, "SOA", recurse=False),
+                )
     for ns in sorted(child_names - addresses.keys()):
         addresses[ns] = await resolve_host(ctx, ns)
     if state.serial is None:
@@ -127,8 +129,14 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
     """One AXFR attempt, recorded in ``axfr_attempts``; stores the zone if first to succeed."""
     polite = ctx.profile.politeness
     row: dict[str, object] = {
-        "run_id": ctx.run_id, "zone": state.zone, "ns_name": ns, "address": address,
-        "records": None, "soa_serial": None, "error": None, "attempted_at": utcnow(),
+        "run_id": ctx.run_id,
+        "zone": state.zone,
+        "ns_name": ns,
+        "address": address,
+        "records": None,
+        "soa_serial": None,
+        "error": None,
+        "attempted_at": utcnow(),
     }
     started = time.monotonic()
     if not ctx.policy.allowed(address):
@@ -138,8 +146,12 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
     source = f"axfr:{state.zone}@{address}"
     with tempfile.TemporaryFile(prefix="census-axfr-") as spool:
         drained = await drain(
-            address, ctx.options.ns_port, state.zone, spool,
-            timeout=ctx.engine.limits.timeout, total=polite.axfr_timeout,
+            address,
+            ctx.options.ns_port,
+            state.zone,
+            spool,
+            timeout=ctx.engine.limits.timeout,
+            total=polite.axfr_timeout,
         )
         outcome = drained.outcome
         error = drained.error
@@ -170,9 +182,14 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
     """
     db, source = ctx.db, state.stored_from
     assert source is not None
-    cuts = {name for (name,) in db.conn.execute(
-        "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
-        "AND name != ?", [ctx.run_id, source, state.zone])}
+    cuts = {
+        name
+        for (name,) in db.conn.execute(
+            "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
+            "AND name != ?",
+            [ctx.run_id, source, state.zone],
+        )
+    }
     server = source.split("@", 1)[1]
     with db.atomic():
         names = db.conn.execute(
@@ -220,19 +237,53 @@ def write_zone(ctx: Context, state: ZoneState) -> None:
     with ctx.db.atomic():
         ctx.db["zones"].upsert(
             {
-                "run_id": ctx.run_id, "zone": state.zone, "parent": state.parent,
-                "soa_serial": state.serial, "soa_mname": state.mname, "soa_rname": state.rname,
+                "run_id": ctx.run_id,
+                "zone": state.zone,
+                "parent": state.parent,
+                "soa_serial": state.serial,
+                "soa_mname": state.mname,
+                "soa_rname": state.rname,
             },
             pk=("run_id", "zone"),
         )
 
 
-async def enumerate_zones(ctx: Context) -> list[ZoneState]:
-    """NS discovery and AXFR, the zone first, then its sub-zones, then delegated domains."""
+async def delegated_domains(ctx: Context, domains: list[str]) -> list[Delegation]:
+    """The domains among ``domains`` that are zones of their own (an NS set at the name).
+
+    A closed transfer of the parent hides its delegations; a domain found another way (seed,
+    wordlist, PTR, link) is still asked for its NS set, so its own servers get a transfer try.
+    """
+    found = []
+    for domain in domains:
+        answer = await ctx.engine.query(ctx.resolver_for(domain), domain, "NS")
+        owners = {r.name.to_text(omit_final_dot=True).lower() for r in answer.rrsets("NS")}
+        if domain in owners:
+            found.append(Delegation(domain, ctx.suffixes.suffix_of(domain), _names(answer, "NS")))
+    return found
+
+
+async def enumerate_zones(
+    ctx: Context,
+    start: list[Delegation] | None = None,
+    scheduled: set[str] | None = None,
+) -> list[ZoneState]:
+    """NS discovery and AXFR, the zone first, then its sub-zones, then delegated domains.
+
+    ``start`` replaces the zone itself as the first work (e.g. domains found delegated after
+    the transfers); ``scheduled`` holds the zones already done, which are not done again.
+    """
     top = ctx.profile.zone
-    suffix_queue: deque[Delegation] = deque([Delegation(top, None)])
-    domain_queue: deque[Delegation] = deque()
-    scheduled = {top}
+    first = start if start is not None else [Delegation(top, None)]
+    scheduled = set() if scheduled is None else scheduled
+    scheduled |= {d.zone for d in first}
+    is_domain = [bool(ctx.suffixes.split(d.zone)) for d in first]
+    suffix_queue: deque[Delegation] = deque(
+        d for d, dom in zip(first, is_domain, strict=True) if not dom
+    )
+    domain_queue: deque[Delegation] = deque(
+        d for d, dom in zip(first, is_domain, strict=True) if dom
+    )
     states: list[ZoneState] = []
     while suffix_queue or domain_queue:
         d = suffix_queue.popleft() if suffix_queue else domain_queue.popleft()
@@ -261,4 +312,3 @@ async def enumerate_zones(ctx: Context) -> list[ZoneState]:
                 suffix_queue.append(Delegation(suffix, top, from_profile=True))
     ctx.tick("zones", len(states), len(scheduled))
     return states
-

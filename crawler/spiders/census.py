@@ -91,6 +91,8 @@ class CensusSpider(Spider):
         # usually serve one site; each page of it is fetched once, from whichever came first.
         self.seen: dict[str, set[str]] = {}
         self.refused: dict[str, str] = {}
+        self.only: list[str] = []
+        """Crawl only these domains (a second pass for names found in links)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
@@ -103,6 +105,7 @@ class CensusSpider(Spider):
             *args,
             **kwargs,
         )
+        spider.only = s.getlist("CENSUS_DOMAINS")
         spider._set_crawler(crawler)
         return spider
 
@@ -116,7 +119,7 @@ class CensusSpider(Spider):
     async def start(self) -> AsyncIterator[Any]:
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
-        for domain in run_sites(self.db_path, self.run_id):
+        for domain in self.only or run_sites(self.db_path, self.run_id):
             urls = self.start_urls_of(domain, addresses)
             if not urls:
                 yield SiteAttempt(domain, f"http://{domain}/", error="no address in DNS")
@@ -145,7 +148,9 @@ class CensusSpider(Spider):
             url,
             callback=self.parse,
             errback=self.failed,
-            meta={"census_site": domain, "census_start": start},
+            # one download slot per site: its bare and www. hosts share one connection, in
+            # order, so which host a page is fetched from is the same in every run
+            meta={"census_site": domain, "census_start": start, "download_slot": domain},
             dont_filter=start,
         )
 

@@ -114,9 +114,10 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
     \b
     Example:
-        census lab &                          # an offline replica of .kp
-        census probe kp --resolver 127.45.179.53:5300 --ns-port 5300 \\
-            --no-seeds --ip-range 127.45.176.0/22 --db lab.db
+        census run                  # the census of .kp, from the embedded profile
+        census lab &                # an offline replica of .kp; prints the flags
+        census run kp --db lab.db FLAGS-PRINTED-BY-CENSUS-LAB
+        census diff                 # what changed since the previous run
     """
     level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
     if verbose or quiet:

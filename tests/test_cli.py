@@ -1,0 +1,135 @@
+"""The ``census`` command as a user meets it: bad input, an unreachable zone, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crawler.cli import cli
+
+
+@pytest.fixture
+def dead_resolver() -> Iterator[str]:
+    """A bound UDP socket nobody reads: queries go in, nothing comes out."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    host, port = sock.getsockname()
+    yield f"{host}:{port}"
+    sock.close()
+
+
+def census(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def runs(db_path: Path) -> list[tuple]:
+    if not db_path.exists():
+        return []
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT id, status, message FROM runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("zone", ["k_p!", "kp-", "a..b", "x" * 64])
+def test_an_invalid_zone_name_is_one_line_and_no_run(tmp_path: Path, zone: str) -> None:
+    db_path = tmp_path / "census.db"
+    code, output = census("probe", zone, "--db", str(db_path), "--resolver", "127.0.0.1:9")
+    assert code == 1
+    assert output.startswith("Error: invalid zone name")
+    assert len(output.strip().splitlines()) == 1
+    assert runs(db_path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "cannot read profile"),
+        ("zone = [", "malformed profile"),
+        ('title = "no zone"', "'zone' (a string) is required"),
+        ('zone = "kp"\n[[seeds]]\nsource = "x"\nnames = ["kcna.se"]', "is not under kp"),
+        ('zone = "kp"\n[politeness]\nwarp = 9', "malformed profile"),
+    ],
+)
+def test_a_missing_or_malformed_profile_is_one_line(
+    tmp_path: Path, text: str | None, message: str
+) -> None:
+    profile = tmp_path / "profile.toml"
+    if text is not None:
+        profile.write_text(text)
+    db_path = tmp_path / "census.db"
+    code, output = census("probe", "kp", "--profile", str(profile), "--db", str(db_path))
+    assert code == 1
+    assert message in output and len(output.strip().splitlines()) == 1
+    assert runs(db_path) == []
+
+
+def test_an_invalid_resolver_is_one_line(tmp_path: Path) -> None:
+    code, output = census("probe", "kp", "--db", str(tmp_path / "c.db"), "--resolver", "dns.kp")
+    assert code == 1 and "invalid resolver 'dns.kp'" in output
+
+
+def test_an_unreachable_zone_ends_failed_and_says_nothing_answered(
+    tmp_path: Path, dead_resolver: str
+) -> None:
+    db_path = tmp_path / "census.db"
+    started = time.monotonic()
+    code, output = census(
+        "run", "kp", "--db", str(db_path), "--out", str(tmp_path), "--resolver", dead_resolver,
+        "--timeout", "0.3", "--no-wordlist", "--ip-range", "127.45.176.0/30",
+    )
+    assert time.monotonic() - started < 30
+    assert code == 0, output
+    ((_, status, message),) = runs(db_path)
+    assert status == "failed"
+    assert message.startswith("nothing answered")
+    assert "failed" in output and "nothing answered" in output
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_keeps_earlier_runs(
+    tmp_path: Path, dead_resolver: str
+) -> None:
+    db_path = tmp_path / "census.db"
+    common = ["--db", str(db_path), "--out", str(tmp_path), "--resolver", dead_resolver,
+              "--no-wordlist", "--ip-range", "127.45.176.0/30"]
+    code, output = census("probe", "kp", *common, "--timeout", "0.2")
+    assert code == 0, output
+    before = runs(db_path)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "probe", "kp", *common, "--timeout", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 20
+    while len(runs(db_path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert child.returncode == 1
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    after = runs(db_path)
+    assert after[0] == before[0]
+    assert after[1][1] == "interrupted"
+    assert "interrupted during probe" in after[1][2]
+
+
+def test_help_explains_every_command() -> None:
+    code, output = census("--help")
+    assert code == 0
+    for name in ("run", "probe", "crawl", "classify", "diff", "runs", "label", "serve", "lab"):
+        assert f"  {name} " in output

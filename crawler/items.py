@@ -23,9 +23,11 @@ class PageItem:
     fetched_at: str
     address: str | None
     warc: dict[str, Any] | None
-    links: list[tuple[str, str, int, str]] = field(default_factory=list)
-    """(to_url, to_host, internal, how) of every link on the page."""
+    links: list[tuple[str, str, int, str, str]] = field(default_factory=list)
+    """(to_url, to_host, internal, how, anchor text) of every link on the page."""
     decode_error: str | None = None
+    description: str | None = None
+    headings: list[str] = field(default_factory=list)
 
 
 @dataclass

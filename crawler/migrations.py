@@ -305,6 +305,14 @@ def m003_history_views(db: sqlite_utils.Database) -> None:
     db.create_view("change_history", _CHANGE_HISTORY)
 
 
+@migration
+def m006_page_signals(db: sqlite_utils.Database) -> None:
+    """What the classifier reads besides the text: meta description, headings, anchor text."""
+    db["pages"].add_column("description", str)
+    db["pages"].add_column("headings", str)
+    db["links"].add_column("anchor", str)
+
+
 def apply(db: sqlite_utils.Database) -> int:
     """Bring ``db`` up to the newest schema; return the schema version."""
     version = db.execute("PRAGMA user_version").fetchone()[0]

@@ -80,36 +80,37 @@ class CensusPipeline:
         assert self.conn is not None
         warc = item.warc or {}
         revisit_of = warc.get("revisit_of")
+        text = None if revisit_of else item.text  # stored once, in the page revisited
+        row = {
+            "run_id": self.run_id,
+            "domain": item.domain,
+            "url": item.url,
+            "http_status": item.http_status,
+            "content_type": item.content_type,
+            "charset": item.charset,
+            "sha256": warc.get("sha256", item.sha256),
+            "title": item.title,
+            "lang": item.lang,
+            "lang_confidence": item.lang_confidence,
+            "lang_source": item.lang_source,
+            "text": text,
+            "depth": item.depth,
+            "fetched_at": item.fetched_at,
+            "warc_file": warc.get("file"),
+            "warc_offset": warc.get("offset"),
+            "warc_record_id": warc.get("record_id"),
+            "revisit_of": revisit_of,
+            "description": item.description,
+            "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,
+        }
         cursor = self.conn.execute(
-            "INSERT INTO pages (run_id, domain, url, http_status, content_type, charset, sha256,"
-            " title, lang, lang_confidence, lang_source, text, depth, fetched_at, warc_file,"
-            " warc_offset, warc_record_id, revisit_of) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                self.run_id,
-                item.domain,
-                item.url,
-                item.http_status,
-                item.content_type,
-                item.charset,
-                warc.get("sha256", item.sha256),
-                item.title,
-                item.lang,
-                item.lang_confidence,
-                item.lang_source,
-                None if revisit_of else item.text,  # stored once, in the page revisited
-                item.depth,
-                item.fetched_at,
-                warc.get("file"),
-                warc.get("offset"),
-                warc.get("record_id"),
-                revisit_of,
-            ],
+            f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
         )
         self.pages[item.domain] += 1
         self.conn.executemany(
-            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how, anchor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(self.run_id, cursor.lastrowid, *link) for link in item.links],
         )
         self.pending += 1

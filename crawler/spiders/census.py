@@ -167,7 +167,7 @@ class CensusSpider(Spider):
         links = []
         for link in page.links if page else []:
             internal = same_site(link.host, domain)
-            links.append((link.url, link.host, int(internal), link.how))
+            links.append((link.url, link.host, int(internal), link.how, link.text))
         yield PageItem(
             domain=domain,
             url=response.url,
@@ -186,6 +186,8 @@ class CensusSpider(Spider):
             warc=response.meta.get("census_warc"),
             links=links,
             decode_error=page.decode_error if page else None,
+            description=page.description if page else None,
+            headings=page.headings if page else [],
         )
         if response.meta.get("census_start"):
             start_url = response.meta.get("redirect_urls", [response.url])[0]
@@ -202,7 +204,7 @@ class CensusSpider(Spider):
             )
         if response.status >= 400:
             return
-        for url, _host, internal, _how in links:
+        for url, _host, internal, *_ in links:
             if not internal or not url.startswith(("http://", "https://")):
                 continue
             if self.scheduled[domain] >= self.max_pages:

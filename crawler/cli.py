@@ -322,14 +322,8 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
     """
     from .census import run_census
 
-    progress = Progress(ctx.obj["progress"])
-    try:
-        run_id = run_census(census_options(zone, db_path, **kw), ["probe"], progress)
-    except KeyboardInterrupt:
-        progress.close()
-        raise click.ClickException("interrupted: the run is marked 'interrupted'") from None
-    progress.close()
-    report_run(db_path, run_id)
+    options = census_options(zone, db_path, **kw)
+    run_with_progress(ctx, lambda progress: run_census(options, ["probe"], progress), db_path)
 
 
 @cli.command()

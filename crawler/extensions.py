@@ -7,22 +7,18 @@ import logging
 import sqlite3
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import sqlite_utils
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
+from .db import utcnow
 from .dedup import find_previous_page
 from .warc import WarcFiles
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> str:
-    from .db import utcnow
-
-    return utcnow()
 
 
 class WarcCapture:
@@ -39,7 +35,7 @@ class WarcCapture:
     ) -> None:
         self.db_path = db_path
         self.run_id = run_id
-        stamp = _now().replace("-", "").replace(":", "")
+        stamp = utcnow().replace("-", "").replace(":", "")
         self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
         self.db = sqlite_utils.Database(sqlite3.connect(db_path, check_same_thread=False))
 
@@ -79,14 +75,14 @@ class WarcCapture:
         for name, ttl, rtype, value, source in rows:
             server, lines = by_host.setdefault(name, (source, []))
             lines.append(f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}")
-        date = _now()
+        date = utcnow()
         for host, (server, lines) in by_host.items():
             self.files.write_dns(host, date, (server or "").split("#")[0] or None, lines)
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         body = response.body
         sha256 = hashlib.sha256(body).hexdigest()
-        date = _now()
+        date = utcnow()
         previous = find_previous_page(self.db, response.url, sha256)
         target = self.target(request)
         headers = [
@@ -121,8 +117,6 @@ class WarcCapture:
 
     @staticmethod
     def target(request: Request) -> str:
-        from urllib.parse import urlsplit
-
         parts = urlsplit(request.url)
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
@@ -133,8 +127,6 @@ class WarcCapture:
 
 
 def request_host(url: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(url).netloc
 
 

@@ -11,14 +11,15 @@ import hashlib
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+import sqlite_utils
 from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from ..db import run_domains, utcnow
 from ..extract import extract
 from ..items import PageItem, SiteAttempt
 from ..netpolicy import NetPolicy
@@ -27,27 +28,17 @@ from ..resolver import CensusResolver, census_addresses
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
 
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def same_site(host: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
 def run_sites(db_path: str, run_id: int) -> list[str]:
-    conn = sqlite3.connect(db_path)
+    """The registrable domains of the run, read on the crawl's own connection."""
+    db = sqlite_utils.Database(sqlite3.connect(db_path))
     try:
-        return [
-            row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT domain FROM sightings WHERE run_id = ? AND domain IS NOT NULL "
-                "ORDER BY domain",
-                [run_id],
-            )
-        ]
+        return run_domains(db, run_id)
     finally:
-        conn.close()
+        db.close()
 
 
 def tls_facts(certificate: Any) -> dict[str, Any] | None:
@@ -181,7 +172,7 @@ class CensusSpider(Spider):
             lang_confidence=page.lang_confidence if page else None,
             lang_source=page.lang_source if page else None,
             depth=response.meta.get("depth", 0),
-            fetched_at=_now(),
+            fetched_at=utcnow(),
             address=address,
             warc=response.meta.get("census_warc"),
             links=links,

@@ -193,3 +193,17 @@ def test_runs_lists_both_with_counts(two_runs: tuple[Path, int, int]) -> None:
     runs = {r["id"]: r for r in json.loads(result.output)}
     assert set(runs) == {a, b}
     assert runs[b]["changes"] == len(EXPECTED)
+
+
+def test_datasette_shows_the_second_census(two_runs: tuple[Path, int, int]) -> None:
+    from tests.test_serve import get
+
+    db_path, _, b = two_runs
+    latest = get(db_path, "/census/latest_census.json?_shape=array&_size=max")
+    assert {row["run_id"] for row in latest} == {b}
+    domains = {row["domain"] for row in latest}
+    assert "newsite.com.kp" in domains and "friend.com.kp" not in domains
+    new = get(db_path, "/census/new_sites.json?_shape=array&run=")
+    assert [row["domain"] for row in new] == ["newsite.com.kp"]
+    history = get(db_path, "/census/change_history.json?_shape=array&kind=axfr_closed")
+    assert len(history) == 12

@@ -145,7 +145,8 @@ class Progress:
         if step != self.step:
             self.close()
             self.step = step
-            self.bar = tqdm(total=total, desc=step, unit="q", leave=False, file=sys.stderr)
+            unit = {"crawl": "page", "classify": "site", "screenshots": "site"}.get(step, "query")
+            self.bar = tqdm(total=total, desc=step, unit=unit, leave=False, file=sys.stderr)
         if total is not None and self.bar.total != total:
             self.bar.total = total
         self.bar.n = done

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 STAGES = ("probe", "crawl", "classify", "compare")
 
-# Worst first: a run's status is the worst of its stages' statuses.
-_SEVERITY = [RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.COMPLETE]
+# Worst first: a run's status is the worst of its stages' statuses (an interrupted run that
+# has a stage rerun stays interrupted: what it did not finish is still missing).
+_SEVERITY = [RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.PARTIAL, RunStatus.COMPLETE]
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,9 @@ def stage(db: sqlite_utils.Database, run_id: int, name: str) -> Iterator[None]:
         raise
 
 
-def _worst(results: Sequence[StageResult]) -> StageResult:
-    for status in _SEVERITY:
-        chosen = [r for r in results if r.status == status]
-        if chosen:
-            return StageResult(status, "; ".join(r.message for r in results if r.message))
-    return StageResult(RunStatus.COMPLETE)
+def _worst(statuses: Sequence[RunStatus]) -> RunStatus:
+    """A run is as good as its worst stage; a run with no stage is complete."""
+    return min(statuses, key=_SEVERITY.index, default=RunStatus.COMPLETE)
 
 
 StageFn = Callable[
@@ -310,8 +308,8 @@ def run_census(
                 results.append(fn(db, run_id, options, progress))
             if results[-1].status == RunStatus.FAILED:
                 break
-        final = _worst(results)
-        finish_run(db, run_id, final.status, final.message or None)
+        message = "; ".join(r.message for r in results if r.message)
+        finish_run(db, run_id, _worst([r.status for r in results]), message or None)
         return run_id
 
 
@@ -336,7 +334,6 @@ def run_stage(
         fn = STAGE_FUNCTIONS[name]
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)
-        previous = RunStatus(run["status"]) if run["status"] != RunStatus.RUNNING else result.status
-        final = _worst([result, StageResult(previous)]) if previous in _SEVERITY else result
-        finish_run(db, run["id"], final.status, result.message or run["message"])
+        status = _worst([RunStatus(run["status"]), result.status])
+        finish_run(db, run["id"], status, result.message or run["message"])
         return int(run["id"])

@@ -9,7 +9,8 @@ the charset to serve, a calendar trap.  URL paths are looked up in an index buil
 a request never becomes a file path.
 
 Faults for the crawler's defences live under ``/_fault/`` on every address and host when
-``faults=True`` (see ``FAULTS``); nothing in the world links to them.
+``faults=True``; they are made in ``crawler/lab/faults.py`` (see ``FAULTS``), and nothing in
+the world links to them.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import struct
 import tempfile
 import threading
 import tomllib
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
+
+from .faults import FAULTS, iter_faults, malformed_html, serve_fault
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +41,6 @@ TEXT_TYPES = {".html": "text/html", ".htm": "text/html", ".kcmsf": "text/html",
 BINARY_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
                 ".ico": "image/x-icon", ".pdf": "application/pdf"}
 SERVER_NAME = "Apache/2.2.15 (Red Hat)"  # what .kp hosts announced in 2016
-FAULTS = {
-    "/_fault/gzip-bomb": "gzip body of about 1 MB that inflates to 1.1 GB of zeros",
-    "/_fault/big": "a 50 MB HTML page, sent in chunks with a Content-Length",
-    "/_fault/malformed": "broken, deeply nested HTML with NUL bytes and stray tags",
-    "/_fault/loop": "redirect loop /_fault/loop -> /_fault/loop2 -> /_fault/loop",
-    "/_fault/to-private": "redirect to http://10.0.0.1/",
-    "/_fault/wrong-charset": "UTF-8 Korean body served as charset=euc-kr",
-    "/_fault/unknown-charset": "body declared as charset=x-lab-nonsense",
-    "/_fault/drip": "a small page sent one byte every half second",
-    "/_fault/hang": "accepts, reads the request, never answers",
-    "/_fault/reset": "headers and half the body, then a TCP reset",
-}
-GZIP_BOMB_SIZE = 1100 * 2**20
-BIG_PAGE_SIZE = 50 * 2**20
 
 
 @dataclass
@@ -225,6 +212,22 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
+    def send_half_then_reset(self, body: bytes, ctype: str) -> None:
+        """Promise the whole body, send half, then abort with a RST (SO_LINGER 0)."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        sock = self.connection
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            raw = sock.unwrap() if isinstance(sock, ssl.SSLSocket) else sock
+            raw.close()
+
 
 class LabWeb:
     """The web side of a lab world; ``with LabWeb(world, 8080, 8443) as web: ...``."""
@@ -319,7 +322,7 @@ class LabWeb:
         host = host.rstrip(".")
         path = urlsplit(req.path).path or "/"
         if self.faults and path.startswith("/_fault/"):
-            self._fault(req, path, head)
+            serve_fault(req, path, head, self._stop)
             return
         site = self.sites.get(host)
         if site is None or host not in self.addresses.get(local, ()):
@@ -364,120 +367,9 @@ class LabWeb:
         if site.header_charset:
             ctype += f"; charset={site.charset}"
         if site.reset_mid_body and not head:
-            _reset_mid_body(req, body, ctype)
+            req.send_half_then_reset(body, ctype)
             return
         req.send(200, body, ctype, head=head)
-
-    def _fault(self, req: _Handler, path: str, head: bool) -> None:
-        korean = ("<html><head><title>조선</title></head>"
-                  "<body><p>조선민주주의인민공화국</p></body></html>")
-        if path == "/_fault/gzip-bomb":
-            header, block, count, tail = _gzip_bomb()
-            req.send_response(200)
-            req.send_header("Content-Type", "text/html; charset=utf-8")
-            req.send_header("Content-Encoding", "gzip")
-            req.send_header("Content-Length", str(len(header) + len(block) * count + len(tail)))
-            req.end_headers()
-            if not head:
-                req.wfile.write(header)
-                for _ in range(count):
-                    req.wfile.write(block)
-                req.wfile.write(tail)
-        elif path == "/_fault/big":
-            chunk = ("<p>" + "조선 " * 340 + "</p>\n").encode()
-            count = BIG_PAGE_SIZE // len(chunk)
-            start, end = b"<html><body>\n", b"</body></html>\n"
-            req.send_response(200)
-            req.send_header("Content-Type", "text/html; charset=utf-8")
-            req.send_header("Content-Length", str(len(start) + len(chunk) * count + len(end)))
-            req.end_headers()
-            if not head:
-                req.wfile.write(start)
-                for _ in range(count):
-                    req.wfile.write(chunk)
-                req.wfile.write(end)
-        elif path == "/_fault/malformed":
-            req.send(200, malformed_html(), head=head)
-        elif path in ("/_fault/loop", "/_fault/loop2"):
-            target = "/_fault/loop2" if path == "/_fault/loop" else "/_fault/loop"
-            req.send(302, b"", extra={"Location": target}, head=head)
-        elif path == "/_fault/to-private":
-            req.send(302, b"", extra={"Location": "http://10.0.0.1/"}, head=head)
-        elif path == "/_fault/wrong-charset":
-            req.send(200, korean.encode("utf-8"), "text/html; charset=euc-kr", head=head)
-        elif path == "/_fault/unknown-charset":
-            req.send(200, korean.encode("utf-8"), "text/html; charset=x-lab-nonsense", head=head)
-        elif path == "/_fault/drip":
-            body = b"<html><body><p>" + b"slow " * 20 + b"</p></body></html>"
-            req.send_response(200)
-            req.send_header("Content-Type", "text/html; charset=utf-8")
-            req.send_header("Content-Length", str(len(body)))
-            req.end_headers()
-            for i in range(len(body)):
-                if head or self._stop.wait(0.5):
-                    return
-                req.wfile.write(body[i:i + 1])
-                req.wfile.flush()
-        elif path == "/_fault/hang":
-            self._stop.wait()
-        elif path == "/_fault/reset":
-            _reset_mid_body(req, korean.encode() * 200, "text/html; charset=utf-8")
-        else:
-            req.send(404, b"<html><body><h1>No such fault</h1></body></html>", head=head)
-
-
-def _reset_mid_body(req: _Handler, body: bytes, ctype: str) -> None:
-    """Promise the whole body, send half, then abort with a RST (SO_LINGER 0)."""
-    req.send_response(200)
-    req.send_header("Content-Type", ctype)
-    req.send_header("Content-Length", str(len(body)))
-    req.end_headers()
-    req.wfile.write(body[: len(body) // 2])
-    req.wfile.flush()
-    sock = req.connection
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    req.close_connection = True
-    with contextlib.suppress(OSError):
-        raw = sock.unwrap() if isinstance(sock, ssl.SSLSocket) else sock
-        raw.close()
-
-
-_bomb_cache: tuple[bytes, bytes, int, bytes] | None = None
-
-
-def _gzip_bomb() -> tuple[bytes, bytes, int, bytes]:
-    """(header, block, count, tail): a valid gzip stream built from one repeated deflate block.
-
-    A full flush resets the compressor, so the block for 1 MiB of zeros is the same every time
-    and the stream is made without compressing a gigabyte; the CRC of the zeros is computed once.
-    """
-    global _bomb_cache
-    if _bomb_cache is None:
-        zeros = bytes(2**20)
-        count = GZIP_BOMB_SIZE // len(zeros)
-        comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-        header = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
-        block = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
-        final = comp.flush(zlib.Z_FINISH)[:-8]  # drop the trailer: it counts 2 MiB only
-        crc = 0
-        for _ in range(count + 1):
-            crc = zlib.crc32(zeros, crc)
-        size = (count + 1) * len(zeros)
-        tail = final + struct.pack("<II", crc, size & 0xFFFFFFFF)
-        _bomb_cache = (header, block, count, tail)
-    return _bomb_cache
-
-
-def malformed_html() -> bytes:
-    """Markup that breaks naive parsers: deep nesting, unclosed tags, NULs, bad attributes."""
-    parts = [b"<html><head><title>broken <b>title</title><meta charset='utf-8'",
-             b"<body><p>unclosed <a href='/ok.html'>ok<a href=\"/x\0y\">nul</a>",
-             b"<div>" * 20000, b"deep", b"</span>" * 500, b"<table><tr><td>cell<td>",
-             b"<a href='http://[::1'>bad ipv6</a><a href='ht!tp://x'>bad scheme</a>",
-             b"<script>document.write('<a href=\"/s\">');</script>",
-             b"<!-- unclosed comment <a href='/hidden'>", b"\xff\xfe garbage \x00\x01"]
-    return b"\n".join(parts)
 
 
 def calendar_page(prefix: str, path: str) -> str:
@@ -498,11 +390,6 @@ def calendar_page(prefix: str, path: str) -> str:
             f"<p><a href='{prefix}{prev[0]}/{prev[1]:02d}/'>이전 달</a> "
             f"<a href='{prefix}{nxt[0]}/{nxt[1]:02d}/'>다음 달</a></p>"
             f"<table><tr>{days}</tr></table></body></html>")
-
-
-def iter_faults() -> Iterator[tuple[str, str]]:
-    """(path, what it does) of every fault endpoint, for docs and ``census lab``."""
-    yield from FAULTS.items()
 
 
 __all__ = ["FAULTS", "LabWeb", "Site", "calendar_page", "iter_faults", "make_certificate",

@@ -20,7 +20,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from ..db import run_domains, utcnow
-from ..extract import extract
+from ..extract import extract, warm_up
 from ..items import PageItem, SiteAttempt
 from ..netpolicy import NetPolicy
 from ..resolver import CensusResolver, census_addresses
@@ -108,6 +108,7 @@ class CensusSpider(Spider):
         return urls
 
     async def start(self) -> AsyncIterator[Any]:
+        warm_up()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
         for domain in self.only or run_sites(self.db_path, self.run_id):

@@ -391,7 +391,7 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
     type=click.Choice(["text", "markdown", "json"]),
     default="text",
     show_default=True,
-    help="Report format; json keys are documented in crawler/diff.py.",
+    help="Report format; json keys are documented in crawler/diff/formats.py.",
 )
 @click.option("--zone", help="Compare the last two complete runs of this zone.")
 @click.option("--force", is_flag=True, help="Compare failed or interrupted runs too.")

@@ -23,7 +23,7 @@ import dns.xfr
 import dns.zone
 
 from crawler.db import open_census, start_run
-from crawler.probe.axfr import drain
+from crawler.probe.axfr import drain, store_spool
 from crawler.probe.context import Context, limits_for
 from crawler.probe.engine import Engine, Limits, Server, bounded
 from crawler.probe.knotserver import Knot, free_port, knot_available
@@ -79,14 +79,36 @@ def _census_axfr(port: int, path: str, out: multiprocessing.Queue) -> None:
     })
 
 
-def census_axfr(port: int, workdir: Path) -> dict:
+def _parse_store(spool_path: str, path: str, fast: bool, out: multiprocessing.Queue) -> None:
+    """In a fresh process: parse and store a drained spool into a fresh census, timed."""
+    db = open_census(path)
+    run_id = start_run(db, "kp", {})
+    with open(spool_path, "rb") as spool:
+        started = time.perf_counter()
+        parser = store_spool(db, run_id, "kp", spool, "axfr:kp@bench", fast=fast)
+        out.put({"seconds": time.perf_counter() - started, "records": parser.records,
+                 "fallbacks": parser.fallbacks})
+
+
+def in_child(target, *args: object) -> dict:
+    """Run ``target(*args, queue)`` in a spawn child (fresh memory figures) and return its dict."""
     ctx = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue = ctx.Queue()
-    child = ctx.Process(target=_census_axfr, args=(port, str(workdir / "bench.db"), queue))
+    child = ctx.Process(target=target, args=(*args, queue))
     child.start()
     result = queue.get()
     child.join()
     return result
+
+
+def census_axfr(port: int, workdir: Path) -> dict:
+    return in_child(_census_axfr, port, str(workdir / "bench.db"))
+
+
+def parse_store(workdir: Path, fast: bool) -> dict:
+    """Parse + store of the spool ``drain_only`` left, by the fast reader or by dnspython."""
+    db = workdir / f"parse-{fast}.db"
+    return in_child(_parse_store, str(workdir / "spool"), str(db), fast)
 
 
 def drain_only(port: int, workdir: Path) -> tuple[float, int]:
@@ -158,6 +180,11 @@ def main() -> None:
                   f"peak RSS {result['peak_rss_mb']:.0f} MB")
             seconds, size = drain_only(port, workdir)
             print(f"drain only (spool, no parse): {seconds:.2f} s, {size / 1e6:.1f} MB")
+            for fast, label in ((True, "fast reader"), (False, "dnspython reference")):
+                ps = parse_store(workdir, fast)
+                print(f"parse+store of that spool, {label}: {ps['seconds']:.2f} s "
+                      f"({ps['records'] / ps['seconds']:,.0f} records/s, "
+                      f"{ps['fallbacks']} messages to dnspython)")
             kdig = kdig_axfr(port)
             if kdig:
                 print(f"baseline kdig axfr: {kdig[0]:.2f} s, {kdig[1]:,} records")

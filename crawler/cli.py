@@ -124,8 +124,11 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     else:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    for noisy in ("scrapy", "twisted", "py.warnings"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbose < 2 else level))
+    # A dead site is a fact for the census, not an error for the terminal: Scrapy's own
+    # messages only with -v (warnings) or -vv (everything).
+    quiet_level = {0: logging.CRITICAL, 1: logging.WARNING}.get(verbose, logging.DEBUG)
+    for noisy in ("scrapy", "twisted", "py.warnings", "protego"):
+        logging.getLogger(noisy).setLevel(quiet_level)
     ctx.obj = {"progress": not quiet and sys.stderr.isatty()}
 
 

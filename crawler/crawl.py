@@ -62,7 +62,21 @@ def crawl_settings(
     return settings
 
 
-def _child(overrides: dict[str, Any], messages: Any) -> None:
+class LevelFilter(logging.Filter):
+    """Drop records below the level given for their logger or its nearest named parent."""
+
+    def __init__(self, levels: dict[str, int]) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        while name not in self.levels and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return record.levelno >= self.levels.get(name, self.levels.get("", logging.NOTSET))
+
+
+def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
@@ -72,7 +86,16 @@ def _child(overrides: dict[str, Any], messages: Any) -> None:
     settings.setmodule("crawler.settings", priority="project")
     settings.update(overrides, priority="cmdline")
     settings.set("CENSUS_PROGRESS", lambda step, done, total: messages.put(("progress", done)))
-    settings.set("LOG_INSTALL_ROOT_HANDLER", overrides.get("_log", False))
+    # The child logs as the parent was told to (a spawn child inherits no logging setup).
+    # Scrapy resets its loggers' levels whenever it configures logging, so the levels are
+    # kept by a filter on the handler instead.
+    logging.basicConfig(
+        level=levels.get("", logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(LevelFilter(levels))
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False)
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(CensusSpider)
     process.crawl(crawler)
@@ -93,10 +116,13 @@ def crawl_run(
     import sqlite3
 
     overrides = crawl_settings(db_path, run_id, out_dir, allow_nets, options)
-    overrides["_log"] = logging.getLogger("scrapy").isEnabledFor(logging.INFO)
+    levels = {
+        name: logging.getLogger(name).getEffectiveLevel()
+        for name in ("", "crawler", "scrapy", "twisted", "py.warnings", "protego")
+    }
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
-    child = context.Process(target=_child, args=(overrides, messages), name="census-crawl")
+    child = context.Process(target=_child, args=(overrides, levels, messages), name="census-crawl")
     child.start()
     stats: dict[str, Any] | None = None
     try:

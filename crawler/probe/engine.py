@@ -11,9 +11,10 @@ timeouts, not one per query.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -26,6 +27,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+
+from .sweep import Channel, as_message, header_rcode, query_body, question_bytes
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,12 @@ class Answer:
     rcode: Rcode
     response: dns.message.Message | None = None
     error: str | None = None
+    replied: bool = False
+    """A reply came but was classified from its header alone (the sweep fast path)."""
 
     @property
     def answered(self) -> bool:
-        return self.response is not None
+        return self.response is not None or self.replied
 
     def rrsets(self, rdtype: str | None = None) -> list[dns.rrset.RRset]:
         """Answer RRsets, of ``rdtype`` only if given."""
@@ -127,6 +132,10 @@ class Engine:
 
     limits: Limits = field(default_factory=Limits)
     servers: dict[Server, ServerState] = field(default_factory=dict)
+    channels: dict[Server, tuple[asyncio.AbstractEventLoop, asyncio.Future[Channel]]] = field(
+        default_factory=dict, repr=False
+    )
+    """The sweep fast path's socket per server, opened in (and only valid for) one loop."""
 
     def state(self, server: Server) -> ServerState:
         if server not in self.servers:
@@ -170,6 +179,11 @@ class Engine:
             request.flags &= ~dns.flags.RD
         async with state.semaphore:
             answer = await self._try(state, server, request, text, rdtype)
+        self._account(state, server, answer)
+        return answer
+
+    def _account(self, state: ServerState, server: Server, answer: Answer) -> None:
+        """Count the outcome; give the server up at ``dead_after`` failures in a row."""
         if answer.answered:
             state.answered += 1
             state.failures_in_a_row = 0
@@ -179,7 +193,97 @@ class Engine:
             if state.failures_in_a_row >= limit and not state.dead:
                 state.dead = True
                 log.warning("giving up %s:%d after %d failed queries", *server, limit)
+
+    async def sweep(
+        self, server: Server, qname: str, rdtype: str, *, dnssec: bool = False,
+        recurse: bool = True,
+    ) -> Answer:
+        """:meth:`query` on the fast path of big sweeps (:mod:`.sweep`), same outcomes.
+
+        Answers without records are classified from the header and carry no ``response``.
+        """
+        text = qname[:-1] if qname.endswith(".") else qname
+        state = self.state(server)
+        if state.dead:
+            return Answer(server, text, rdtype, Rcode.TIMEOUT, error="server given up")
+        question = question_bytes(qname, rdtype)
+        body = query_body(question, recurse=recurse, dnssec=dnssec, payload=EDNS_PAYLOAD)
+        async with state.semaphore:
+            channel = await self._channel(server)
+            query_id = channel.register()
+            try:
+                answer = await self._sweep_try(
+                    state, server, channel, query_id, question, body, text, rdtype,
+                    dnssec=dnssec, recurse=recurse,
+                )
+            finally:
+                channel.release(query_id)
+        self._account(state, server, answer)
         return answer
+
+    async def _channel(self, server: Server) -> Channel:
+        loop = asyncio.get_running_loop()
+        held = self.channels.get(server)
+        if held is None or held[0] is not loop:
+            held = self.channels[server] = (loop, asyncio.ensure_future(Channel.open(server)))
+        return await held[1]
+
+    @contextlib.contextmanager
+    def sweeping(self) -> Iterator[None]:
+        """Close the sweep sockets when the sweep ends, however it ends."""
+        try:
+            yield
+        finally:
+            for _, opening in self.channels.values():
+                if opening.done() and not opening.cancelled() and opening.exception() is None:
+                    opening.result().close()
+            self.channels.clear()
+
+    async def _sweep_try(
+        self, state: ServerState, server: Server, channel: Channel, query_id: int,
+        question: bytes, body: bytes, text: str, rdtype: str, *, dnssec: bool,
+        recurse: bool,
+    ) -> Answer:
+        error = "timed out"
+        for attempt in range(self.limits.retries + 1):
+            if state.dead:
+                break
+            if attempt:
+                await asyncio.sleep(self.limits.backoff * 2 ** (attempt - 1))
+            await state.pace()
+            state.queries += 1
+            try:
+                reply = await channel.ask(query_id, question, body, self.limits.timeout)
+            except TimeoutError:
+                state.timeouts += 1
+                continue
+            rcode, ancount, truncated = header_rcode(reply)
+            if not truncated:
+                if ancount == 0 and rcode in HEADER_ONLY:
+                    return Answer(server, text, rdtype, HEADER_ONLY[rcode], replied=True)
+                try:
+                    response = as_message(reply)
+                except (dns.exception.DNSException, ValueError, IndexError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    return Answer(server, text, rdtype, Rcode.ERROR, error=error)
+                return Answer(server, text, rdtype, classify(response), response)
+            request = dns.message.make_query(
+                text, rdtype, use_edns=0, payload=EDNS_PAYLOAD, want_dnssec=dnssec
+            )
+            if not recurse:
+                request.flags &= ~dns.flags.RD
+            try:
+                response = await dns.asyncquery.tcp(
+                    request, server[0], timeout=self.limits.timeout, port=server[1]
+                )
+            except dns.exception.Timeout:
+                state.timeouts += 1
+                continue
+            except (OSError, dns.exception.DNSException, EOFError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                return Answer(server, text, rdtype, Rcode.ERROR, error=error)
+            return Answer(server, text, rdtype, classify(response), response)
+        return Answer(server, text, rdtype, Rcode.TIMEOUT, error=error)
 
     async def _try(
         self, state: ServerState, server: Server, request: dns.message.Message, text: str,
@@ -211,6 +315,16 @@ class Engine:
                 return Answer(server, text, rdtype, Rcode.ERROR, error=error)
             return Answer(server, text, rdtype, classify(response), response)
         return Answer(server, text, rdtype, Rcode.TIMEOUT, error=error)
+
+
+HEADER_ONLY = {
+    dns.rcode.NOERROR: Rcode.NODATA,
+    dns.rcode.NXDOMAIN: Rcode.NXDOMAIN,
+    dns.rcode.REFUSED: Rcode.REFUSED,
+    dns.rcode.SERVFAIL: Rcode.SERVFAIL,
+}
+"""What a reply with no answer records means, read from its header (extended rcodes, which
+need an OPT we never ask for, are not looked at)."""
 
 
 def classify(response: dns.message.Message) -> Rcode:

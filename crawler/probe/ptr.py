@@ -38,10 +38,10 @@ async def ptr_sweep(ctx: Context, ranges: tuple[str, ...]) -> int:
 
     async def ask(address: str) -> Answer:
         name = ipaddress.ip_address(address).reverse_pointer
-        return await ctx.engine.query(ctx.resolver_for(name), name, "PTR")
+        return await ctx.engine.sweep(ctx.resolver_for(name), name, "PTR")
 
     done = 0
-    with ctx.db.atomic():
+    with ctx.db.atomic(), ctx.engine.sweeping():
         async for address, answer in bounded(addresses(ranges), ask, ctx.workers):
             done += 1
             store_answer(ctx, answer)

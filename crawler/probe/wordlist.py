@@ -84,13 +84,14 @@ async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
     found = 0
 
     async def ask(name: str) -> list[Answer]:
-        answer = await ctx.engine.query(ctx.resolver_for(name), name, "A")
+        # the sweep fast path: most names do not exist, and their NXDOMAIN needs no parsing
+        answer = await ctx.engine.sweep(ctx.resolver_for(name), name, "A")
         if answer.rcode not in EXISTS or wildcards.get(name.split(".", 1)[1]) is None:
             return [answer]
-        return [answer, await ctx.engine.query(ctx.resolver_for(name), name, "AAAA")]
+        return [answer, await ctx.engine.sweep(ctx.resolver_for(name), name, "AAAA")]
 
     done = 0
-    with ctx.db.atomic():
+    with ctx.db.atomic(), ctx.engine.sweeping():
         async for name, answers in bounded(jobs, ask, ctx.workers):
             done += 1
             if answers[0].rcode in EXISTS:

@@ -133,3 +133,48 @@ def test_help_explains_every_command() -> None:
     assert code == 0
     for name in ("run", "probe", "crawl", "classify", "diff", "runs", "label", "serve", "lab"):
         assert f"  {name} " in output
+
+
+def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
+    """The README's lab walk-through: ``census lab`` prints flags; ``census run`` uses them."""
+    from crawler.lab import free_port, load_world
+
+    addresses = load_world("kp").addresses()
+    ports = [str(free_port(addresses)) for _ in range(3)]
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "lab", "--dns-port", ports[0], "--http-port",
+         ports[1], "--https-port", ports[2]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert lab.stdout is not None
+        flags = next(line for line in lab.stdout if line.startswith("flags: "))
+        db_path = tmp_path / "lab.db"
+        run = subprocess.run(
+            [sys.executable, "-m", "crawler", "run", "kp", *flags.split()[1:],
+             "--db", str(db_path), "--out", str(tmp_path), "--qps", "500", "--delay", "0",
+             "--download-timeout", "3", "--max-pages", "5"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        lab.terminate()
+        lab.wait(timeout=10)
+    assert run.returncode == 0, run.stderr
+    assert "run 1 of .kp: complete" in run.stdout
+    assert run.stderr.strip() == ""  # dead sites are data, not terminal noise
+    conn = sqlite3.connect(db_path)
+    try:
+        outcomes = dict(conn.execute(
+            "SELECT address, group_concat(DISTINCT outcome) FROM axfr_attempts WHERE zone = 'kp' "
+            "GROUP BY address"
+        ).fetchall())
+        alive = conn.execute("SELECT count(*) FROM sites WHERE alive = 1").fetchone()[0]
+        labelled = conn.execute("SELECT count(*) FROM classifications").fetchone()[0]
+    finally:
+        conn.close()
+    assert outcomes == {"127.45.176.15": "refused", "127.45.176.16": "success"}
+    assert alive >= 15 and labelled >= alive
+    assert list((tmp_path / "warc").glob("*.warc.gz"))

@@ -77,9 +77,14 @@ class WarcFiles:
 
     def _open(self) -> None:
         self.close()
-        self.sequence += 1
-        self.name = f"{self.prefix}-{self.sequence:05d}.warc.gz"
-        self.fh = open(self.folder / self.name, "wb")  # noqa: SIM115 - held across records
+        while True:  # never overwrite: an earlier crawl of the run may have used the name
+            self.sequence += 1
+            self.name = f"{self.prefix}-{self.sequence:05d}.warc.gz"
+            try:
+                self.fh = open(self.folder / self.name, "xb")  # noqa: SIM115 - held open
+            except FileExistsError:
+                continue
+            break
         self.writer = WARCWriter(self.fh, gzip=True, warc_version="1.1")
         self.files.append(self.name)
         info = {

@@ -1,0 +1,72 @@
+"""The census database: migrations upgrade old files, runs and sightings keep their history."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from crawler import migrations
+from crawler.db import RunStatus, finish_run, get_run, open_census, see_name, start_run
+from crawler.errors import RunNotFound
+
+
+def test_a_new_census_is_at_the_newest_schema_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    db = open_census(tmp_path / "census.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert {fk.other_table for fk in db["sightings"].foreign_keys} == {"runs"}
+
+
+def test_an_old_census_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    with old.conn:
+        migrations.MIGRATIONS[0](old)  # a census written by the first release: DNS only
+        old.execute("PRAGMA user_version = 1")
+    old["runs"].insert({"id": 1, "zone": "kp", "status": "complete", "options": "{}"})
+    old["domains"].insert({"name": "kcna.kp", "suffix": "kp", "first_seen_run": 1,
+                           "last_seen_run": 1})
+    old.close()
+
+    db = open_census(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+    assert db["domains"].get("kcna.kp")["first_seen_run"] == 1
+    assert {"sites", "pages", "changes"} <= set(db.table_names())
+    assert "anchor" in db["links"].columns_dict
+    assert get_run(db, 1)["zone"] == "kp"
+
+
+def test_sightings_carry_first_and_last_seen_across_runs(tmp_path: Path) -> None:
+    db = open_census(tmp_path / "census.db")
+    first = start_run(db, "kp", {})
+    assert see_name(db, first, "kcna.kp", "kcna.kp", "kp", "axfr", "127.45.176.16") is True
+    assert see_name(db, first, "www.kcna.kp", "kcna.kp", "kp", "link", "http://kcna.kp/") is False
+    finish_run(db, first, RunStatus.COMPLETE)
+    second = start_run(db, "kp", {})
+    assert see_name(db, second, "kcna.kp", "kcna.kp", "kp", "seed", "kp.toml") is True
+    assert db["domains"].get("kcna.kp") == {
+        "name": "kcna.kp", "suffix": "kp", "first_seen_run": first, "last_seen_run": second,
+    }
+    # the same sighting twice is one row
+    see_name(db, second, "kcna.kp", "kcna.kp", "kp", "seed", "kp.toml")
+    assert db["sightings"].count_where("run_id = ?", [second]) == 1
+
+
+def test_get_run_of_an_empty_census_says_so(tmp_path: Path) -> None:
+    db = open_census(tmp_path / "census.db")
+    with pytest.raises(RunNotFound, match="the census has no runs"):
+        get_run(db)
+    with pytest.raises(RunNotFound, match="no run 7"):
+        get_run(db, 7)
+
+
+def test_options_are_stored_as_json(tmp_path: Path) -> None:
+    db = open_census(tmp_path / "census.db")
+    run_id = start_run(db, "kp", {"allow_nets": ("127.0.0.0/8",), "seeds": False})
+    assert get_run(db, run_id)["options"] == {"allow_nets": ["127.0.0.0/8"], "seeds": False}
+    raw = sqlite3.connect(tmp_path / "census.db").execute("SELECT status FROM runs").fetchone()
+    assert raw == ("running",)

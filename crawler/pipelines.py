@@ -88,7 +88,7 @@ class CensusPipeline:
             "http_status": item.http_status,
             "content_type": item.content_type,
             "charset": item.charset,
-            "sha256": warc.get("sha256", item.sha256),
+            "sha256": item.sha256,
             "title": item.title,
             "lang": item.lang,
             "lang_confidence": item.lang_confidence,

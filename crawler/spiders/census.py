@@ -20,7 +20,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from ..db import run_domains, utcnow
-from ..extract import extract, warm_up
+from ..extract import Extracted, extract, warm_up
 from ..items import PageItem, SiteAttempt
 from ..netpolicy import NetPolicy
 from ..resolver import CensusResolver, census_addresses
@@ -81,7 +81,6 @@ class CensusSpider(Spider):
         # path?query already requested per site: the bare and www. hosts, http and https,
         # usually serve one site; each page of it is fetched once, from whichever came first.
         self.seen: dict[str, set[str]] = {}
-        self.refused: dict[str, str] = {}
         self.only: list[str] = []
         """Crawl only these domains (a second pass for names found in links)."""
 
@@ -119,7 +118,6 @@ class CensusSpider(Spider):
             reasons = [resolver.lookup(u.split("/")[2])[1] for u in urls]
             if all(reasons):
                 yield SiteAttempt(domain, urls[0], error=f"not crawled: {reasons[0]}")
-                self.refused[domain] = reasons[0]
                 continue
             for url in urls:
                 self.first_time(url, domain)
@@ -154,32 +152,33 @@ class CensusSpider(Spider):
         }
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         is_html = content_type in HTML_TYPES or content_type.endswith("+xml")
-        page = extract(response.body, response.url, headers) if is_html else None
+        page = extract(response.body, response.url, headers) if is_html else Extracted()
         address = str(response.ip_address) if response.ip_address else None
-        links = []
-        for link in page.links if page else []:
-            internal = same_site(link.host, domain)
-            links.append((link.url, link.host, int(internal), link.how, link.text))
+        links = [
+            (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
+            for link in page.links
+        ]
+        warc = response.meta.get("census_warc")
         yield PageItem(
             domain=domain,
             url=response.url,
             http_status=response.status,
             content_type=content_type or None,
-            charset=page.charset if page else None,
-            sha256=hashlib.sha256(response.body).hexdigest(),
-            title=page.title if page else None,
-            text=page.text if page else None,
-            lang=page.lang if page else None,
-            lang_confidence=page.lang_confidence if page else None,
-            lang_source=page.lang_source if page else None,
+            charset=page.charset,
+            sha256=warc["sha256"] if warc else hashlib.sha256(response.body).hexdigest(),
+            title=page.title,
+            text=page.text,
+            lang=page.lang,
+            lang_confidence=page.lang_confidence,
+            lang_source=page.lang_source,
             depth=response.meta.get("depth", 0),
             fetched_at=utcnow(),
             address=address,
-            warc=response.meta.get("census_warc"),
+            warc=warc,
             links=links,
-            decode_error=page.decode_error if page else None,
-            description=page.description if page else None,
-            headings=page.headings if page else [],
+            decode_error=page.decode_error,
+            description=page.description,
+            headings=page.headings,
         )
         if response.meta.get("census_start"):
             start_url = response.meta.get("redirect_urls", [response.url])[0]
@@ -189,8 +188,8 @@ class CensusSpider(Spider):
                 final_url=response.url,
                 http_status=response.status,
                 address=address,
-                title=page.title if page else None,
-                lang=page.lang if page else None,
+                title=page.title,
+                lang=page.lang,
                 server=headers.get("server"),
                 tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
             )

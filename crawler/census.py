@@ -191,10 +191,10 @@ def _crawl_stage(
     progress: ProgressCallback | None,
 ) -> StageResult:
     """Crawl every site; then probe the new names that links revealed and crawl those too."""
-    from .crawl import crawl_run
+    from .crawl import CrawlResult, crawl_run
     from .probe import probe_names
 
-    def crawl(extra: dict[str, Any]) -> None:
+    def crawl(extra: dict[str, Any]) -> CrawlResult:
         result = crawl_run(
             options.db_path,
             run_id,
@@ -205,26 +205,22 @@ def _crawl_stage(
         )
         if result.finish_reason == "shutdown":
             raise KeyboardInterrupt
+        return result
 
-    crawl({})
+    result = crawl({})
     profile = load_profile(options.zone, options.profile_path)
     new = probe_names(
         db, run_id, profile, probe_options(options, profile), linked_names(db, run_id, profile)
     )
-    message = ""
+    found = ""
     if new:
         log.info("run %d: links revealed %d new domains: %s", run_id, len(new), ", ".join(new))
-        crawl({"domains": new})
-        message = f"; links revealed {len(new)} new domains ({', '.join(new[:5])})"
-    sites, alive, refused, pages = db.execute(
-        "SELECT count(*), coalesce(sum(alive), 0), coalesce(sum(error LIKE '%not crawled:%'), 0),"
-        " (SELECT count(*) FROM pages WHERE run_id = ?) FROM sites WHERE run_id = ?",
-        [run_id, run_id],
-    ).fetchone()
-    message = f"crawl: {alive} of {sites} sites alive, {pages} pages" + message
-    if refused:
+        result = crawl({"domains": new})  # its counts are of the whole run
+        found = f"; links revealed {len(new)} new domains ({', '.join(new[:5])})"
+    message = f"crawl: {result.alive} of {result.sites} sites alive, {result.pages} pages{found}"
+    if result.refused:
         message += (
-            f"; {refused} sites not crawled because their addresses are not globally"
+            f"; {result.refused} sites not crawled because their addresses are not globally"
             " routable (use --allow-net CIDR to opt a range in)"
         )
     return StageResult(RunStatus.COMPLETE, message)

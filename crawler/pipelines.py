@@ -30,7 +30,7 @@ def best_attempt(attempts: list[SiteAttempt]) -> SiteAttempt:
             0 if a.url.startswith("http:") else 1,
         )
 
-    return sorted(attempts, key=rank)[0]
+    return min(attempts, key=rank)
 
 
 class CensusPipeline:

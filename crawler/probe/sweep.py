@@ -8,8 +8,9 @@ addresses, a wrong ID or question is ignored as spoofed or late), and classified
 header: a reply with no answer records (NXDOMAIN, REFUSED, SERVFAIL, NODATA) never meets
 dnspython; only replies that carry answers are parsed, since the sweeps keep those.
 
-Limits, retries, timeouts, pacing and the give-up rule are the engine's own
-(:meth:`.engine.Engine.sweep`); truncated replies go to dnspython's TCP path, as always.
+Limits, retries, timeouts, pacing and the give-up rule are the engine's own: :func:`sweep_query`
+(which :meth:`.engine.Engine.sweep` calls) hands each try to the engine's one retry loop, and
+truncated replies go to the engine's dnspython TCP path, as always.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ import secrets
 import socket
 import struct
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
+
+from .engine import EDNS_PAYLOAD, Answer, Engine, Rcode, Server, classify, make_request
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,15 @@ RECEIVE_BUFFER = 1 << 20
 """Our socket's buffer: a window of replies arriving together must not overflow it."""
 _FLAGS_RD = 0x0100
 _HEADER_TAIL = struct.pack("!HHHH", 1, 0, 0, 1)
+
+HEADER_ONLY = {
+    dns.rcode.NOERROR: Rcode.NODATA,
+    dns.rcode.NXDOMAIN: Rcode.NXDOMAIN,
+    dns.rcode.REFUSED: Rcode.REFUSED,
+    dns.rcode.SERVFAIL: Rcode.SERVFAIL,
+}
+"""What a reply with no answer records means, read from its header (extended rcodes, which
+need an OPT we never ask for, are not looked at)."""
 
 
 def question_bytes(qname: str, rdtype: str) -> bytes:
@@ -142,3 +156,72 @@ def header_rcode(reply: bytes) -> tuple[int, int, bool]:
 
 def as_message(reply: bytes) -> dns.message.Message:
     return dns.message.from_wire(reply)
+
+
+async def sweep_query(
+    engine: Engine, server: Server, qname: str, rdtype: str, *, dnssec: bool, recurse: bool
+) -> Answer:
+    """:meth:`.engine.Engine.query` on this fast path: the engine's limits, retries, outcomes."""
+    text = qname[:-1] if qname.endswith(".") else qname
+    state = engine.state(server)
+    if state.dead:
+        return Answer(server, text, rdtype, Rcode.TIMEOUT, error="server given up")
+    question = question_bytes(qname, rdtype)
+    body = query_body(question, recurse=recurse, dnssec=dnssec, payload=EDNS_PAYLOAD)
+    async with state.semaphore:
+        channel = await channel_for(engine.channels, server)
+        query_id = channel.register()
+
+        async def attempt() -> Answer | None:
+            try:
+                reply = await channel.ask(query_id, question, body, engine.limits.timeout)
+            except TimeoutError:
+                return None
+            answer = read_reply(reply, server, text, rdtype)
+            if answer is not None:
+                return answer
+            request = make_request(text, rdtype, dnssec=dnssec, recurse=recurse)
+            return await engine.dnspython_try(server, request, text, rdtype, tcp=True)
+
+        try:
+            answer = await engine.with_retries(state, server, text, rdtype, attempt)
+        finally:
+            channel.release(query_id)
+    engine.account(state, server, answer)
+    return answer
+
+
+def read_reply(reply: bytes, server: Server, text: str, rdtype: str) -> Answer | None:
+    """A reply's outcome, from its header when it has no answers, else parsed; None when it
+    was truncated (it goes to TCP)."""
+    rcode, ancount, truncated = header_rcode(reply)
+    if truncated:
+        return None
+    if ancount == 0 and rcode in HEADER_ONLY:
+        return Answer(server, text, rdtype, HEADER_ONLY[rcode], replied=True)
+    try:
+        response = as_message(reply)
+    except (dns.exception.DNSException, ValueError, IndexError) as exc:
+        return Answer(server, text, rdtype, Rcode.ERROR, error=f"{type(exc).__name__}: {exc}")
+    return Answer(server, text, rdtype, classify(response), response)
+
+
+Channels = dict[Server, tuple[asyncio.AbstractEventLoop, asyncio.Future[Channel]]]
+"""The engine's sweep sockets, one per server, each opened in (and only valid for) one loop."""
+
+
+async def channel_for(channels: Channels, server: Server) -> Channel:
+    """The server's socket in the running loop, opened once however many queries ask at once."""
+    loop = asyncio.get_running_loop()
+    held = channels.get(server)
+    if held is None or held[0] is not loop:
+        held = channels[server] = (loop, asyncio.ensure_future(Channel.open(server)))
+    return await held[1]
+
+
+def close_channels(channels: Channels) -> None:
+    """Close every socket that opened, and forget them all."""
+    for _, opening in channels.values():
+        if opening.done() and not opening.cancelled() and opening.exception() is None:
+            opening.result().close()
+    channels.clear()

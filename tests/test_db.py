@@ -70,3 +70,25 @@ def test_options_are_stored_as_json(tmp_path: Path) -> None:
     assert get_run(db, run_id)["options"] == {"allow_nets": ["127.0.0.0/8"], "seeds": False}
     raw = sqlite3.connect(tmp_path / "census.db").execute("SELECT status FROM runs").fetchone()
     assert raw == ("running",)
+
+
+def test_a_batch_of_sightings_is_what_one_by_one_gives(tmp_path: Path) -> None:
+    from crawler.db import see_names
+
+    rows = [
+        ("kcna.kp", "kcna.kp", "kp", "axfr", "127.45.176.16"),
+        ("www.kcna.kp", "kcna.kp", "kp", "axfr", "127.45.176.16"),
+        ("airkoryo.com.kp", "airkoryo.com.kp", "com.kp", "axfr", "127.45.176.16"),
+        ("com.kp", None, None, "axfr", "127.45.176.16"),
+    ]
+    one, many = open_census(tmp_path / "one.db"), open_census(tmp_path / "many.db")
+    for db in (one, many):
+        earlier = start_run(db, "kp", {})
+        see_name(db, earlier, "kcna.kp", "kcna.kp", "kp", "seed", "kp.toml")
+        finish_run(db, earlier, RunStatus.COMPLETE)
+        start_run(db, "kp", {})
+    new_one = sum(see_name(one, 2, *row) for row in rows)
+    new_many = see_names(many, 2, rows)
+    assert new_one == new_many == 2
+    for table in ("sightings", "domains"):
+        assert list(one[table].rows) == list(many[table].rows)

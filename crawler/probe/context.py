@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dns.resolver
 import sqlite_utils
 
-from ..db import see_name
+from ..db import see_name, see_names
 from ..names import Suffixes, normalize_name
 from ..netpolicy import NetPolicy
 from ..profiles import Profile
@@ -76,13 +77,26 @@ class Context:
         if self.progress is not None:
             self.progress(step, done, total)
 
-    def see(self, name: str, method: str, source: str) -> bool:
-        """Record a sighting of ``name`` if it is under the zone; True if its domain is new."""
+    def _sighting(
+        self, name: str, method: str, source: str
+    ) -> tuple[str, str | None, str | None, str, str] | None:
         clean = normalize_name(name)
         if clean is None or not self.suffixes.in_zone(clean):
-            return False
+            return None
         split = self.suffixes.split(clean)
         domain, suffix = split if split else (None, None)
-        new = see_name(self.db, self.run_id, clean, domain, suffix, method, source)
+        return clean, domain, suffix, method, source
+
+    def see(self, name: str, method: str, source: str) -> bool:
+        """Record a sighting of ``name`` if it is under the zone; True if its domain is new."""
+        row = self._sighting(name, method, source)
+        if row is None:
+            return False
+        new = see_name(self.db, self.run_id, *row)
         self.new_domains += int(new)
         return new
+
+    def see_many(self, names: Iterable[str], method: str, source: str) -> None:
+        """``see`` for many names of one source, written in batches (zone transfers)."""
+        rows = [r for name in names if (r := self._sighting(name, method, source))]
+        self.new_domains += see_names(self.db, self.run_id, rows)

@@ -196,9 +196,12 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
             "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ?",
             [ctx.run_id, source],
         )
-        for (name,) in names:
-            if not _below_cut(name, state.zone, cuts):
-                ctx.see(name, Method.AXFR, server)
+        while batch := names.fetchmany(10_000):
+            ctx.see_many(
+                (name for (name,) in batch if not _below_cut(name, state.zone, cuts)),
+                Method.AXFR,
+                server,
+            )
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(
         "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "

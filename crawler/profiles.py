@@ -8,6 +8,7 @@ otherwise a bare profile with no seeds and no ranges; ``--profile FILE`` loads a
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -47,7 +48,7 @@ class Profile:
     politeness: Politeness = field(default_factory=Politeness)
     path: str = "<generic>"
 
-    @property
+    @functools.cached_property
     def suffix_set(self) -> Suffixes:
         return Suffixes(self.zone, list(self.suffixes))
 

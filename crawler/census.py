@@ -25,6 +25,7 @@ from .db import (
     mark_abandoned_runs,
     open_census,
     run_domains,
+    set_options,
     set_stage,
     start_run,
     writer_lock,
@@ -327,6 +328,8 @@ def run_stage(
         if "crawl" in overrides:
             overrides["crawl"] = {**stored.get("crawl", {}), **overrides["crawl"]}
         options = CensusOptions(**{**stored, **overrides, "db_path": db_path})
+        if overrides:
+            set_options(db, run["id"], asdict(options))  # e.g. --ignore-robots on a rerun
         fn = STAGE_FUNCTIONS[name]
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)

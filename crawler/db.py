@@ -115,6 +115,12 @@ def start_run(db: sqlite_utils.Database, zone: str, options: dict[str, Any]) -> 
     return int(table.last_pk)
 
 
+def set_options(db: sqlite_utils.Database, run_id: int, options: dict[str, Any]) -> None:
+    """What the run was asked to do, after a stage was rerun with other options."""
+    with db.conn:
+        db["runs"].update(run_id, {"options": json.dumps(options, sort_keys=True, default=str)})
+
+
 def set_stage(db: sqlite_utils.Database, run_id: int, stage: str) -> None:
     with db.conn:
         db["runs"].update(run_id, {"stage": stage, "status": RunStatus.RUNNING})

@@ -259,3 +259,30 @@ def test_hostile_pages_lose_nothing_and_hang_nothing(tmp_path: Path) -> None:
         db_path, "SELECT text FROM pages WHERE url = 'http://faults.com.kp/_fault/wrong-charset'"
     )[0]
     assert "조선" in text  # declared EUC-KR, really UTF-8: decoded right, not mojibake
+
+
+def test_census_crawl_reruns_the_stage_of_an_existing_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from crawler.cli import cli
+
+    world = load_world("kp")
+    lab, ports = start_lab(world)
+    db_path = tmp_path / "census.db"
+    run_id = census_from_world(db_path, world, ["rodong.rep.kp", "vok.rep.kp"])
+    try:
+        result = CliRunner().invoke(cli, [
+            "crawl", "--db", str(db_path), "--run", str(run_id), "--out", str(tmp_path),
+            "--allow-net", "127.0.0.0/8", "--http-port", str(ports["http_port"]),
+            "--https-port", str(ports["https_port"]), "--delay", "0", "--max-pages", "3",
+        ])
+    finally:
+        lab.stop()
+    assert result.exit_code == 0, result.output
+    assert f"run {run_id} of .kp: complete" in result.output
+    assert rows(db_path, "SELECT domain, alive FROM sites ORDER BY domain") == [
+        ("rodong.rep.kp", 1), ("vok.rep.kp", 1)
+    ]
+    assert 2 <= rows(db_path, "SELECT count(*) FROM pages")[0][0] <= 6
+    (options,) = rows(db_path, "SELECT options FROM runs WHERE id = ?", run_id)[0]
+    assert '"max_pages": 3' in options  # the run records how its crawl was made

@@ -200,31 +200,23 @@ def classify_site(doc: SiteDoc) -> Classification:
     return classify_docs([doc])[0]
 
 
-def _columns(db: sqlite_utils.Database, table: str) -> set[str]:
-    return set(db[table].columns_dict)
-
-
 def _site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
     """One document per site of the run, from its site row and its pages."""
-    page_cols = _columns(db, "pages")
-    extra = [c for c in ("description", "headings") if c in page_cols]
     pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
     # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run
-    select = ", ".join(["p.id", "p.domain", "p.title", "p.lang", "COALESCE(p.text, r.text) AS text",
-                        *(f"p.{c} AS {c}" for c in extra)])
     for row in db.execute_returning_dicts(
-        f"SELECT {select} FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
+        "SELECT p.id, p.domain, p.title, p.lang, COALESCE(p.text, r.text) AS text, "
+        "p.description, p.headings FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
         "WHERE p.run_id = ? ORDER BY p.domain, p.id", [run_id]
     ):
         pages[row["domain"]].append(row)
     anchors: dict[str, list[str]] = defaultdict(list)
-    if "anchor" in _columns(db, "links"):
-        for domain, anchor in db.execute(
-            "SELECT p.domain, l.anchor FROM links l JOIN pages p ON p.id = l.page_id "
-            "WHERE l.run_id = ? AND l.anchor IS NOT NULL AND l.anchor != ''", [run_id]
-        ):
-            if len(anchors[domain]) < 300:
-                anchors[domain].append(anchor)
+    for domain, anchor in db.execute(
+        "SELECT p.domain, l.anchor FROM links l JOIN pages p ON p.id = l.page_id "
+        "WHERE l.run_id = ? AND l.anchor IS NOT NULL AND l.anchor != ''", [run_id]
+    ):
+        if len(anchors[domain]) < 300:
+            anchors[domain].append(anchor)
     suffixes = dict(db.execute("SELECT name, suffix FROM domains").fetchall())
     docs: dict[str, SiteDoc] = {}
     for site in db["sites"].rows_where("run_id = ?", [run_id], order_by="id"):
@@ -244,14 +236,10 @@ def _site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
                 doc.title = row["title"]
             elif row["title"] and row["title"] != doc.title and len(doc.headings) < 30:
                 doc.headings.append(row["title"])
-            for column in extra:
-                value = row.get(column)
-                if not value:
-                    continue
-                if column == "description" and not doc.description:
-                    doc.description = value
-                elif column == "headings":
-                    doc.headings.extend(_as_list(value)[:20])
+            if row["description"] and not doc.description:
+                doc.description = row["description"]
+            if row["headings"] and len(doc.headings) < 100:
+                doc.headings.extend(_as_list(row["headings"])[:20])
             if row["text"] and size < SITE_TEXT_LIMIT:
                 texts.append(row["text"][:PAGE_TEXT_LIMIT])
                 size += len(texts[-1])

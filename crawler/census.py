@@ -30,7 +30,7 @@ from .db import (
     start_run,
     writer_lock,
 )
-from .errors import CensusError
+from .errors import CensusError, RunNotFound
 from .probe.options import ProbeOptions, ProgressCallback
 from .profiles import Profile, load_profile, read_wordlist
 
@@ -113,8 +113,13 @@ def probe_options(options: CensusOptions, profile: Profile) -> ProbeOptions:
 
 
 @contextmanager
-def census_writer(db_path: str | Path) -> Iterator[sqlite_utils.Database]:
-    """The census at ``db_path``, locked for writing, with abandoned runs marked."""
+def census_writer(db_path: str | Path, create: bool = True) -> Iterator[sqlite_utils.Database]:
+    """The census at ``db_path``, locked for writing, with abandoned runs marked.
+
+    ``create=False`` is for commands that only make sense on an existing census.
+    """
+    if not create and not Path(db_path).is_file():
+        raise RunNotFound(f"no census database at {db_path}")
     with writer_lock(db_path):
         db = open_census(db_path)
         abandoned = mark_abandoned_runs(db)
@@ -318,7 +323,7 @@ def run_stage(
     progress: ProgressCallback | None = None,
 ) -> int:
     """Run one stage again for an existing run (default: the latest); return the run id."""
-    with census_writer(db_path) as db:
+    with census_writer(db_path, create=False) as db:
         run = get_run(db, run_id)
         stored = {
             k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__
@@ -334,5 +339,7 @@ def run_stage(
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)
         status = _worst([RunStatus(run["status"]), result.status])
-        finish_run(db, run["id"], status, result.message or run["message"])
+        rerun = f"{name} rerun: {result.message}" if result.message else f"{name} rerun"
+        message = f"{run['message']}; {rerun}" if run["message"] else rerun
+        finish_run(db, run["id"], status, message)
         return int(run["id"])

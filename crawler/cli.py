@@ -182,7 +182,8 @@ def census_options(zone: str | None, db_path: str, **kw: Any) -> Any:
     )
 
 
-def report_run(db_path: str, run_id: int) -> None:
+def report_run(db_path: str, run_id: int) -> str:
+    """Print the outcome of a run; return its status."""
     from .db import get_run, open_census
 
     db = open_census(db_path)
@@ -194,6 +195,7 @@ def report_run(db_path: str, run_id: int) -> None:
     if run["message"]:
         click.echo(run["message"])
     db.close()
+    return str(run["status"])
 
 
 def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -235,7 +237,8 @@ def run_with_progress(ctx: click.Context, fn: Callable[[Progress], int], db_path
         progress.close()
         raise click.ClickException("interrupted: the run is marked 'interrupted'") from None
     progress.close()
-    report_run(db_path, run_id)
+    if report_run(db_path, run_id) == "failed":
+        ctx.exit(1)  # for cron: a census that learned nothing is not a success
 
 
 @cli.command()
@@ -285,7 +288,8 @@ def crawl(ctx: click.Context, run_id: int | None, db_path: str, allow_nets: tupl
           out_dir: str | None, **kw: Any) -> None:
     """Snapshot every live site of an existing run (default: the latest) again.
 
-    Options not given are those the run was started with.
+    Options not given are those the run was started with (the defaults in brackets are
+    those of a new run).  Classify the run again afterwards: census classify --run ID.
 
     \b
     Example:
@@ -396,32 +400,29 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
     show_default=True,
     help="Report format; json keys are documented in crawler/diff/formats.py.",
 )
-@click.option("--zone", help="Compare the last two complete runs of this zone.")
-@click.option("--force", is_flag=True, help="Compare failed or interrupted runs too.")
+@click.option("--zone", help="Compare the last two finished runs of this zone.")
+@click.option("--force", is_flag=True,
+              help="Count failed and interrupted runs as finished too.")
 @handle_errors
 def diff(runs: tuple[int, ...], db_path: str, fmt: str, zone: str | None, force: bool) -> None:
     """What changed between two runs, also written into the changes table.
 
-    With no RUN, the last two complete runs of the zone; with one, that run and the complete
-    run before it.  Failed, interrupted and running runs are never a silent baseline.
+    With no RUN, the last two finished (complete or partial) runs of the zone; with one, that
+    run and the finished run before it; the older run comes first.  Failed, interrupted and
+    running runs are never a silent baseline.
 
     \b
     Example:
-        census diff                      # the last two complete runs
+        census diff                      # the last two finished runs
         census diff 3 5 --format markdown
     """
-    from pathlib import Path
-
     from .census import census_writer
     from .diff import compare_runs
-    from .errors import RunNotFound
 
-    if not Path(db_path).exists():
-        raise RunNotFound(f"no census database at {db_path}")
     if len(runs) > 2:
         raise click.UsageError("give at most two runs: RUN_A RUN_B")
     run_a, run_b = (None, None, *runs)[-2:]
-    with census_writer(db_path) as db:
+    with census_writer(db_path, create=False) as db:
         result = compare_runs(db, run_a, run_b, zone=zone, force=force)
     report = {"text": result.to_text, "markdown": result.to_markdown, "json": result.to_json}
     click.echo(report[fmt](), nl=fmt == "json")
@@ -471,7 +472,7 @@ def classify_command(db_path: str, run_id: int | None, eval_path: str | None) ->
     if eval_path:
         click.echo(evaluate(eval_path).format())
         return
-    with census_writer(db_path) as db:
+    with census_writer(db_path, create=False) as db:
         results = classify_run(db, run_id)
     counts: dict[str, int] = {}
     for result in results:
@@ -500,9 +501,14 @@ def label_command(
     """
     from .census import census_writer
     from .classify import remove_label, set_label
+    from .names import normalize_name
 
     if not remove and not label:
         raise click.UsageError("give a LABEL, or --remove")
+    name = normalize_name(domain)
+    if name is None:
+        raise click.ClickException(f"invalid domain name {domain!r}")
+    domain = name
     with census_writer(db_path) as db:
         if remove:
             existed = remove_label(db, domain)
@@ -546,7 +552,7 @@ def serve_command(db_path: str, host: str, port: int, out_dir: str | None, immut
 @db_option
 @click.option("--run", "run_id", type=int, help="The run to report [default: the latest].")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="The HTML file [default: output/report-run<ID>.html].")
+              help="The HTML file [default: report-run<ID>.html beside --db].")
 @click.option("--screenshots", "shots_dir", type=click.Path(file_okay=False),
               help="Folder holding screenshots/ [default: the database's folder].")
 @handle_errors

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,26 @@ class LevelFilter(logging.Filter):
         return record.levelno >= self.levels.get(name, self.levels.get("", logging.NOTSET))
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (``kill -9`` of ``census run``).
+
+    Otherwise an orphaned crawl would go on writing a run that the next writer, holding the
+    lock, marks ``interrupted``.
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the lock file still says who writes
+        log.debug("cannot tie the crawl process to its parent")
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
+    _die_with_parent()
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 

@@ -25,9 +25,9 @@ def normalize_zone(zone: str) -> str:
     except (dns.exception.DNSException, UnicodeError) as exc:
         raise BadZoneName(f"invalid zone name {zone!r}: {exc}") from None
     text = text.encode("idna").decode("ascii") if not text.isascii() else text
-    for label in text.split("."):
+    for label, given in zip(text.split("."), zone.strip().rstrip(".").split("."), strict=False):
         if not _LABEL.match(label):
-            raise BadZoneName(f"invalid zone name {zone!r}: bad label {label!r}")
+            raise BadZoneName(f"invalid zone name {zone!r}: bad label {given!r}")
     if len(text) > 253:
         raise BadZoneName(f"invalid zone name {zone!r}: longer than 253 characters")
     return text

@@ -76,7 +76,7 @@ def load_profile(zone: str | None = None, path: str | Path | None = None) -> Pro
         if zone is not None and normalize_zone(zone) != profile.zone:
             raise ProfileError(f"profile {path} is for zone {profile.zone!r}, not {zone!r}")
         return profile
-    zone = normalize_zone(zone or "kp")
+    zone = normalize_zone("kp" if zone is None else zone)
     resource = _embedded(zone)
     if resource.is_file():
         return parse_profile(resource.read_text(encoding="utf-8"), f"embedded:{zone}")

@@ -210,7 +210,7 @@ def _group_changes(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(change["kind"], []).append(change)
     return [
         {"kind": kind, "title": TITLES.get(Kind(kind), kind) if kind in order else kind,
-         "items": items}
+         "changes": items}
         for kind, items in sorted(groups.items(), key=lambda kv: order.get(kv[0], 99))
     ]
 
@@ -231,9 +231,10 @@ def render(data: dict[str, Any]) -> str:
 def write_report(db_path: str | Path, run_id: int | None = None,
                  out_path: str | Path | None = None,
                  shots_root: str | Path | None = None) -> Path:
-    """Write the report of ``run_id`` to ``out_path`` (default ``output/report-run<ID>.html``)."""
+    """Write the report of ``run_id`` to ``out_path`` (default: ``report-run<ID>.html`` beside
+    the census database, so ``output/report-run<ID>.html`` for the default census)."""
     data = gather(db_path, run_id, shots_root)
-    path = Path(out_path or Path("output") / f"report-run{data['run']['id']}.html")
+    path = Path(out_path or Path(db_path).parent / f"report-run{data['run']['id']}.html")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(data), encoding="utf-8")
     return path

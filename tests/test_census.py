@@ -207,3 +207,15 @@ def test_datasette_shows_the_second_census(two_runs: tuple[Path, int, int]) -> N
     assert [row["domain"] for row in new] == ["newsite.com.kp"]
     history = get(db_path, "/census/change_history.json?_shape=array&kind=axfr_closed")
     assert len(history) == 12
+
+
+def test_the_report_of_the_second_run_lists_its_changes(
+    two_runs: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    from crawler.report import write_report
+
+    db_path, _, b = two_runs
+    path = write_report(str(db_path), b, str(tmp_path / "report.html"), None)
+    html = Path(path).read_text()
+    assert "friend.com.kp" in html and "newsite.com.kp" in html
+    assert html.count("<svg") >= 3

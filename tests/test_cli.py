@@ -87,11 +87,22 @@ def test_an_unreachable_zone_ends_failed_and_says_nothing_answered(
     db_path = tmp_path / "census.db"
     started = time.monotonic()
     code, output = census(
-        "run", "kp", "--db", str(db_path), "--out", str(tmp_path), "--resolver", dead_resolver,
-        "--timeout", "0.3", "--no-wordlist", "--ip-range", "127.45.176.0/30",
+        "run",
+        "kp",
+        "--db",
+        str(db_path),
+        "--out",
+        str(tmp_path),
+        "--resolver",
+        dead_resolver,
+        "--timeout",
+        "0.3",
+        "--no-wordlist",
+        "--ip-range",
+        "127.45.176.0/30",
     )
     assert time.monotonic() - started < 30
-    assert code == 0, output
+    assert code == 1, output  # for cron: a failed census is not a success
     ((_, status, message),) = runs(db_path)
     assert status == "failed"
     assert message.startswith("nothing answered")
@@ -102,10 +113,19 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_earlier_runs(
     tmp_path: Path, dead_resolver: str
 ) -> None:
     db_path = tmp_path / "census.db"
-    common = ["--db", str(db_path), "--out", str(tmp_path), "--resolver", dead_resolver,
-              "--no-wordlist", "--ip-range", "127.45.176.0/30"]
+    common = [
+        "--db",
+        str(db_path),
+        "--out",
+        str(tmp_path),
+        "--resolver",
+        dead_resolver,
+        "--no-wordlist",
+        "--ip-range",
+        "127.45.176.0/30",
+    ]
     code, output = census("probe", "kp", *common, "--timeout", "0.2")
-    assert code == 0, output
+    assert code == 1 and "nothing answered" in output
     before = runs(db_path)
     child = subprocess.Popen(
         [sys.executable, "-m", "crawler", "probe", "kp", *common, "--timeout", "5"],
@@ -142,8 +162,18 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     addresses = load_world("kp").addresses()
     ports = [str(free_port(addresses)) for _ in range(3)]
     lab = subprocess.Popen(
-        [sys.executable, "-m", "crawler", "lab", "--dns-port", ports[0], "--http-port",
-         ports[1], "--https-port", ports[2]],
+        [
+            sys.executable,
+            "-m",
+            "crawler",
+            "lab",
+            "--dns-port",
+            ports[0],
+            "--http-port",
+            ports[1],
+            "--https-port",
+            ports[2],
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -152,9 +182,26 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
         flags = next(line for line in lab.stdout if line.startswith("flags: "))
         db_path = tmp_path / "lab.db"
         run = subprocess.run(
-            [sys.executable, "-m", "crawler", "run", "kp", *flags.split()[1:],
-             "--db", str(db_path), "--out", str(tmp_path), "--qps", "500", "--delay", "0",
-             "--download-timeout", "3", "--max-pages", "5"],
+            [
+                sys.executable,
+                "-m",
+                "crawler",
+                "run",
+                "kp",
+                *flags.split()[1:],
+                "--db",
+                str(db_path),
+                "--out",
+                str(tmp_path),
+                "--qps",
+                "500",
+                "--delay",
+                "0",
+                "--download-timeout",
+                "3",
+                "--max-pages",
+                "5",
+            ],
             capture_output=True,
             text=True,
             timeout=300,
@@ -167,10 +214,12 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     assert run.stderr.strip() == ""  # dead sites are data, not terminal noise
     conn = sqlite3.connect(db_path)
     try:
-        outcomes = dict(conn.execute(
-            "SELECT address, group_concat(DISTINCT outcome) FROM axfr_attempts WHERE zone = 'kp' "
-            "GROUP BY address"
-        ).fetchall())
+        outcomes = dict(
+            conn.execute(
+                "SELECT address, group_concat(DISTINCT outcome) FROM axfr_attempts "
+                "WHERE zone = 'kp' GROUP BY address"
+            ).fetchall()
+        )
         alive = conn.execute("SELECT count(*) FROM sites WHERE alive = 1").fetchone()[0]
         labelled = conn.execute("SELECT count(*) FROM classifications").fetchone()[0]
     finally:
@@ -178,3 +227,85 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     assert outcomes == {"127.45.176.15": "refused", "127.45.176.16": "success"}
     assert alive >= 15 and labelled >= alive
     assert list((tmp_path / "warc").glob("*.warc.gz"))
+
+
+def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupted(
+    tmp_path: Path,
+) -> None:
+    from crawler.lab import free_port, load_world
+
+    addresses = load_world("kp").addresses()
+    ports = [str(free_port(addresses)) for _ in range(3)]
+    lab = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crawler",
+            "lab",
+            "--dns-port",
+            ports[0],
+            "--http-port",
+            ports[1],
+            "--https-port",
+            ports[2],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    db_path = tmp_path / "census.db"
+    try:
+        assert lab.stdout is not None
+        flags = next(line for line in lab.stdout if line.startswith("flags: ")).split()[1:]
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "crawler",
+                "run",
+                "kp",
+                *flags,
+                "--db",
+                str(db_path),
+                "--out",
+                str(tmp_path),
+                "--qps",
+                "500",
+                "--delay",
+                "0.5",
+                "--no-wordlist",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def stage_and_pages() -> tuple[str | None, int]:
+            if not db_path.exists():
+                return None, 0
+            conn = sqlite3.connect(db_path, timeout=10)
+            try:
+                stage = conn.execute("SELECT stage FROM runs").fetchone()
+                pages = conn.execute("SELECT count(*) FROM pages").fetchone()[0]
+            except sqlite3.OperationalError:
+                return None, 0
+            finally:
+                conn.close()
+            return (stage[0] if stage else None), pages
+
+        deadline = time.monotonic() + 120
+        while stage_and_pages()[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stage_and_pages()[0] == "crawl"
+        run.kill()
+        run.wait(timeout=10)
+        time.sleep(1)
+        _, pages = stage_and_pages()
+        time.sleep(3)
+        assert stage_and_pages()[1] == pages  # nobody writes any more
+    finally:
+        lab.terminate()
+        lab.wait(timeout=10)
+    code, output = census("diff", "--db", str(db_path))
+    assert code == 1 and len(output.strip().splitlines()) == 1  # refused, no traceback
+    ((_, status, message),) = runs(db_path)
+    assert status == "interrupted"
+    assert "ended before the run finished" in message

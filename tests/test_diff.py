@@ -403,13 +403,41 @@ def test_refuses_incomparable_runs(census: sqlite_utils.Database) -> None:
         compare_runs(census, 2, 2)
 
 
-def test_partial_run_is_compared_only_when_asked(census: sqlite_utils.Database) -> None:
+def test_a_partial_run_is_finished_and_compared_with_a_note(
+    census: sqlite_utils.Database,
+) -> None:
+    # most .kp censuses are partial: one nameserver or another is always silent
     partial = fill_run(
         census, "kp", world_v2(), serial=2013083002, ns2_transfers=False, status=RunStatus.PARTIAL
     )
-    assert compare_runs(census).run_b["id"] == 2
-    diff = compare_runs(census, 2, partial)
+    diff = compare_runs(census)
+    assert (diff.run_a["id"], diff.run_b["id"]) == (2, partial)
     assert diff.notes[0].startswith("run 3 is partial")
+
+
+def test_a_newer_run_given_first_is_refused(census: sqlite_utils.Database) -> None:
+    with pytest.raises(IncomparableRuns, match="run 2 is newer than run 1: give the older"):
+        compare_runs(census, 2, 1)
+
+
+def test_force_lets_failed_and_interrupted_runs_be_the_default_pair(db_path: Path) -> None:
+    db = open_census(db_path)
+    fill_run(db, "kp", WORLD_V1, serial=1, ns2_transfers=True)
+    fill_run(db, "kp", WORLD_V1, serial=2, ns2_transfers=True, status=RunStatus.INTERRUPTED)
+    with pytest.raises(IncomparableRuns, match="found 1"):
+        compare_runs(db)
+    diff = compare_runs(db, force=True)
+    assert (diff.run_a["id"], diff.run_b["id"]) == (1, 2)
+
+
+def test_another_zone_in_the_census_gets_a_hint(db_path: Path) -> None:
+    db = open_census(db_path)
+    fill_run(db, "kp", WORLD_V1, serial=1, ns2_transfers=True)
+    fill_run(db, "kp", WORLD_V1, serial=1, ns2_transfers=True)
+    fill_run(db, "com.kp", {}, serial=1, ns2_transfers=True)
+    with pytest.raises(IncomparableRuns, match=r"also holds kp: use --zone"):
+        compare_runs(db)
+    assert compare_runs(db, zone="kp").run_b["id"] == 2
 
 
 def test_needs_two_complete_runs(db_path: Path) -> None:

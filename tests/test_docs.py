@@ -41,3 +41,21 @@ def test_every_table_is_in_the_readme() -> None:
     for table in db.table_names() + db.view_names():
         if not table.startswith("pages_fts"):
             assert f"`{table}`" in text, f"table {table} is not documented"
+
+
+def test_the_cron_and_systemd_lines_of_the_readme_parse() -> None:
+    import shlex
+
+    from click.testing import CliRunner
+
+    lines = [line for line in README.read_text().splitlines() if ".venv/bin/census " in line]
+    commands = [
+        part.split(".venv/bin/census ", 1)[1]
+        for line in lines
+        for part in line.split("&&")
+        if ".venv/bin/census " in part
+    ]
+    assert len(commands) >= 4
+    for command in commands:
+        result = CliRunner().invoke(cli, [*shlex.split(command), "--help"])
+        assert result.exit_code == 0, f"census {command}: {result.output}"

@@ -47,7 +47,7 @@ def compare_runs(
 def compare_with_previous(db: sqlite_utils.Database, run_id: int) -> Diff | None:
     """The compare stage of a run: diff ``run_id`` (possibly still running) with its baseline.
 
-    The baseline is the latest complete run of the same zone before it; None when there is
+    The baseline is the latest finished run of the same zone before it; None when there is
     none (the first census of a zone).
     """
     chosen = choose_baseline(db, run_id)

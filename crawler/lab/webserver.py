@@ -32,6 +32,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from .faults import FAULTS, iter_faults, malformed_html, serve_fault
+from .world import LabError
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,11 @@ class LabWeb:
         return self
 
     def _bind(self, addr: str, port: int, scheme: str, context: ssl.SSLContext | None) -> None:
-        server = _Server((addr, port), self, scheme, context)
+        try:
+            server = _Server((addr, port), self, scheme, context)
+        except OSError as exc:
+            self.stop()
+            raise LabError(f"cannot serve {scheme} on {addr}:{port}: {exc}") from None
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                   name=f"labweb-{scheme}-{addr}", daemon=True)
         thread.start()

@@ -136,9 +136,13 @@ def _result(ctx: Context) -> ProbeResult:
         "SELECT COUNT(*) FROM axfr_attempts WHERE run_id = ? AND outcome = ?",
         [ctx.run_id, Outcome.SUCCESS],
     ).fetchone()[0]
+    first_seen = ctx.db.execute(
+        "SELECT COUNT(*) FROM domains WHERE first_seen_run = ?", [ctx.run_id]
+    ).fetchone()[0]
     silent = [f"{a}:{p}" for a, p in engine.silent_servers()]
     parts = [
-        f"{domains} domains ({ctx.new_domains} new), {transfers} zone transfers succeeded",
+        f"{domains} domains ({first_seen} seen for the first time), "
+        f"{transfers} zone transfers succeeded",
         f"{engine.answered} queries answered, {engine.timeouts} timeouts",
     ]
     if silent:

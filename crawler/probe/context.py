@@ -49,7 +49,6 @@ class Context:
     engine: Engine
     resolvers: list[Server]
     progress: ProgressCallback | None = None
-    new_domains: int = 0
     notes: list[str] = field(default_factory=list)
     """Plain sentences for the run's message (what was skipped, what was capped)."""
 
@@ -87,16 +86,13 @@ class Context:
         domain, suffix = split if split else (None, None)
         return clean, domain, suffix, method, source
 
-    def see(self, name: str, method: str, source: str) -> bool:
-        """Record a sighting of ``name`` if it is under the zone; True if its domain is new."""
+    def see(self, name: str, method: str, source: str) -> None:
+        """Record a sighting of ``name`` if it is under the zone."""
         row = self._sighting(name, method, source)
-        if row is None:
-            return False
-        new = see_name(self.db, self.run_id, *row)
-        self.new_domains += int(new)
-        return new
+        if row is not None:
+            see_name(self.db, self.run_id, *row)
 
     def see_many(self, names: Iterable[str], method: str, source: str) -> None:
         """``see`` for many names of one source, written in batches (zone transfers)."""
         rows = [r for name in names if (r := self._sighting(name, method, source))]
-        self.new_domains += see_names(self.db, self.run_id, rows)
+        see_names(self.db, self.run_id, rows)

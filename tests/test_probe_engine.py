@@ -43,7 +43,7 @@ def test_queries_per_second_are_paced(lab_dns) -> None:
 
 
 def test_queries_in_flight_are_limited(lab_dns) -> None:
-    """ns.tra.kp answers after 0.2 s: four queries two at a time take two rounds."""
+    """ns-tra.kptc.kp answers after 0.2 s: four queries two at a time take two rounds."""
     engine = Engine(Limits(queries_in_flight=2, queries_per_second=0, timeout=2.0))
     server = ("127.45.176.20", lab_dns.port)
 

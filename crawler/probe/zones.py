@@ -178,7 +178,7 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
     """Sightings for the owner names of the stored transfer; its delegations (at most ``room``).
 
     Names below a delegation point are glue, not data of this zone: the child zone says
-    whether they exist (``ns.tra.kp`` is glue in ``kp`` but only a wildcard in ``tra.kp``).
+    whether they exist (a glue name under ``tra.kp`` in ``kp`` may be only a wildcard there).
     """
     db, source = ctx.db, state.stored_from
     assert source is not None

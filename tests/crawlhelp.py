@@ -6,6 +6,7 @@ probe of the lab world would write, then crawl the lab's web servers.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from crawler.db import RunStatus, finish_run, open_census, see_name, start_run
@@ -45,3 +46,12 @@ def census_from_world(db_path: Path, world: World, domains: list[str] | None = N
     finish_run(db, run_id, RunStatus.COMPLETE)
     db.close()
     return run_id
+
+
+def rows(db_path: Path, sql: str, *params: object) -> list[tuple]:
+    """The rows of ``sql`` on the census at ``db_path``, on a connection of its own."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -8,7 +8,6 @@ a page is edited).  ``census diff`` must report exactly those changes.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 from crawler.census import CensusOptions, run_census
 from crawler.cli import cli
 from crawler.lab import Lab, free_port, load_world
+from tests.crawlhelp import rows as query
 
 
 def lab_options(lab: Lab, db_path: Path, **changes: object) -> CensusOptions:
@@ -62,14 +62,6 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, i
         finally:
             lab.stop()
     yield db_path, runs[0], runs[1]
-
-
-def query(db_path: Path, sql: str, *params: object) -> list[tuple]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_each_run_has_a_truthful_status(two_runs: tuple[Path, int, int]) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,37 @@ def dead_resolver() -> Iterator[str]:
     host, port = sock.getsockname()
     yield f"{host}:{port}"
     sock.close()
+
+
+@contextmanager
+def census_lab() -> Iterator[list[str]]:
+    """``census lab`` in a process of its own, as in a second shell; yields the printed flags."""
+    from crawler.lab import free_port, load_world
+
+    addresses = load_world("kp").addresses()
+    ports = [str(free_port(addresses)) for _ in range(3)]
+    lab = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crawler",
+            "lab",
+            "--dns-port",
+            ports[0],
+            "--http-port",
+            ports[1],
+            "--https-port",
+            ports[2],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert lab.stdout is not None
+        yield next(line for line in lab.stdout if line.startswith("flags: ")).split()[1:]
+    finally:
+        lab.terminate()
+        lab.wait(timeout=10)
 
 
 def census(*args: str) -> tuple[int, str]:
@@ -157,30 +189,8 @@ def test_help_explains_every_command() -> None:
 
 def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     """The README's lab walk-through: ``census lab`` prints flags; ``census run`` uses them."""
-    from crawler.lab import free_port, load_world
-
-    addresses = load_world("kp").addresses()
-    ports = [str(free_port(addresses)) for _ in range(3)]
-    lab = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "crawler",
-            "lab",
-            "--dns-port",
-            ports[0],
-            "--http-port",
-            ports[1],
-            "--https-port",
-            ports[2],
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert lab.stdout is not None
-        flags = next(line for line in lab.stdout if line.startswith("flags: "))
-        db_path = tmp_path / "lab.db"
+    db_path = tmp_path / "lab.db"
+    with census_lab() as flags:
         run = subprocess.run(
             [
                 sys.executable,
@@ -188,7 +198,7 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
                 "crawler",
                 "run",
                 "kp",
-                *flags.split()[1:],
+                *flags,
                 "--db",
                 str(db_path),
                 "--out",
@@ -206,9 +216,6 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
             text=True,
             timeout=300,
         )
-    finally:
-        lab.terminate()
-        lab.wait(timeout=10)
     assert run.returncode == 0, run.stderr
     assert "run 1 of .kp: complete" in run.stdout
     assert run.stderr.strip() == ""  # dead sites are data, not terminal noise
@@ -232,30 +239,8 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
 def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupted(
     tmp_path: Path,
 ) -> None:
-    from crawler.lab import free_port, load_world
-
-    addresses = load_world("kp").addresses()
-    ports = [str(free_port(addresses)) for _ in range(3)]
-    lab = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "crawler",
-            "lab",
-            "--dns-port",
-            ports[0],
-            "--http-port",
-            ports[1],
-            "--https-port",
-            ports[2],
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     db_path = tmp_path / "census.db"
-    try:
-        assert lab.stdout is not None
-        flags = next(line for line in lab.stdout if line.startswith("flags: ")).split()[1:]
+    with census_lab() as flags:
         run = subprocess.Popen(
             [
                 sys.executable,
@@ -301,9 +286,6 @@ def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupt
         _, pages = stage_and_pages()
         time.sleep(3)
         assert stage_and_pages()[1] == pages  # nobody writes any more
-    finally:
-        lab.terminate()
-        lab.wait(timeout=10)
     code, output = census("diff", "--db", str(db_path))
     assert code == 1 and len(output.strip().splitlines()) == 1  # refused, no traceback
     ((_, status, message),) = runs(db_path)

@@ -8,7 +8,6 @@ them through the port map, as ``census run`` does with the flags ``census lab`` 
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from crawler.census import run_stage
 from crawler.crawl import crawl_run
 from crawler.lab import Lab, World, free_port, load_world
-from tests.crawlhelp import census_from_world
+from tests.crawlhelp import census_from_world, rows
 
 FAST = {"delay": 0, "download_timeout": 3, "max_pages": 30}
 
@@ -45,14 +44,6 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, in
         lab.stop()
     assert result.finish_reason == "finished"
     yield db_path, run_id, world
-
-
-def rows(db_path: Path, sql: str, *params: object) -> list[tuple]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def expected_alive(world: World) -> set[str]:

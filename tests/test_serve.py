@@ -11,7 +11,6 @@ import asyncio
 import json
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from crawler.census import STAGES, CensusOptions, run_census
 from crawler.db import open_census
 from crawler.lab import Lab, free_port, load_world
 from crawler.serve import UndocumentedSchema, build_metadata, datasette_app, missing_descriptions
+from tests.crawlhelp import rows
 
 pytest.importorskip("datasette")
 
@@ -79,14 +79,6 @@ def get(db_path: Path, path: str) -> Any:
         return response
 
     return asyncio.run(fetch())
-
-
-def rows(db_path: Path, sql: str, *params: object) -> list[tuple]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_every_table_and_column_of_the_schema_is_described(tmp_path: Path) -> None:

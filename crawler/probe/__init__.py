@@ -23,8 +23,7 @@ import sqlite_utils
 from ..db import Method, run_domains
 from ..names import normalize_name
 from ..profiles import Profile, read_wordlist
-from .context import Context, limits_for, system_resolvers
-from .engine import Engine
+from .context import Context
 from .nsec import examine_zone
 from .options import Outcome, ProbeOptions, ProbeResult, ProgressCallback
 from .ptr import ptr_sweep
@@ -63,10 +62,8 @@ async def _probe(
     options: ProbeOptions,
     progress: ProgressCallback | None,
 ) -> ProbeResult:
-    resolvers = list(options.resolvers) or system_resolvers()
-    engine = Engine(limits_for(profile, options))
-    ctx = Context(db, run_id, profile, options, engine, resolvers, progress)
-    if not resolvers:
+    ctx = Context.for_run(db, run_id, profile, options, progress)
+    if not ctx.resolvers:
         return ProbeResult("failed", "no resolver: none given and none configured")
     states = await enumerate_zones(ctx)
     seeds = []
@@ -117,14 +114,13 @@ async def _probe_names(
     options: ProbeOptions,
     sightings: list[tuple[str, str, str]],
 ) -> list[str]:
-    resolvers = list(options.resolvers) or system_resolvers()
-    ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)), resolvers)
+    ctx = Context.for_run(db, run_id, profile, options)
     known = set(run_domains(db, run_id))
     with db.atomic():
         for name, method, source in sightings:
             ctx.see(name, method, source)
     new = sorted(set(run_domains(db, run_id)) - known)
-    if new and resolvers:
+    if new and ctx.resolvers:
         await collect_records(ctx, new)
     return new
 

@@ -52,6 +52,20 @@ class Context:
     notes: list[str] = field(default_factory=list)
     """Plain sentences for the run's message (what was skipped, what was capped)."""
 
+    @classmethod
+    def for_run(
+        cls,
+        db: sqlite_utils.Database,
+        run_id: int,
+        profile: Profile,
+        options: ProbeOptions,
+        progress: ProgressCallback | None = None,
+    ) -> Context:
+        """The context of a probe: the given resolvers (or the system's) and a fresh engine."""
+        resolvers = list(options.resolvers) or system_resolvers()
+        engine = Engine(limits_for(profile, options))
+        return cls(db, run_id, profile, options, engine, resolvers, progress)
+
     @property
     def suffixes(self) -> Suffixes:
         return self.profile.suffix_set

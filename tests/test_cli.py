@@ -60,6 +60,12 @@ def census_lab() -> Iterator[list[str]]:
         lab.wait(timeout=10)
 
 
+def census_run(flags: list[str], out: Path, db_path: Path, *extra: str) -> list[str]:
+    """The ``census run`` command line for the lab, as a user types it with the lab's flags."""
+    return [sys.executable, "-m", "crawler", "run", "kp", *flags, "--db", str(db_path),
+            "--out", str(out), "--qps", "500", *extra]
+
+
 def census(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.output
@@ -192,26 +198,8 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     db_path = tmp_path / "lab.db"
     with census_lab() as flags:
         run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "crawler",
-                "run",
-                "kp",
-                *flags,
-                "--db",
-                str(db_path),
-                "--out",
-                str(tmp_path),
-                "--qps",
-                "500",
-                "--delay",
-                "0",
-                "--download-timeout",
-                "3",
-                "--max-pages",
-                "5",
-            ],
+            census_run(flags, tmp_path, db_path, "--delay", "0", "--download-timeout", "3",
+                       "--max-pages", "5"),
             capture_output=True,
             text=True,
             timeout=300,
@@ -242,23 +230,7 @@ def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupt
     db_path = tmp_path / "census.db"
     with census_lab() as flags:
         run = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "crawler",
-                "run",
-                "kp",
-                *flags,
-                "--db",
-                str(db_path),
-                "--out",
-                str(tmp_path),
-                "--qps",
-                "500",
-                "--delay",
-                "0.5",
-                "--no-wordlist",
-            ],
+            census_run(flags, tmp_path, db_path, "--delay", "0.5", "--no-wordlist"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -30,8 +30,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.classifier.model import read_corpus, shipped_model  # noqa: E402
 from crawler.classify import classify_run, evaluate  # noqa: E402
+from crawler.classify.model import read_corpus, shipped_model  # noqa: E402
 from crawler.db import open_census, start_run  # noqa: E402
 
 PAGE_CHARS = 2500

@@ -187,10 +187,10 @@ def bare_crawl(
         "HTTPERROR_ALLOW_ALL": True,
         "LOG_LEVEL": "WARNING",
         "DOWNLOAD_TIMEOUT": 10,
-        "TWISTED_DNS_RESOLVER": "crawler.resolver.CensusResolver",
+        "TWISTED_DNS_RESOLVER": "crawler.crawl.resolver.CensusResolver",
         "DOWNLOAD_HANDLERS": {
-            "http": "crawler.handlers.PortMapDownloadHandler",
-            "https": "crawler.handlers.PortMapDownloadHandler",
+            "http": "crawler.crawl.handlers.PortMapDownloadHandler",
+            "https": "crawler.crawl.handlers.PortMapDownloadHandler",
         },
         "CENSUS_DB": str(db_path),
         "CENSUS_RUN_ID": run_id,

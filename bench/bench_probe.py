@@ -23,10 +23,10 @@ import dns.xfr
 import dns.zone
 
 from crawler.db import open_census, start_run
+from crawler.lab.knot import Knot, free_port, knot_available
 from crawler.probe.axfr import drain, store_spool
 from crawler.probe.context import Context, limits_for
 from crawler.probe.engine import Engine, Limits, Server, bounded
-from crawler.probe.knotserver import Knot, free_port, knot_available
 from crawler.probe.options import ProbeOptions
 from crawler.probe.zones import ZoneState, index_transfer, transfer
 from crawler.profiles import Profile

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .crawl.resolver import census_addresses
 from .names import normalize_name
 from .netpolicy import NetPolicy
-from .resolver import census_addresses
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import BinaryIO
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from . import __version__
+from .. import __version__
 
 NOT_BYTE_EXACT = (
     "Captured by a Scrapy crawler: Scrapy normalises HTTP header names and decodes the "

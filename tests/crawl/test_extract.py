@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from crawler.extract import KPS_9566, MAX_BODY, decode_body, extract, js_links, language_of
+from crawler.crawl.extract import KPS_9566, MAX_BODY, decode_body, extract, js_links, language_of
 
 KOREAN = ("<html><head><title>로동신문</title></head>"
           "<body><p>조선로동당 중앙위원회 기관지</p></body></html>")

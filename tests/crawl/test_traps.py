@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crawler.traps import TrapFilter, TrapRules
+from crawler.crawl.traps import TrapFilter, TrapRules
 
 
 def test_the_embedded_rules_load() -> None:

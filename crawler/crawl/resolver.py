@@ -16,7 +16,7 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolverSimple
 from zope.interface import implementer
 
-from .netpolicy import NetPolicy
+from ..netpolicy import NetPolicy
 
 
 def census_addresses(db_path: str, run_id: int) -> dict[str, list[str]]:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from crawler.db import open_census, start_run
+from crawler.lab.knot import Knot, free_port, knot_available
 from crawler.probe import ProbeOptions, probe_run
-from crawler.probe.knotserver import Knot, free_port, knot_available
 from crawler.profiles import Profile
 
 pytestmark = [pytest.mark.knot, pytest.mark.skipif(not knot_available(), reason="no knotd")]

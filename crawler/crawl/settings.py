@@ -7,8 +7,8 @@ Run options are ``CENSUS_*`` settings, so ``scrapy crawl census -s CENSUS_DB=out
 from crawler import __version__
 
 BOT_NAME = "census"
-SPIDER_MODULES = ["crawler.spiders"]
-NEWSPIDER_MODULE = "crawler.spiders"
+SPIDER_MODULES = ["crawler.crawl.spider"]
+NEWSPIDER_MODULE = "crawler.crawl.spider"
 
 # An identifying user agent: operators of a national network should know who is measuring.
 USER_AGENT = f"ccTLD-Census/{__version__} (+https://github.com/cctld-census/cctld-census)"
@@ -44,7 +44,7 @@ SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
 CONCURRENT_ITEMS = 10
 
 # Every address comes from this run's DNS census, never from the system resolver.
-TWISTED_DNS_RESOLVER = "crawler.resolver.CensusResolver"
+TWISTED_DNS_RESOLVER = "crawler.crawl.resolver.CensusResolver"
 
 # The census spider handles error statuses itself (a 502 home page is a fact of the census).
 HTTPERROR_ALLOW_ALL = True
@@ -54,21 +54,21 @@ LOG_LEVEL = "INFO"
 
 # Scrapy's HTTP handler, plus the port map the lab needs (a no-op without CENSUS_*_PORT).
 DOWNLOAD_HANDLERS = {
-    "http": "crawler.handlers.PortMapDownloadHandler",
-    "https": "crawler.handlers.PortMapDownloadHandler",
+    "http": "crawler.crawl.handlers.PortMapDownloadHandler",
+    "https": "crawler.crawl.handlers.PortMapDownloadHandler",
 }
 DOWNLOADER_MIDDLEWARES = {
-    "crawler.middlewares.NetPolicyMiddleware": 60,
+    "crawler.crawl.middlewares.NetPolicyMiddleware": 60,
 }
 SPIDER_MIDDLEWARES = {
-    "crawler.middlewares.TrapMiddleware": 550,
+    "crawler.crawl.middlewares.TrapMiddleware": 550,
 }
 ITEM_PIPELINES = {
-    "crawler.pipelines.CensusPipeline": 300,
+    "crawler.crawl.pipelines.CensusPipeline": 300,
 }
 EXTENSIONS = {
-    "crawler.extensions.WarcCapture": 100,
-    "crawler.extensions.Progress": 200,
+    "crawler.crawl.extensions.WarcCapture": 100,
+    "crawler.crawl.extensions.Progress": 200,
 }
 
 # Census options (set per run by crawler.crawl.crawl_settings).

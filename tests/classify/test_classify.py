@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crawler.classifier.cues import lexicon, taxonomy
-from crawler.classifier.model import read_corpus
 from crawler.classify import (
     SiteDoc,
     UnknownLabel,
@@ -23,6 +21,8 @@ from crawler.classify import (
     remove_label,
     set_label,
 )
+from crawler.classify.cues import lexicon, taxonomy
+from crawler.classify.model import read_corpus
 from crawler.cli import cli
 from crawler.db import open_census, start_run
 
@@ -172,7 +172,7 @@ def test_cli_classify_and_label(tmp_path):
 
 
 def test_cli_evaluate_prints_the_figures(tmp_path):
-    shipped = Path(__file__).parents[1] / "crawler/data/corpus/eval.jsonl"
+    shipped = Path(__file__).parents[2] / "crawler/data/corpus/eval.jsonl"
     result = CliRunner().invoke(cli, ["classify", "--evaluate", str(shipped)])
     assert result.exit_code == 0, result.output
     assert "macro-F1" in result.output and "confusion" in result.output
@@ -220,7 +220,7 @@ def test_secondary_purpose_of_a_tourism_office_that_is_a_state_body():
     assert {result.label, *result.secondary} >= {"travel_tourism", "government"}
 
 
-WORLD = Path(__file__).parents[1] / "crawler/data/worlds/kp/sites"
+WORLD = Path(__file__).parents[2] / "crawler/data/worlds/kp/sites"
 
 
 def lab_sites():
@@ -231,7 +231,7 @@ def lab_sites():
 
 def lab_doc(site: Path) -> SiteDoc:
     """What the crawl would store of a lab site, read from its files."""
-    from crawler.extract import extract
+    from crawler.crawl.extract import extract
 
     doc, texts = SiteDoc(domain=site.name), []
     for page in sorted(site.rglob("*")):

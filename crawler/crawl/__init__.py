@@ -15,7 +15,7 @@ import queue
 from dataclasses import dataclass
 from typing import Any
 
-from .probe.options import ProgressCallback
+from ..probe.options import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class CrawlResult:
 def crawl_settings(
     db_path: str, run_id: int, out_dir: str, allow_nets: list[str], options: dict[str, Any]
 ) -> dict[str, Any]:
-    """The settings of one crawl, on top of ``crawler/settings.py``."""
+    """The settings of one crawl, on top of ``crawler/crawl/settings.py``."""
     settings: dict[str, Any] = {
         "CENSUS_DB": db_path,
         "CENSUS_RUN_ID": run_id,
@@ -100,10 +100,10 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
-    from .spiders.census import CensusSpider
+    from .spider import CensusSpider
 
     settings = Settings()
-    settings.setmodule("crawler.settings", priority="project")
+    settings.setmodule("crawler.crawl.settings", priority="project")
     settings.update(overrides, priority="cmdline")
     settings.set("CENSUS_PROGRESS", lambda step, done, total: messages.put(("progress", done)))
     # The child logs as the parent was told to (a spawn child inherits no logging setup).

@@ -20,10 +20,10 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from ..db import run_domains, utcnow
-from ..extract import Extracted, extract, warm_up
-from ..items import PageItem, SiteAttempt
 from ..netpolicy import NetPolicy
-from ..resolver import CensusResolver, census_addresses
+from .extract import Extracted, extract, warm_up
+from .items import PageItem, SiteAttempt
+from .resolver import CensusResolver, census_addresses
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 

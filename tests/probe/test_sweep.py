@@ -17,14 +17,14 @@ import dns.rrset
 import pytest
 
 from crawler.db import open_census, start_run
+from crawler.lab.knot import Knot, free_port, knot_available
 from crawler.probe.context import Context, limits_for
 from crawler.probe.engine import Answer, Engine, Limits, Rcode
-from crawler.probe.knotserver import Knot, free_port, knot_available
 from crawler.probe.options import ProbeOptions
 from crawler.probe.ptr import ptr_sweep
 from crawler.probe.wordlist import wordlist_sweep
 from crawler.profiles import load_profile, read_wordlist
-from tests.test_probe_knot import ZONES
+from tests.probe.test_knot import ZONES
 
 FAST = Limits(queries_in_flight=16, queries_per_second=0, timeout=1.0, retries=1)
 

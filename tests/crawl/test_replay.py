@@ -24,8 +24,8 @@ import pytest
 
 from crawler.crawl import crawl_run
 from crawler.lab import free_port, load_world
+from tests.crawl.test_crawl import FAST, start_lab
 from tests.crawlhelp import census_from_world
-from tests.test_crawl import FAST, start_lab
 
 pytestmark = [
     pytest.mark.slow,

@@ -14,7 +14,7 @@ from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
-from .db import utcnow
+from ..db import utcnow
 from .dedup import find_previous_page
 from .warc import WarcFiles
 

@@ -12,7 +12,7 @@ from scrapy import Request, Spider
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
-from .netpolicy import NetPolicy
+from ..netpolicy import NetPolicy
 from .traps import TrapFilter
 
 log = logging.getLogger(__name__)

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 import pytest
 
 from crawler.db import open_census, start_run
+from crawler.lab.knot import free_port
 from crawler.probe import ProbeOptions, probe_run
 from crawler.probe.context import Context, limits_for
 from crawler.probe.engine import Engine, Limits, Rcode
-from crawler.probe.knotserver import free_port
 from crawler.probe.options import Outcome
 from crawler.probe.zones import ZoneState, transfer
 from crawler.profiles import Profile
-from tests.test_probe_axfr import ZONE, messages
+from tests.probe.test_axfr import ZONE, messages
 
 PROFILE = Profile(zone="kp", suffixes=("com",))
 

@@ -12,8 +12,8 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from crawler.cli import cli
+from crawler.crawl.dedup import find_previous_page, page_text, revisit_fields
 from crawler.db import RunStatus, finish_run, open_census, see_name, start_run
-from crawler.dedup import find_previous_page, page_text, revisit_fields
 from crawler.diff import Kind, compare_runs, compare_with_previous, text_diff
 from crawler.errors import IncomparableRuns
 

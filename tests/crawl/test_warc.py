@@ -8,7 +8,7 @@ from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.warc import NOT_BYTE_EXACT, WarcFiles, payload_digest
+from crawler.crawl.warc import NOT_BYTE_EXACT, WarcFiles, payload_digest
 
 DATE = "2026-12-01T03:00:00Z"
 BODY = "<html><title>로동신문</title></html>".encode()

@@ -23,7 +23,7 @@ from crawler.lab import Lab, LabDNS, LabError, free_port, load_world
 NS1, NS2, REG1, REG2 = "127.45.176.15", "127.45.176.16", "127.45.176.8", "127.45.176.9"
 LAME, TRUNCATING, HALFWAY = "127.45.176.17", "127.45.176.18", "127.45.176.19"
 SERVFAIL, GARBAGE, LOSSY = "127.45.179.1", "127.45.179.2", "127.45.179.3"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ask(

@@ -18,6 +18,7 @@ import pytest
 
 from crawler.db import open_census, start_run
 from crawler.errors import TransferError
+from crawler.lab.knot import Knot, free_port, knot_available
 from crawler.probe.axfr import (
     AxfrParser,
     drain,
@@ -27,12 +28,11 @@ from crawler.probe.axfr import (
 )
 from crawler.probe.context import Context, limits_for
 from crawler.probe.engine import Engine
-from crawler.probe.knotserver import Knot, free_port, knot_available
 from crawler.probe.options import ProbeOptions
 from crawler.probe.wire import Unusual, read_answers
 from crawler.probe.zones import enumerate_zones
 from crawler.profiles import load_profile
-from tests.test_probe_axfr import SOA, ZONE, messages, spool
+from tests.probe.test_axfr import SOA, ZONE, messages, spool
 
 EVERY_TYPE = [
     ("kp", "SOA", SOA),

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from crawler.extract import extract
+from crawler.crawl.extract import extract
 from crawler.lab.dnsserver import free_port
 from crawler.lab.webserver import LabWeb
 from crawler.lab.world import load_world

@@ -1,0 +1,74 @@
+"""What the classifier reads of each site of a run: its site rows, its pages' titles,
+descriptions, headings and text, and the anchor text of its links."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import sqlite_utils
+
+from .model import SiteDoc
+
+PAGE_TEXT_LIMIT = 3000
+SITE_TEXT_LIMIT = 12000
+
+
+def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
+    """One document per site of the run, from its site row and its pages."""
+    pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run
+    for row in db.execute_returning_dicts(
+        "SELECT p.id, p.domain, p.title, p.lang, COALESCE(p.text, r.text) AS text, "
+        "p.description, p.headings FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
+        "WHERE p.run_id = ? ORDER BY p.domain, p.id", [run_id]
+    ):
+        pages[row["domain"]].append(row)
+    anchors: dict[str, list[str]] = defaultdict(list)
+    for domain, anchor in db.execute(
+        "SELECT p.domain, l.anchor FROM links l JOIN pages p ON p.id = l.page_id "
+        "WHERE l.run_id = ? AND l.anchor IS NOT NULL AND l.anchor != ''", [run_id]
+    ):
+        if len(anchors[domain]) < 300:
+            anchors[domain].append(anchor)
+    suffixes = dict(db.execute("SELECT name, suffix FROM domains").fetchall())
+    docs: dict[str, SiteDoc] = {}
+    for site in db["sites"].rows_where("run_id = ?", [run_id], order_by="id"):
+        domain = site["domain"]
+        if domain in docs:
+            doc = docs[domain]
+            doc.alive = doc.alive or bool(site["alive"])
+            doc.title = doc.title or site["title"] or ""
+            continue
+        docs[domain] = SiteDoc(domain=domain, title=site["title"] or "", lang=site["lang"],
+                               suffix=suffixes.get(domain), alive=bool(site["alive"]))
+    for domain, rows in pages.items():
+        doc = docs.setdefault(domain, SiteDoc(domain=domain, suffix=suffixes.get(domain)))
+        texts, size = [], 0
+        for row in rows:
+            if row["title"] and not doc.title:
+                doc.title = row["title"]
+            elif row["title"] and row["title"] != doc.title and len(doc.headings) < 30:
+                doc.headings.append(row["title"])
+            if row["description"] and not doc.description:
+                doc.description = row["description"]
+            if row["headings"] and len(doc.headings) < 100:
+                doc.headings.extend(_as_list(row["headings"])[:20])
+            if row["text"] and size < SITE_TEXT_LIMIT:
+                texts.append(row["text"][:PAGE_TEXT_LIMIT])
+                size += len(texts[-1])
+            doc.lang = doc.lang or row["lang"]
+        doc.text = "\n".join(texts)
+        doc.anchors = anchors.get(domain, [])
+        if texts or doc.title:
+            doc.alive = True
+    return list(docs.values())
+
+
+def _as_list(value: str) -> list[str]:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return [value]
+    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]

@@ -1,0 +1,63 @@
+"""The readable text of a parsed page: parse leniently, drop chrome, keep block structure."""
+
+from __future__ import annotations
+
+import re
+
+import lxml.etree
+import lxml.html
+
+MAX_TEXT = 100_000
+
+SPACES = re.compile(r"[ \t\r\f\v\u00a0\u3000]+")
+_DROP_TAGS = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside",
+              "form", "select", "button", "svg", "iframe", "object")
+_BLOCK_TAGS = ("p", "div", "br", "li", "ul", "ol", "table", "tr", "td", "th", "h1", "h2", "h3",
+               "h4", "h5", "h6", "section", "article", "main", "blockquote", "pre", "dd", "dt",
+               "title", "hr", "figure", "figcaption")
+
+
+def text_of(el: lxml.html.HtmlElement) -> str:
+    try:
+        return SPACES.sub(" ", el.text_content()).strip()[:300]
+    except ValueError:
+        return ""
+
+
+def normalise(text: str, limit: int) -> str:
+    lines = (SPACES.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)[:limit]
+
+
+def clean(s: str | None, limit: int = 1000) -> str | None:
+    if not s:
+        return None
+    s = SPACES.sub(" ", s.replace("\n", " ")).strip()
+    return s[:limit] or None
+
+
+def parse(text: str) -> lxml.html.HtmlElement | None:
+    parser = lxml.html.HTMLParser(recover=True, huge_tree=False, remove_comments=True,
+                                  remove_pis=True, no_network=True)
+    # lxml refuses str input with an encoding declaration; strip control chars it rejects.
+    cleaned = text.replace("\x00", "")
+    try:
+        return lxml.html.document_fromstring(cleaned, parser=parser)
+    except (lxml.etree.ParserError, ValueError, lxml.etree.XMLSyntaxError):
+        return None
+
+
+def main_text(root: lxml.html.HtmlElement) -> str:
+    body = root.find("body")
+    body = body if body is not None else root
+    for el in list(body.iter(*_DROP_TAGS)):
+        if el.getparent() is not None:
+            el.drop_tree()
+    for el in body.iter(*_BLOCK_TAGS):
+        el.tail = "\n" + (el.tail or "")
+    for el in body.iter("a", "span", "img", "label", "em", "strong", "b", "i"):
+        el.tail = " " + (el.tail or "")
+    try:
+        return normalise(body.text_content(), MAX_TEXT)
+    except ValueError:
+        return ""

@@ -1,8 +1,15 @@
-"""The census schema, as an ordered list of migrations applied on open.
+"""The census schema, as named migrations applied on open.
 
-Old census files are upgraded in place, never rebuilt: each migration runs once, in order, and
-the number of the last one applied is kept in ``PRAGMA user_version``.  Add new migrations at
-the end; never edit one that has shipped.
+Old census files are upgraded in place, never rebuilt.  Each migration runs once, in the order
+it is declared here, and its name is recorded in ``census_migrations`` as it is applied, so a
+file knows exactly what it has (as sqlite-utils' ``Migrations`` does).  Add new migrations at
+the end; never rename, reorder or edit one that has shipped: ``tests/test_migrations.py``
+compares every migration with the schema it produced when it was released.
+
+Files written before migrations had names carry only ``PRAGMA user_version``, and one release
+applied them out of order (m006 was declared above m004 and m005), so that number does not say
+what a file holds.  Such a file is read for what it has (``_LEGACY``), and whatever is missing
+is applied.
 """
 
 from collections.abc import Callable
@@ -305,24 +312,6 @@ def m003_history_views(db: sqlite_utils.Database) -> None:
     db.create_view("change_history", _CHANGE_HISTORY)
 
 
-@migration
-def m006_page_signals(db: sqlite_utils.Database) -> None:
-    """What the classifier reads besides the text: meta description, headings, anchor text."""
-    db["pages"].add_column("description", str)
-    db["pages"].add_column("headings", str)
-    db["links"].add_column("anchor", str)
-
-
-def apply(db: sqlite_utils.Database) -> int:
-    """Bring ``db`` up to the newest schema; return the schema version."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.conn:
-            step(db)
-            db.execute(f"PRAGMA user_version = {number}")
-    return len(MIGRATIONS)
-
-
 _LATEST_RUN = "(SELECT max(id) FROM runs WHERE status = 'complete' AND zone = r.zone)"
 
 _LATEST_CENSUS = f"""
@@ -402,3 +391,72 @@ def m005_latest_census_partial(db: sqlite_utils.Database) -> None:
         "latest_census",
         _LATEST_CENSUS.replace("status = 'complete'", "status IN ('complete', 'partial')"),
     )
+
+
+@migration
+def m006_page_signals(db: sqlite_utils.Database) -> None:
+    """What the classifier reads besides the text: meta description, headings, anchor text."""
+    db["pages"].add_column("description", str)
+    db["pages"].add_column("headings", str)
+    db["links"].add_column("anchor", str)
+
+
+def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
+    return table in db.table_names() and column in db[table].columns_dict
+
+
+def _view_sql(db: sqlite_utils.Database, name: str) -> str:
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
+                     [name]).fetchone()
+    return row[0] if row else ""
+
+
+# What each migration of a file without ``census_migrations`` left behind.
+_LEGACY: dict[str, Callable[[sqlite_utils.Database], bool]] = {
+    "m001_dns_census": lambda db: "runs" in db.table_names(),
+    "m002_web_census": lambda db: "sites" in db.table_names(),
+    "m003_history_views": lambda db: "domain_history" in db.view_names(),
+    "m004_latest_census_views": lambda db: "axfr_history" in db.view_names(),
+    "m005_latest_census_partial": lambda db: "'partial'" in _view_sql(db, "latest_census"),
+    "m006_page_signals": lambda db: _has_column(db, "pages", "description"),
+}
+
+
+def applied(db: sqlite_utils.Database) -> list[str]:
+    """Names of the migrations ``db`` has, in the order they were applied."""
+    if "census_migrations" not in db.table_names():
+        return []
+    return [row[0] for row in db.execute("SELECT name FROM census_migrations ORDER BY rowid")]
+
+
+def _adopt_legacy(db: sqlite_utils.Database) -> None:
+    """Give a file from before named migrations its ``census_migrations`` table, listing only
+    what it really has."""
+    legacy = db.execute("PRAGMA user_version").fetchone()[0] > 0 or "runs" in db.table_names()
+    db["census_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    if not legacy:
+        return
+    found = [name for name, has in _LEGACY.items() if has(db)]
+    db["census_migrations"].insert_all(
+        {"name": name, "applied_at": "before named migrations"} for name in found
+    )
+
+
+def apply(db: sqlite_utils.Database) -> list[str]:
+    """Bring ``db`` up to the newest schema; return the names of the migrations it applied."""
+    from .db import utcnow  # db imports this module
+
+    if "census_migrations" not in db.table_names():
+        with db.conn:
+            _adopt_legacy(db)
+    done = set(applied(db))
+    ran = []
+    for step in MIGRATIONS:
+        if step.__name__ in done:
+            continue
+        with db.conn:
+            step(db)
+            db["census_migrations"].insert({"name": step.__name__, "applied_at": utcnow()})
+            db.execute(f"PRAGMA user_version = {len(done) + len(ran) + 1}")
+        ran.append(step.__name__)
+    return ran

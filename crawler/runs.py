@@ -1,7 +1,7 @@
 """``census runs``: every run of the census with its status and what it found.
 
-Counts come from one grouped query per table over indexed ``run_id`` columns, so listing the
-runs of a census of a million domains does not read their rows one by one.
+Counts come from the ``run_counts`` view, the one query behind every count a run prints,
+the report shows and Datasette lists.
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ import sqlite_utils
 
 from .errors import RunNotFound
 
-_COUNTS = {
-    "domains": "SELECT run_id, count(DISTINCT domain) FROM sightings "
-    "WHERE domain IS NOT NULL GROUP BY run_id",
-    "live_sites": "SELECT run_id, count(DISTINCT domain) FROM sites WHERE alive GROUP BY run_id",
-    "pages": "SELECT run_id, count(*) FROM pages GROUP BY run_id",
-    "changes": "SELECT to_run, count(*) FROM changes GROUP BY to_run",
-}
+_COUNTS = ("domains", "live_sites", "pages", "changes")
+"""Columns of the ``run_counts`` view (one query, shared with the report and Datasette)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,10 @@ def summary_line(run: RunSummary, db_path: str) -> str:
 
 def _summaries(db: sqlite_utils.Database, where: str | None, params: list[Any]
                ) -> list[RunSummary]:
-    counts = {name: dict(db.execute(sql).fetchall()) for name, sql in _COUNTS.items()}
+    counts: dict[str, dict[int, int]] = {name: {} for name in _COUNTS}
+    for row in db.execute(f"SELECT run_id, {', '.join(_COUNTS)} FROM run_counts"):
+        for name, value in zip(_COUNTS, row[1:], strict=True):
+            counts[name][row[0]] = value
     return [
         RunSummary(
             id=run["id"],

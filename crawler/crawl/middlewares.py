@@ -46,13 +46,32 @@ class NetPolicyMiddleware:
 class TrapMiddleware:
     """Drop followed requests that look like crawler traps (rules in ``data/traps.txt``)."""
 
-    def __init__(self, stats: Any) -> None:
+    def __init__(self, stats: Any, crawler: Any = None) -> None:
         self.filter = TrapFilter()
         self.stats = stats
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
-        return cls(crawler.stats)
+        return cls(crawler.stats, crawler)
+
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The frontier of a resumed crawl is filtered as if its pages had just linked it.
+
+        The filter first counts the URLs the interrupted crawl already requested, so a
+        family of URLs gets no fresh budget from a resume.
+        """
+        primed = False
+        async for r in start:
+            if isinstance(r, Request) and r.meta.get("census_frontier"):
+                if not primed:
+                    primed = True
+                    spider = getattr(self.crawler, "spider", None)
+                    for url, site in getattr(spider, "requested", ()):
+                        self.filter.why_trap(url, site)
+                if not self._keep(r):
+                    continue
+            yield r
 
     def _keep(self, result: Any) -> bool:
         if not isinstance(result, Request) or not result.meta.get("census_site"):

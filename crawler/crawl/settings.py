@@ -80,3 +80,6 @@ CENSUS_ALLOW_NET: list[str] = []
 CENSUS_HTTP_PORT = None
 CENSUS_HTTPS_PORT = None
 CENSUS_WARC_MAX_SIZE = 1024 * 1024 * 1024
+# Continue the run's interrupted crawl: what it recorded (pages, failures, start URLs) is
+# kept and not fetched again; the links of its pages not yet requested are the frontier.
+CENSUS_RESUME = False

@@ -193,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         try:
             self.close_connection = True
+            self.lab.requests.append((self.server.scheme, self.headers.get("Host", ""), self.path))
             self.lab.respond(self, head)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
             self.close_connection = True
@@ -244,6 +245,8 @@ class LabWeb:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.requests: list[tuple[str, str, str]] = []
+        """The web log: ``(scheme, Host header, path)`` of every request, in order."""
 
     # ------------------------------------------------------------ lifecycle
 

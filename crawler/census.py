@@ -326,9 +326,11 @@ def run_census(
 ) -> int:
     """Start a new run of ``options.zone`` and take it through ``stages``; return its id."""
     profile = load_profile(options.zone, options.profile_path)
-    options = CensusOptions(
-        **{**asdict(options), "zone": profile.zone, "stages": tuple(stages)}
-    )
+    # the run's files are found from what it recorded, wherever the database is opened from
+    options = CensusOptions(**{
+        **asdict(options), "zone": profile.zone, "stages": tuple(stages),
+        "out_dir": str(Path(options.out_dir).resolve()),
+    })
     with census_writer(options.db_path) as db:
         run_id = start_run(db, profile.zone, asdict(options))
         _take_stages(db, run_id, options, progress, {})

@@ -135,6 +135,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 UNITS = {"crawl": "page", "classify": "site", "screenshots": "site"}
+PLURALS = {"page": "pages", "site": "sites", "query": "queries"}
 
 
 class Progress:
@@ -169,11 +170,12 @@ class Progress:
             if self.mode == "bar":
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, desc=step, unit=UNITS.get(step, "query"),
+                self.bar = tqdm(total=total, desc=step,
+                                unit=PLURALS[UNITS.get(step, "query")],
                                 leave=False, file=sys.stderr,
                                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}"
                                            "{postfix}]" if total else
-                                "{desc}: {n_fmt} {unit}s [{elapsed}{postfix}]")
+                                "{desc}: {n_fmt} {unit} [{elapsed}{postfix}]")
             else:
                 click.echo(self.line(step, done, total, now), err=True)
         if self.mode == "lines":
@@ -199,13 +201,13 @@ class Progress:
         rate = f"{per_second:.1f} {unit}/s"
         if not total or done >= total:
             return rate, ""
-        left = int((total - done) / per_second)
+        left = round((total - done) / per_second)
         return rate, f"{left // 60}:{left % 60:02d}"
 
     def line(self, step: str, done: int, total: int | None, now: float) -> str:
         unit = UNITS.get(step, "query")
         rate, eta = self.pace(done, total, now)
-        text = f"{step}: {done}/{total if total else '?'} {unit}s"
+        text = f"{step}: {done}/{total if total else '?'} {PLURALS[unit]}"
         return text + "".join(f", {x}" for x in (rate, eta and f"ETA {eta}") if x)
 
     def close(self) -> None:
@@ -608,7 +610,7 @@ def label_command(
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
               help="Port to listen on.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Where the screenshots are [default: the database's folder].")
+              help="Where the screenshots are [default: the --out the latest run recorded].")
 @click.option("--immutable", is_flag=True,
               help="Open a finished census immutable (faster; never while a run writes).")
 @click.option("--open", "open_browser", is_flag=True, help="Open a browser on it.")
@@ -634,7 +636,7 @@ def serve_command(db_path: str, host: str, port: int, out_dir: str | None, immut
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="The HTML file [default: report-run<ID>.html beside --db].")
 @click.option("--screenshots", "shots_dir", type=click.Path(file_okay=False),
-              help="Folder holding screenshots/ [default: the database's folder].")
+              help="Folder holding screenshots/ [default: the --out the run recorded].")
 @handle_errors
 def report_command(db_path: str, run_id: int | None, out_path: str | None,
                    shots_dir: str | None) -> None:

@@ -416,7 +416,8 @@ SELECT
     (SELECT count(DISTINCT domain) FROM classifications WHERE run_id = r.id) AS classified,
     (SELECT count(DISTINCT domain) FROM classifications
         WHERE run_id = r.id AND label != 'unknown') AS tagged,
-    (SELECT count(*) FROM changes WHERE to_run = r.id) AS changes
+    (SELECT count(*) FROM changes WHERE to_run = r.id AND from_run =
+        (SELECT max(from_run) FROM changes WHERE to_run = r.id)) AS changes
 FROM runs AS r
 """
 

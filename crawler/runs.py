@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -16,6 +17,33 @@ from .errors import RunNotFound
 
 _COUNTS = ("domains", "live_sites", "pages", "changes")
 """Columns of the ``run_counts`` view (one query, shared with the report and Datasette)."""
+
+
+def files_root(db_path: str | Path, options: dict[str, Any]) -> Path:
+    """Where a run wrote its files: the ``out_dir`` it recorded (absolute since runs record
+    it so), else relative to the database's folder, else that folder."""
+    out = options.get("out_dir")
+    if out:
+        path = Path(out)
+        if path.is_absolute():
+            return path
+        if (Path(db_path).parent / path).is_dir():
+            return Path(db_path).parent / path
+        if path.is_dir():
+            return path
+    return Path(db_path).parent
+
+
+def latest_files_root(db_path: str | Path) -> Path:
+    """Where the latest run that wrote files put them (``files_root`` of its options)."""
+    from .db import reading
+
+    try:
+        with reading(db_path) as conn:
+            row = conn.execute("SELECT options FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    except Exception:  # no census yet, or not one: the database's folder
+        row = None
+    return files_root(db_path, json.loads(row[0] or "{}") if row else {})
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -209,7 +210,9 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
         )
     assert run.returncode == 0, run.stderr
     assert "run 1 of .kp: complete" in run.stdout
-    assert run.stderr.strip() == ""  # dead sites are data, not terminal noise
+    # dead sites are data, not terminal noise: off a terminal only progress lines
+    progress = re.compile(r"^[a-z]+: \d+/(\d+|\?) [a-z]+(, [\d.]+ [a-z]+/s)?(, ETA [\d:]+)?$")
+    assert [line for line in run.stderr.splitlines() if not progress.match(line)] == []
     conn = sqlite3.connect(db_path)
     try:
         outcomes = dict(
@@ -267,3 +270,30 @@ def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupt
     ((_, status, message),) = runs(db_path)
     assert status == "interrupted"
     assert "ended before the run finished" in message
+
+
+def test_progress_off_a_terminal_is_a_line_per_stage_every_thirty_seconds() -> None:
+    from crawler.cli import Progress
+
+    now = [0.0]
+    lines: list[str] = []
+    progress = Progress("lines", clock=lambda: now[0])
+    import click
+
+    real_echo = click.echo
+    click.echo = lambda text, err=False: lines.append(text)  # type: ignore[assignment]
+    try:
+        progress("records", 1000, 5000)  # a step starting with a burst: no rate yet
+        for t in range(1, 61):
+            now[0] = float(t)
+            progress("records", 1000 + t * 50, 5000)
+        now[0] = 61.0
+        progress("crawl", 3, None)
+    finally:
+        click.echo = real_echo  # type: ignore[assignment]
+    assert lines == [
+        "records: 1000/5000 queries",
+        "records: 2500/5000 queries, 83.3 query/s, ETA 0:30",
+        "records: 4000/5000 queries, 66.7 query/s, ETA 0:15",
+        "crawl: 3/? pages",
+    ]

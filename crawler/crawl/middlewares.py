@@ -9,8 +9,13 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 from ..netpolicy import NetPolicy
 from .traps import TrapFilter
@@ -94,3 +99,32 @@ class TrapMiddleware:
         async for r in result:
             if self._keep(r):
                 yield r
+
+
+class RobotsPerOrigin(RobotsTxtMiddleware):
+    """robots.txt per scheme, host and port (RFC 9309, 2.3), not per host and port.
+
+    Scrapy keeps one parser per ``netloc``, fetched with the scheme of the first request to
+    it: when ``https://`` of a site is refused, its ``http://`` rules were lifted too, and
+    which came first depended on the order of requests (a resumed crawl has another order).
+    """
+
+    async def robot_parser(self, request: Request) -> Any:
+        url = urlparse_cached(request)
+        origin = f"{url.scheme}://{url.netloc}"
+        if origin not in self._parsers:
+            self._parsers[origin] = Deferred()
+            robots = Request(f"{origin}/robots.txt", priority=self.DOWNLOAD_PRIORITY,
+                             meta={"dont_obey_robotstxt": True}, callback=NO_CALLBACK)
+            try:
+                response = await self.crawler.engine.download_async(robots)
+                await self._parse_robots(response, origin, request)
+            except Exception as exc:
+                if not isinstance(exc, IgnoreRequest):
+                    log.info("robots.txt of %s: %s", origin, exc)
+                self._robots_error(exc, origin)
+            self._stats.inc_value("robotstxt/request_count")
+        parser = self._parsers[origin]
+        if isinstance(parser, Deferred):
+            return await maybe_deferred_to_future(parser)
+        return parser

@@ -168,7 +168,10 @@ class CensusPipeline:
         rows = []
         for domain, attempts in sorted(self.recorded_attempts().items()):
             best = best_attempt(attempts)
-            errors = [f"{a.url}: {a.error or a.http_status}" for a in attempts if not alive(a)]
+            # in the order the start URLs are tried, not the order their answers came in
+            ordered = sorted(attempts, key=lambda a: (a.url.split("/")[2] != a.domain,
+                                                      a.url.startswith("https:"), a.url))
+            errors = [f"{a.url}: {a.error or a.http_status}" for a in ordered if not alive(a)]
             tls = next((a.tls for a in attempts if a.tls), None) or {}
             rows.append(
                 [

@@ -59,6 +59,9 @@ DOWNLOAD_HANDLERS = {
 }
 DOWNLOADER_MIDDLEWARES = {
     "crawler.crawl.middlewares.NetPolicyMiddleware": 60,
+    # robots.txt per scheme, host and port (RFC 9309), not per host and port
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.crawl.middlewares.RobotsPerOrigin": 100,
 }
 SPIDER_MIDDLEWARES = {
     "crawler.crawl.middlewares.TrapMiddleware": 550,

@@ -215,6 +215,8 @@ class CensusSpider(Spider):
 
     def parse(self, response: Response) -> Iterator[Any]:
         domain = response.meta["census_site"]
+        # where a redirect ended counts as requested too: a link to it is not fetched again
+        self.first_time(response.url, domain)
         headers = {
             k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
             for k, v in response.headers.items()

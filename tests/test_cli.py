@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -194,40 +193,6 @@ def test_help_explains_every_command() -> None:
     assert code == 0
     for name in ("run", "probe", "crawl", "classify", "diff", "runs", "label", "serve", "lab"):
         assert f"  {name} " in output
-
-
-@pytest.mark.slow
-def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
-    """The README's lab walk-through: ``census lab`` prints flags; ``census run`` uses them."""
-    db_path = tmp_path / "lab.db"
-    with census_lab() as flags:
-        run = subprocess.run(
-            census_run(flags, tmp_path, db_path, "--delay", "0", "--download-timeout", "3",
-                       "--max-pages", "5"),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert run.returncode == 0, run.stderr
-    assert "run 1 of .kp: complete" in run.stdout
-    # dead sites are data, not terminal noise: off a terminal only progress lines
-    progress = re.compile(r"^[a-z]+: \d+/(\d+|\?) [a-z]+(, [\d.]+ [a-z]+/s)?(, ETA [\d:]+)?$")
-    assert [line for line in run.stderr.splitlines() if not progress.match(line)] == []
-    conn = sqlite3.connect(db_path)
-    try:
-        outcomes = dict(
-            conn.execute(
-                "SELECT address, group_concat(DISTINCT outcome) FROM axfr_attempts "
-                "WHERE zone = 'kp' GROUP BY address"
-            ).fetchall()
-        )
-        alive = conn.execute("SELECT count(*) FROM sites WHERE alive = 1").fetchone()[0]
-        labelled = conn.execute("SELECT count(*) FROM classifications").fetchone()[0]
-    finally:
-        conn.close()
-    assert outcomes == {"127.45.176.15": "refused", "127.45.176.16": "success"}
-    assert alive >= 15 and labelled >= alive
-    assert list((tmp_path / "warc").glob("*.warc.gz"))
 
 
 @pytest.mark.slow

@@ -1,26 +1,49 @@
-"""DNSSEC denial records: walk a zone signed with NSEC; record what NSEC3 shows.
+"""DNSSEC denial records: walk a zone's NSEC chain; collect and crack its NSEC3 chain.
 
-NSEC chains every owner name to the next, so asking each name's NSEC walks the whole zone
-(delegations included: the parent answers their NSEC in the referral).  NSEC3 hashes the
-names; the census keeps the parameters and the hashes seen, for offline cracking elsewhere.
+NSEC chains every owner name to the next.  For each name the walk asks the first name after
+it and all its descendants (its first label with a zero octet appended, ldns-walk's "next
+name"): the answer is NXDOMAIN with the NSEC that covers it, owned by the name.  That crosses
+secure delegations, where a question for the name itself gets only the parent's referral
+(NS + DS, no NSEC).  The walk ends when the chain comes back to the apex, at a loop (a next
+name that does not ascend), or at its budget.
+
+NSEC3 hashes the names.  Each denial carries NSEC3 records, each covering a span of the hash
+ring; names whose hashes fall outside every span seen are asked until the ring closes (as
+nsec3map does).  Every hash is stored with its span and opt-out flag; the wordlist and every
+label seen elsewhere in the run are then hashed offline against them (:func:`crack_chains`).
 """
 
 from __future__ import annotations
 
+import base64
+import bisect
+import hashlib
+import itertools
 import logging
+import random
+import string
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dns.name
 import dns.rdatatype
 
 from ..db import Method
 from .context import Context
-from .engine import Answer, Rcode, Server
-from .wordlist import random_label
+from .engine import Answer, Engine, Rcode, Server
 
 log = logging.getLogger(__name__)
 
 MAX_WALK = 100_000
-NSEC3_SAMPLES = 8
+"""Most names one NSEC walk follows, and most hashes one NSEC3 chain collects."""
+QUERIES_PER_NAME = 3
+"""Query budget of a walk or a collection: this many per name of ``MAX_WALK``."""
+HASHES_PER_QUERY = 5_000_000
+"""Most candidate names hashed to find one in a span not yet seen (≈ 5 s of SHA-1)."""
+STALLED_AFTER = 20
+"""Answers in a row that bring no new NSEC3 record before the collection gives up."""
+_BATCH = 1000
 
 
 def _servers(ctx: Context, zone: str) -> list[Server]:
@@ -43,14 +66,18 @@ async def _first_answer(ctx: Context, servers: list[Server], name: str | dns.nam
     return None
 
 
-def _rrsets(answer: Answer, rdtype: int) -> list:
-    if answer.response is None:
+def _rrsets(answer: Answer | None, rdtype: int) -> list:
+    if answer is None or answer.response is None:
         return []
     return [r for r in answer.response.answer + answer.response.authority if r.rdtype == rdtype]
 
 
+def _sent(engine: Engine) -> int:
+    return sum(state.queries for state in engine.servers.values())
+
+
 async def examine_zone(ctx: Context, zone: str) -> None:
-    """Set ``signed`` / ``nsec`` / ``nsec3_params`` of the zone and walk or sample it."""
+    """Set ``signed`` / ``nsec`` / ``nsec3_params`` of the zone and walk or collect it."""
     servers = _servers(ctx, zone)
     dnskey = await _first_answer(ctx, servers, zone, "DNSKEY")
     signed = bool(dnskey and dnskey.rrsets("DNSKEY"))
@@ -60,50 +87,325 @@ async def examine_zone(ctx: Context, zone: str) -> None:
         values = param.values("NSEC3PARAM") if param else []
         if values:
             row.update(nsec="nsec3", nsec3_params=values[0])
-            await sample_nsec3(ctx, zone, servers)
+            chain = await collect_nsec3(ctx, zone, servers, Nsec3Params.from_text(values[0]))
+            row.update(chain_closed=int(chain.closed), chain_length=len(chain.owners),
+                       chain_queries=chain.queries, chain_unknown=len(chain.owners))
         else:
             row.update(nsec="nsec")
-            await walk_nsec(ctx, zone, servers)
+            walk = await walk_nsec(ctx, zone, servers)
+            row.update(chain_closed=int(walk.closed), chain_length=walk.names + 1,
+                       chain_queries=walk.queries)
     with ctx.db.atomic():
         ctx.db["zones"].upsert(row, pk=("run_id", "zone"))
 
 
-async def walk_nsec(ctx: Context, zone: str, servers: list[Server]) -> int:
+# -- NSEC ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Walk:
+    """What one NSEC walk came to."""
+
+    names: int = 0
+    """Owner names found, the apex not counted."""
+    queries: int = 0
+    closed: bool = False
+    """The chain came back to the apex: every name of the zone was seen."""
+
+
+def next_name(name: dns.name.Name) -> dns.name.Name:
+    """The first possible name after ``name`` and all its descendants, in canonical order:
+    the first label with a zero octet appended (at 63 octets, its last octet raised)."""
+    first, rest = name.labels[0], name.labels[1:]
+    if len(first) < 63 and len(name.to_wire()) < 255:
+        return dns.name.Name((first + b"\x00", *rest))
+    stripped = first.rstrip(b"\xff") or b"\x00"
+    return dns.name.Name((stripped[:-1] + bytes([stripped[-1] + 1]), *rest))
+
+
+def _covers(owner: dns.name.Name, following: dns.name.Name, name: dns.name.Name) -> bool:
+    """Whether the NSEC ``owner`` -> ``following`` denies ``name`` (the last one wraps)."""
+    if owner < following:
+        return owner < name < following
+    return name > owner or name < following
+
+
+async def _next_in_chain(
+    ctx: Context, servers: list[Server], current: dns.name.Name, apex: dns.name.Name
+) -> tuple[dns.name.Name | None, str]:
+    """The next name of the chain after ``current`` and the server that said so."""
+    if current != apex:
+        after = next_name(current)
+        answer = await _first_answer(ctx, servers, after, "A")
+        for rrset in _rrsets(answer, dns.rdatatype.NSEC):
+            if rrset.name == current and _covers(current, rrset[0].next, after):
+                assert answer is not None
+                return rrset[0].next, answer.server[0]
+        # ``current`` has names below it (the denial came from one of them), or the server
+        # gave no NSEC: ask for the name's own NSEC.
+    answer = await _first_answer(ctx, servers, current, "NSEC")
+    for rrset in _rrsets(answer, dns.rdatatype.NSEC):
+        if rrset.name == current:
+            assert answer is not None
+            return rrset[0].next, answer.server[0]
+    return None, ""
+
+
+async def walk_nsec(ctx: Context, zone: str, servers: list[Server]) -> Walk:
     """Follow the NSEC chain from the apex back to it; every owner name is a sighting."""
     apex = dns.name.from_text(zone)
+    start = _sent(ctx.engine)
+    walk = Walk()
     current, seen = apex, {apex}
-    while len(seen) < MAX_WALK:
-        answer = await _first_answer(ctx, servers, current, "NSEC")
-        nsec = [r for r in (_rrsets(answer, dns.rdatatype.NSEC) if answer else [])
-                if r.name == current]
-        if not nsec:
-            log.info("NSEC walk of %s stopped at %s: no NSEC", zone, current)
+    found: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        with ctx.db.atomic():
+            for source in sorted({s for _, s in found}):
+                ctx.see_many((n for n, s in found if s == source), Method.NSEC, source)
+        found.clear()
+
+    stop = f"NSEC walk of {zone} stopped at its budget ({MAX_WALK} names)"
+    while len(seen) < MAX_WALK and _sent(ctx.engine) - start < QUERIES_PER_NAME * MAX_WALK:
+        following, server = await _next_in_chain(ctx, servers, current, apex)
+        if following is None:
+            stop = f"NSEC walk of {zone} stopped at {current}: no NSEC"
             break
-        following = nsec[0][0].next
-        if following in seen or not following.is_subdomain(apex):
+        if following == apex:
+            walk.closed = True
+            break
+        if following in seen or not following.is_subdomain(apex) or not current < following:
+            stop = f"NSEC walk of {zone} stopped at {current}: the chain loops to {following}"
             break
         seen.add(following)
-        with ctx.db.atomic():
-            ctx.see(following.to_text(omit_final_dot=True), Method.NSEC,
-                    answer.server[0] if answer else "")
+        found.append((following.to_text(omit_final_dot=True), server))
         current = following
+        if len(found) >= _BATCH:
+            flush()
         ctx.tick("nsec", len(seen), None)
-    return len(seen) - 1
+    flush()
+    walk.names, walk.queries = len(seen) - 1, _sent(ctx.engine) - start
+    if not walk.closed:
+        ctx.notes.append(stop)
+    log.info("NSEC walk of %s: %d names in %d queries, closed: %s",
+             zone, walk.names, walk.queries, walk.closed)
+    return walk
 
 
-async def sample_nsec3(ctx: Context, zone: str, servers: list[Server]) -> int:
-    """Ask a few random names; keep the NSEC3 hashes the denials carry."""
-    rows = {}
-    for _ in range(NSEC3_SAMPLES):
-        answer = await _first_answer(ctx, servers, f"{random_label()}.{zone}", "A")
-        for rrset in _rrsets(answer, dns.rdatatype.NSEC3) if answer else []:
-            for rdata in rrset:
-                hashed = rrset.name.labels[0].decode().lower()
-                # text form: algorithm flags iterations salt next-hash types...
-                fields = rdata.to_text().split()
-                rows[hashed] = {"run_id": ctx.run_id, "zone": zone, "hash": hashed,
-                                "next_hash": fields[4].lower(), "types": " ".join(fields[5:])}
+# -- NSEC3 -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Nsec3Params:
+    """The hash of a zone's NSEC3 chain (RFC 5155 5): SHA-1, iterated, salted."""
+
+    algorithm: int
+    flags: int
+    iterations: int
+    salt: bytes
+
+    @classmethod
+    def from_text(cls, text: str) -> Nsec3Params:
+        """From NSEC3PARAM presentation: ``1 0 10 abcd`` (``-`` for no salt)."""
+        algorithm, flags, iterations, salt = text.split()[:4]
+        return cls(int(algorithm), int(flags), int(iterations),
+                   b"" if salt == "-" else bytes.fromhex(salt))
+
+    def hash_wire(self, wire: bytes) -> str:
+        """The base32hex hash (lower case) of a name in canonical wire form."""
+        digest = hashlib.sha1(wire + self.salt).digest()
+        for _ in range(self.iterations):
+            digest = hashlib.sha1(digest + self.salt).digest()
+        return base64.b32hexencode(digest).decode().lower()
+
+    def hash_name(self, name: str) -> str | None:
+        try:
+            wire = dns.name.from_text(name).canonicalize().to_wire()
+        except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel, ValueError):
+            return None
+        assert wire is not None
+        return self.hash_wire(wire)
+
+
+def _between(low: str, value: str, high: str) -> bool:
+    """``value`` strictly inside the span ``low`` -> ``high`` of the ring (one that wraps)."""
+    if low < high:
+        return low < value < high
+    return value > low or value < high
+
+
+@dataclass
+class Nsec3Chain:
+    """The NSEC3 records seen of one zone, as spans of the hash ring."""
+
+    spans: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    """owner hash -> (next hash, flags, types)."""
+    owners: list[str] = field(default_factory=list)
+    """Owner hashes, sorted: the ring's order."""
+    waiting: Counter[str] = field(default_factory=Counter)
+    """Next hashes whose own record is not seen yet."""
+    queries: int = 0
+    server: str = ""
+
+    @property
+    def closed(self) -> bool:
+        """Every record's next hash is a record seen: the ring is whole."""
+        return bool(self.owners) and not self.waiting
+
+    def add(self, owner: str, following: str, flags: int, types: str) -> bool:
+        if owner in self.spans:
+            return False
+        self.spans[owner] = (following, flags, types)
+        bisect.insort(self.owners, owner)
+        self.waiting.pop(owner, None)
+        if following not in self.spans:
+            self.waiting[following] += 1
+        return True
+
+    def covered(self, value: str) -> bool:
+        """Whether a hash is a known owner or inside a known span."""
+        if not self.owners:
+            return False
+        owner = self.owners[bisect.bisect_right(self.owners, value) - 1]
+        following = self.spans[owner][0]
+        return value == owner or (owner == following) or _between(owner, value, following)
+
+
+def _absorb(chain: Nsec3Chain, answer: Answer | None, apex: dns.name.Name) -> int:
+    new = 0
+    for rrset in _rrsets(answer, dns.rdatatype.NSEC3):
+        if rrset.name.parent() != apex:
+            continue
+        owner = rrset.name.labels[0].decode().lower()
+        for rdata in rrset:
+            following = base64.b32hexencode(rdata.next).decode().lower()
+            # text form: algorithm flags iterations salt next-hash types...
+            types = " ".join(rdata.to_text().split()[5:])
+            new += chain.add(owner, following, rdata.flags, types)
+    return new
+
+
+def _candidates(apex_wire: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Endless (label, wire) pairs of names one label under the apex, none likely to exist."""
+    prefix = "".join(random.choices(string.ascii_lowercase, k=3))
+    digits = string.digits + string.ascii_lowercase
+    for i in itertools.count():
+        tail = ""
+        while True:
+            i, rest = divmod(i, 36)
+            tail = digits[rest] + tail
+            if not i:
+                break
+        label = (prefix + tail).encode()
+        yield label, bytes([len(label)]) + label + apex_wire
+
+
+def _in_open_span(names: Iterator[tuple[bytes, bytes]], chain: Nsec3Chain,
+                  params: Nsec3Params) -> bytes | None:
+    """The next candidate label whose hash no span seen covers (None past the budget)."""
+    for label, wire in itertools.islice(names, HASHES_PER_QUERY):
+        if not chain.covered(params.hash_wire(wire)):
+            return label
+    return None
+
+
+async def collect_nsec3(
+    ctx: Context, zone: str, servers: list[Server], params: Nsec3Params
+) -> Nsec3Chain:
+    """Ask names whose hashes fall outside every span seen until the chain closes; store it."""
+    apex = dns.name.from_text(zone)
+    apex_wire = apex.canonicalize().to_wire()
+    assert apex_wire is not None
+    chain = Nsec3Chain()
+    start = _sent(ctx.engine)
+    names = _candidates(apex_wire)
+    stalled = 0
+    stop = ""
+    while not chain.closed:
+        if len(chain.owners) >= MAX_WALK or chain.queries >= QUERIES_PER_NAME * MAX_WALK:
+            stop = "at its budget"
+            break
+        label = _in_open_span(names, chain, params)
+        if label is None:
+            stop = f"none of {HASHES_PER_QUERY} names hashed fell in an open span"
+            break
+        answer = await _first_answer(ctx, servers, f"{label.decode()}.{zone}", "A")
+        chain.queries = _sent(ctx.engine) - start
+        if answer is None:
+            stop = "no server answered"
+            break
+        chain.server = chain.server or answer.server[0]
+        if _absorb(chain, answer, apex):
+            stalled = 0
+        else:
+            stalled += 1
+            if stalled >= STALLED_AFTER:
+                stop = f"{STALLED_AFTER} answers in a row brought no new NSEC3"
+                break
+        ctx.tick("nsec3", len(chain.owners), None)
+    if stop:
+        ctx.notes.append(f"NSEC3 chain of {zone} not closed ({len(chain.owners)} hashes): {stop}")
+    rows = [
+        {"run_id": ctx.run_id, "zone": zone, "hash": owner, "next_hash": following,
+         "types": types, "opt_out": flags & 1}
+        for owner, (following, flags, types) in chain.spans.items()
+    ]
     with ctx.db.atomic():
-        ctx.db["nsec3_hashes"].upsert_all(rows.values(), pk=("run_id", "zone", "hash"))
-    return len(rows)
+        ctx.db["nsec3_hashes"].upsert_all(rows, pk=("run_id", "zone", "hash"))
+    log.info("NSEC3 chain of %s: %d hashes in %d queries, closed: %s",
+             zone, len(chain.owners), chain.queries, chain.closed)
+    return chain
 
+
+def _seen_labels(ctx: Context) -> tuple[set[str], set[str]]:
+    """Every label of every name seen in the run, and the names themselves."""
+    labels: set[str] = set()
+    names: set[str] = set()
+    for (name,) in ctx.db.execute(
+        "SELECT DISTINCT name FROM sightings WHERE run_id = ?", [ctx.run_id]
+    ):
+        names.add(name)
+        labels.update(name.split("."))
+    return labels, names
+
+
+def crack_chains(ctx: Context, wordlist: list[str]) -> None:
+    """Name the NSEC3 hashes of the run that a wordlist label or a name seen hashes to.
+
+    A hash in the chain is an owner name of the zone, so a name found here exists: it becomes
+    a sighting (method ``nsec``).  What stays unnamed is counted in ``zones.chain_unknown``.
+    """
+    zones = list(ctx.db.execute(
+        "SELECT zone, nsec3_params FROM zones WHERE run_id = ? AND nsec = 'nsec3' "
+        "AND nsec3_params IS NOT NULL", [ctx.run_id]))
+    if not zones:
+        return
+    labels, names = _seen_labels(ctx)
+    words = {w.strip().lower() for w in wordlist if w.strip()}
+    for zone, text in zones:
+        params = Nsec3Params.from_text(text)
+        hashes = {h for (h,) in ctx.db.execute(
+            "SELECT hash FROM nsec3_hashes WHERE run_id = ? AND zone = ?", [ctx.run_id, zone])}
+        named: dict[str, tuple[str, str]] = {}
+        tries = [(n, "sighting") for n in sorted(names) if n.endswith("." + zone)]
+        tries += [(f"{w}.{zone}", "wordlist") for w in sorted(words)]
+        tries += [(f"{w}.{zone}", "sighting") for w in sorted(labels - words) if w]
+        for name, by in tries:
+            digest = params.hash_name(name)
+            if digest in hashes and digest not in named:
+                named[digest] = (name, by)
+        opt_out = ctx.db.execute(
+            "SELECT COUNT(*) FROM nsec3_hashes WHERE run_id = ? AND zone = ? AND opt_out = 1",
+            [ctx.run_id, zone]).fetchone()[0]
+        unknown = len(hashes) - len(named)
+        with ctx.db.atomic():
+            for digest, (name, by) in named.items():
+                ctx.db.execute(
+                    "UPDATE nsec3_hashes SET name = ?, named_by = ? WHERE run_id = ? AND zone = ? "
+                    "AND hash = ?", [name, by, ctx.run_id, zone, digest])
+            ctx.see_many((name for name, _ in named.values()), Method.NSEC, f"nsec3:{zone}")
+            ctx.db.execute("UPDATE zones SET chain_unknown = ? WHERE run_id = ? AND zone = ?",
+                           [unknown, ctx.run_id, zone])
+        ctx.notes.append(
+            f"NSEC3 chain of {zone}: {len(hashes)} hashes, {len(named)} named, "
+            f"{unknown} unknown" + (f", {opt_out} opt-out spans" if opt_out else ""))

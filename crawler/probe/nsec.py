@@ -387,8 +387,8 @@ def crack_chains(ctx: Context, wordlist: list[str]) -> None:
         hashes = {h for (h,) in ctx.db.execute(
             "SELECT hash FROM nsec3_hashes WHERE run_id = ? AND zone = ?", [ctx.run_id, zone])}
         named: dict[str, tuple[str, str]] = {}
-        tries = [(n, "sighting") for n in sorted(names) if n.endswith("." + zone)]
-        tries += [(f"{w}.{zone}", "wordlist") for w in sorted(words)]
+        tries = [(zone, "apex")] + [(f"{w}.{zone}", "wordlist") for w in sorted(words)]
+        tries += [(n, "sighting") for n in sorted(names) if n.endswith("." + zone)]
         tries += [(f"{w}.{zone}", "sighting") for w in sorted(labels - words) if w]
         for name, by in tries:
             digest = params.hash_name(name)

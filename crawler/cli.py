@@ -318,8 +318,10 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
     """Enumerate ZONE by DNS into the census, as a new run.
 
     NS sets from parent and child, a zone transfer from every nameserver address of the zone
-    and of every delegated sub-zone, then seeds, wordlist, NSEC walk and a PTR sweep; A, AAAA,
-    NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail. hosts.
+    and of every delegated sub-zone, then seeds, wordlist, the NSEC chain walked or the NSEC3
+    chain collected and cracked, a PTR sweep, and the parent's referral of every domain found
+    delegated; A, AAAA, NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail.
+    hosts.
 
     \b
     Example:

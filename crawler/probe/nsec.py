@@ -29,6 +29,7 @@ import dns.rdatatype
 
 from ..db import Method
 from .context import Context
+from .denial import DenialAsker, DenialRecord
 from .engine import Answer, Engine, Rcode, Server
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,6 @@ async def _first_answer(ctx: Context, servers: list[Server], name: str | dns.nam
         if answer.answered and answer.rcode not in (Rcode.REFUSED, Rcode.SERVFAIL):
             return answer
     return None
-
-
-def _rrsets(answer: Answer | None, rdtype: int) -> list:
-    if answer is None or answer.response is None:
-        return []
-    return [r for r in answer.response.answer + answer.response.authority if r.rdtype == rdtype]
 
 
 def _sent(engine: Engine) -> int:
@@ -129,23 +124,24 @@ def _covers(owner: dns.name.Name, following: dns.name.Name, name: dns.name.Name)
 
 
 async def _next_in_chain(
-    ctx: Context, servers: list[Server], current: dns.name.Name, apex: dns.name.Name
+    asker: DenialAsker, servers: list[Server], current: dns.name.Name, apex: dns.name.Name
 ) -> tuple[dns.name.Name | None, str]:
     """The next name of the chain after ``current`` and the server that said so."""
     if current != apex:
         after = next_name(current)
-        answer = await _first_answer(ctx, servers, after, "A")
-        for rrset in _rrsets(answer, dns.rdatatype.NSEC):
-            if rrset.name == current and _covers(current, rrset[0].next, after):
-                assert answer is not None
-                return rrset[0].next, answer.server[0]
+        got = await asker.first(servers, after, "A")
+        for owner, rdtype, rdata in got[1] if got else []:
+            if rdtype == dns.rdatatype.NSEC and owner == current and _covers(
+                    current, rdata.next, after):
+                assert got is not None
+                return rdata.next, got[0].server[0]
         # ``current`` has names below it (the denial came from one of them), or the server
         # gave no NSEC: ask for the name's own NSEC.
-    answer = await _first_answer(ctx, servers, current, "NSEC")
-    for rrset in _rrsets(answer, dns.rdatatype.NSEC):
-        if rrset.name == current:
-            assert answer is not None
-            return rrset[0].next, answer.server[0]
+    got = await asker.first(servers, current, "NSEC")
+    for owner, rdtype, rdata in got[1] if got else []:
+        if rdtype == dns.rdatatype.NSEC and owner == current:
+            assert got is not None
+            return rdata.next, got[0].server[0]
     return None, ""
 
 
@@ -164,23 +160,27 @@ async def walk_nsec(ctx: Context, zone: str, servers: list[Server]) -> Walk:
         found.clear()
 
     stop = f"NSEC walk of {zone} stopped at its budget ({MAX_WALK} names)"
-    while len(seen) < MAX_WALK and _sent(ctx.engine) - start < QUERIES_PER_NAME * MAX_WALK:
-        following, server = await _next_in_chain(ctx, servers, current, apex)
-        if following is None:
-            stop = f"NSEC walk of {zone} stopped at {current}: no NSEC"
-            break
-        if following == apex:
-            walk.closed = True
-            break
-        if following in seen or not following.is_subdomain(apex) or not current < following:
-            stop = f"NSEC walk of {zone} stopped at {current}: the chain loops to {following}"
-            break
-        seen.add(following)
-        found.append((following.to_text(omit_final_dot=True), server))
-        current = following
-        if len(found) >= _BATCH:
-            flush()
-        ctx.tick("nsec", len(seen), None)
+    asker = DenialAsker(ctx.engine)
+    try:
+        while len(seen) < MAX_WALK and _sent(ctx.engine) - start < QUERIES_PER_NAME * MAX_WALK:
+            following, server = await _next_in_chain(asker, servers, current, apex)
+            if following is None:
+                stop = f"NSEC walk of {zone} stopped at {current}: no NSEC"
+                break
+            if following == apex:
+                walk.closed = True
+                break
+            if following in seen or not following.is_subdomain(apex) or not current < following:
+                stop = f"NSEC walk of {zone} stopped at {current}: the chain loops to {following}"
+                break
+            seen.add(following)
+            found.append((following.to_text(omit_final_dot=True), server))
+            current = following
+            if len(found) >= _BATCH:
+                flush()
+            ctx.tick("nsec", len(seen), None)
+    finally:
+        asker.close()
     flush()
     walk.names, walk.queries = len(seen) - 1, _sent(ctx.engine) - start
     if not walk.closed:
@@ -273,19 +273,18 @@ class Nsec3Chain:
         return value >= owner or value < following
 
 
-def _absorb(chain: Nsec3Chain, answer: Answer | None, apex: dns.name.Name) -> int:
+def _absorb(chain: Nsec3Chain, records: list[DenialRecord], apex: dns.name.Name) -> int:
     new = 0
-    for rrset in _rrsets(answer, dns.rdatatype.NSEC3):
-        if rrset.name.parent() != apex:
+    for owner, rdtype, rdata in records:
+        if rdtype != dns.rdatatype.NSEC3 or owner.parent() != apex:
             continue
         try:
-            owner = base64.b32hexdecode(rrset.name.labels[0].upper())
+            digest = base64.b32hexdecode(owner.labels[0].upper())
         except ValueError:
             continue
-        for rdata in rrset:
-            # text form: algorithm flags iterations salt next-hash types...
-            types = " ".join(rdata.to_text().split()[5:])
-            new += chain.add(owner, rdata.next, rdata.flags, types)
+        # text form: algorithm flags iterations salt next-hash types...
+        types = " ".join(rdata.to_text().split()[5:])
+        new += chain.add(digest, rdata.next, rdata.flags, types)
     return new
 
 
@@ -326,39 +325,47 @@ class _Candidates:
         return None
 
 
+async def _collect(ctx: Context, asker: DenialAsker, servers: list[Server],
+                   apex: dns.name.Name, chain: Nsec3Chain, params: Nsec3Params) -> str:
+    """Fill ``chain`` until it closes; why it stopped short, or "" if it closed."""
+    apex_wire = apex.canonicalize().to_wire()
+    assert apex_wire is not None
+    names = _Candidates(apex_wire)
+    start = _sent(ctx.engine)
+    stalled = 0
+    while not chain.closed:
+        if len(chain.owners) >= MAX_WALK or _sent(ctx.engine) - start >= (
+                QUERIES_PER_NAME * MAX_WALK):
+            return "at its budget"
+        label = names.in_open_span(chain, params)
+        if label is None:
+            return f"none of {HASHES_PER_QUERY} names hashed fell in an open span"
+        got = await asker.first(servers, dns.name.Name((label, *apex.labels)), "A")
+        if got is None:
+            return "no server answered"
+        if _absorb(chain, got[1], apex):
+            stalled = 0
+        else:
+            stalled += 1
+            if stalled >= STALLED_AFTER:
+                return f"{STALLED_AFTER} answers in a row brought no new NSEC3"
+        ctx.tick("nsec3", len(chain.owners), None)
+    return ""
+
+
 async def collect_nsec3(
     ctx: Context, zone: str, servers: list[Server], params: Nsec3Params
 ) -> Nsec3Chain:
     """Ask names whose hashes fall outside every span seen until the chain closes; store it."""
     apex = dns.name.from_text(zone)
-    apex_wire = apex.canonicalize().to_wire()
-    assert apex_wire is not None
     chain = Nsec3Chain()
     start = _sent(ctx.engine)
-    names = _Candidates(apex_wire)
-    stalled = 0
-    stop = ""
-    while not chain.closed:
-        if len(chain.owners) >= MAX_WALK or chain.queries >= QUERIES_PER_NAME * MAX_WALK:
-            stop = "at its budget"
-            break
-        label = names.in_open_span(chain, params)
-        if label is None:
-            stop = f"none of {HASHES_PER_QUERY} names hashed fell in an open span"
-            break
-        answer = await _first_answer(ctx, servers, f"{label.decode()}.{zone}", "A")
-        chain.queries = _sent(ctx.engine) - start
-        if answer is None:
-            stop = "no server answered"
-            break
-        if _absorb(chain, answer, apex):
-            stalled = 0
-        else:
-            stalled += 1
-            if stalled >= STALLED_AFTER:
-                stop = f"{STALLED_AFTER} answers in a row brought no new NSEC3"
-                break
-        ctx.tick("nsec3", len(chain.owners), None)
+    asker = DenialAsker(ctx.engine)
+    try:
+        stop = await _collect(ctx, asker, servers, apex, chain, params)
+    finally:
+        asker.close()
+    chain.queries = _sent(ctx.engine) - start
     if stop:
         ctx.notes.append(f"NSEC3 chain of {zone} not closed ({len(chain.owners)} hashes, "
                          f"{len(chain.waiting)} spans open): {stop}")

@@ -34,7 +34,7 @@ def ask(lab: LabDNS, name: str, rdtype: str = "A") -> dns.message.Message:
 
 def records(response: dns.message.Message, rdtype: str) -> dict[str, list[str]]:
     wanted = dns.rdatatype.from_text(rdtype)
-    return {r.name.to_text(): [rd.to_text() for rd in r]
+    return {r.name.to_text(): sorted(rd.to_text() for rd in r)
             for r in response.answer + response.authority if r.rdtype == wanted}
 
 

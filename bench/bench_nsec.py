@@ -63,12 +63,13 @@ def census_walk(tmp: Path, port: int) -> tuple[int, int, float, bool]:
     return walk.names, walk.queries, time.perf_counter() - started, walk.closed
 
 
-def census_nsec3(tmp: Path, port: int) -> tuple[int, int, float, bool]:
+def census_nsec3(tmp: Path, port: int) -> tuple[int, int, float, bool, int]:
     ctx = census_context(tmp, port)
     started = time.perf_counter()
     chain = asyncio.run(collect_nsec3(ctx, "co.zz", [(ADDRESS, port)],
                                       Nsec3Params(1, 0, 0, b"")))
-    return len(chain.owners), chain.queries, time.perf_counter() - started, chain.closed
+    seconds = time.perf_counter() - started
+    return len(chain.owners), chain.queries, seconds, chain.closed, chain.hashed
 
 
 def ldns_walk(tmp: Path) -> tuple[int, int | None, float]:
@@ -129,10 +130,10 @@ def main() -> None:
                              f"{theirs:,.0f} names/s, {per} queries/name"
                              f" | speed ratio {ours / theirs:.2f}")
                 print(line)
-            hashes, queries, seconds, closed = census_nsec3(tmp, port)
+            hashes, queries, seconds, closed, hashed = census_nsec3(tmp, port)
             print(f"census NSEC3 collection: {hashes} hashes in {seconds:.2f} s = "
                   f"{hashes / seconds:,.0f} hashes/s, {queries / hashes:.2f} queries/hash, "
-                  f"closed {closed}")
+                  f"{hashed:,} candidate names hashed, closed {closed}")
         finally:
             knot.stop()
 

@@ -175,6 +175,12 @@ async def walk_nsec(ctx: Context, zone: str, servers: list[Server]) -> Walk:
             if following in seen or not following.is_subdomain(apex) or not current < following:
                 stop = f"NSEC walk of {zone} stopped at {current}: the chain loops to {following}"
                 break
+            if following.labels[0].endswith(b"\x00"):
+                # RFC 4470 online signing: each denial is a made-up span around the name
+                # asked, so "next names" would go on ascending forever and reveal nothing.
+                stop = (f"NSEC walk of {zone} stopped at {current}: the server makes up "
+                        f"minimal NSEC records (online signing), the chain cannot be walked")
+                break
             seen.add(following)
             found.append((following.to_text(omit_final_dot=True), server))
             current = following

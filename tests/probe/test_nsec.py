@@ -63,14 +63,13 @@ def test_the_ring_closes_only_when_every_next_hash_is_an_owner() -> None:
     assert chain.covered(b"\x50") and chain.covered(b"\x05") and chain.closed
 
 
-def test_a_looping_chain_stops_the_walk_with_a_note(tmp_path: Path) -> None:
-    """A server whose NSEC records point back (hostile or broken) cannot hold the walk."""
-    world_dir = tmp_path / "loop"
+def walk_hand_made(tmp_path: Path, records: str) -> tuple[nsec.Walk, Context]:
+    """Walk a zone whose NSEC records are written by hand (the lab adds none: no [dnssec])."""
+    world_dir = tmp_path / "world"
     (world_dir / "zones").mkdir(parents=True)
     (world_dir / "zones" / "zz.zone").write_text(
-        "$TTL 3600\n@ SOA ns.zz. h.zz. 1 1 1 1 1\n@ NS ns.zz.\n"
-        "@ DNSKEY 257 3 13 AAAA\n@ NSEC a.zz. SOA NS DNSKEY NSEC\n"
-        "a A 127.0.0.1\na NSEC b.zz. A NSEC\nb A 127.0.0.1\nb NSEC a.zz. A NSEC\n")
+        "$TTL 3600\n@ SOA ns.zz. h.zz. 1 1 1 1 1\n@ NS ns.zz.\n@ DNSKEY 257 3 13 AAAA\n"
+        + records)
     (world_dir / "world.toml").write_text(
         'zone = "zz"\nresolver = "127.45.185.53"\n'
         '[[servers]]\nname = "ns.zz"\naddress = "127.45.185.1"\nzones = ["zz"]\n')
@@ -78,9 +77,25 @@ def test_a_looping_chain_stops_the_walk_with_a_note(tmp_path: Path) -> None:
     with LabDNS(world, free_port(world.addresses())) as lab:
         ctx = context(tmp_path, lab.port)
         walk = asyncio.run(walk_nsec(ctx, "zz", [("127.45.185.1", lab.port)]))
+    return walk, ctx
+
+
+def test_a_looping_chain_stops_the_walk_with_a_note(tmp_path: Path) -> None:
+    """A server whose NSEC records point back (hostile or broken) cannot hold the walk."""
+    walk, ctx = walk_hand_made(tmp_path, "@ NSEC a.zz. SOA NS DNSKEY NSEC\n"
+                               "a A 127.0.0.1\na NSEC b.zz. A NSEC\n"
+                               "b A 127.0.0.1\nb NSEC a.zz. A NSEC\n")
     assert (walk.names, walk.closed) == (2, False)
     assert walk.queries <= 6
     assert any("loops to a.zz." in note for note in ctx.notes), ctx.notes
+
+
+def test_made_up_minimal_nsec_stops_the_walk(tmp_path: Path) -> None:
+    """Online signers (RFC 4470) answer with a span around the name asked: no chain to walk."""
+    walk, ctx = walk_hand_made(tmp_path, "@ NSEC a.zz. SOA NS DNSKEY NSEC\n"
+                               "a A 127.0.0.1\na NSEC a\\000.zz. A NSEC\n")
+    assert (walk.names, walk.closed) == (1, False)
+    assert any("online signing" in note for note in ctx.notes), ctx.notes
 
 
 def test_the_walk_stops_at_its_budget(signed, tmp_path: Path,

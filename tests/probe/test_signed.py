@@ -33,7 +33,7 @@ def _zone_text(origin: str) -> str:
     return (WORLD.root / "zones" / f"{origin}.zone").read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module", params=["lab", "knot"])
+@pytest.fixture(scope="module", params=["lab", pytest.param("knot", marks=pytest.mark.knot)])
 def census(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple]:
     world = WORLD

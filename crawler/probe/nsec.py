@@ -5,7 +5,8 @@ it and all its descendants (its first label with a zero octet appended, ldns-wal
 name"): the answer is NXDOMAIN with the NSEC that covers it, owned by the name.  That crosses
 secure delegations, where a question for the name itself gets only the parent's referral
 (NS + DS, no NSEC).  The walk ends when the chain comes back to the apex, at a loop (a next
-name that does not ascend), or at its budget.
+name that does not ascend), at made-up minimal spans (online signing), or at its budget;
+the replies are read by :mod:`.denial`, which parses only their NSEC / NSEC3 records.
 
 NSEC3 hashes the names.  Each denial carries NSEC3 records, each covering a span of the hash
 ring; names whose hashes fall outside every span seen are asked until the ring closes (as

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import __version__, migrations
+from . import __version__, migrations, search
 from .errors import DatabaseLocked, RunNotFound
 
 
@@ -60,6 +60,7 @@ def open_census(path: str | Path, *, create: bool = True) -> sqlite_utils.Databa
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 10000")
     migrations.apply(db)
+    search.attach(db.conn)
     return db
 
 

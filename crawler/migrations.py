@@ -401,6 +401,21 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
     db["links"].add_column("anchor", str)
 
 
+@migration
+def m020_cjk_search(db: sqlite_utils.Database) -> None:
+    """``pages_fts`` indexes the search form of titles and text (``crawler/search.py``), in
+    which any piece of a Korean, Chinese or Japanese word is found, and ranks title matches
+    first.  The old index (unicode61 over ``pages``, kept by triggers) is dropped and every
+    page is indexed again."""
+    from . import search
+
+    for trigger in ("pages_ai", "pages_ad", "pages_au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    db.execute("DROP TABLE IF EXISTS pages_fts")
+    search.create_index(db.conn)
+    search.reindex(db.conn)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from scrapy import Spider
 
+from ..search import attach as keep_search_index
 from .items import PageItem, SiteAttempt
 
 BATCH = 50
@@ -51,6 +52,7 @@ class CensusPipeline:
     def open_spider(self, spider: Spider | None = None) -> None:
         self.conn = sqlite3.connect(self.db_path, timeout=30)
         self.conn.execute("PRAGMA foreign_keys = ON")
+        keep_search_index(self.conn)  # pages_fts gets each page's search form as it is written
         # a rerun of the crawl stage replaces what an earlier attempt of it wrote
         scope = "run_id = ?"
         params: list[Any] = [self.run_id]

@@ -66,9 +66,9 @@ def contents(db: sqlite_utils.Database) -> dict[str, list[dict[str, Any]]]:
 def test_the_migrations_are_the_ones_that_shipped() -> None:
     frozen = sorted(p.stem for p in FROZEN.glob("*.sql"))
     missing = [n for n in NAMES if n not in frozen]
-    assert not missing, f"new migrations: run `python -m tests.test_migrations --freeze` ({missing})"
+    assert not missing, f"freeze new migrations: python -m tests.test_migrations --freeze {missing}"
     assert [n for n in NAMES if n in frozen] == frozen, "a shipped migration was renamed or dropped"
-    assert NAMES == sorted(NAMES), "migrations are declared in the order of their numbers"
+    assert sorted(NAMES) == NAMES, "migrations are declared in the order of their numbers"
     db = sqlite_utils.Database(memory=True)
     for name in NAMES:
         BY_NAME[name](db)

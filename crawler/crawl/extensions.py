@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -14,7 +13,7 @@ from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
-from ..db import utcnow
+from ..db import connect, utcnow
 from .dedup import find_previous_page
 from .warc import WarcFiles
 
@@ -37,7 +36,7 @@ class WarcCapture:
         self.run_id = run_id
         stamp = utcnow().replace("-", "").replace(":", "")
         self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
-        self.db = sqlite_utils.Database(sqlite3.connect(db_path, check_same_thread=False))
+        self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:

@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from scrapy import Spider
 
-from ..search import attach as keep_search_index
+from ..db import connect
 from .items import PageItem, SiteAttempt
 
 BATCH = 50
@@ -50,9 +50,7 @@ class CensusPipeline:
         return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"))
 
     def open_spider(self, spider: Spider | None = None) -> None:
-        self.conn = sqlite3.connect(self.db_path, timeout=30)
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        keep_search_index(self.conn)  # pages_fts gets each page's search form as it is written
+        self.conn = connect(self.db_path)
         # a rerun of the crawl stage replaces what an earlier attempt of it wrote
         scope = "run_id = ?"
         params: list[Any] = [self.run_id]

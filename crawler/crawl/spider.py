@@ -8,7 +8,6 @@ page budget per site; everything it sees becomes items for the census pipeline.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Self
@@ -19,7 +18,7 @@ from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from ..db import run_domains, utcnow
+from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
 from .extract import Extracted, extract, warm_up
 from .items import PageItem, SiteAttempt
@@ -34,11 +33,8 @@ def same_site(host: str, domain: str) -> bool:
 
 def run_sites(db_path: str, run_id: int) -> list[str]:
     """The registrable domains of the run, read on the crawl's own connection."""
-    db = sqlite_utils.Database(sqlite3.connect(db_path))
-    try:
-        return run_domains(db, run_id)
-    finally:
-        db.close()
+    with reading(db_path) as conn:
+        return run_domains(sqlite_utils.Database(conn), run_id)
 
 
 def tls_facts(certificate: Any) -> dict[str, Any] | None:

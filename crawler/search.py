@@ -12,10 +12,11 @@ phrase of their bigrams, one character a prefix of a token.
 The query side (:func:`match_query`) turns what a user types into that FTS5 query; it is
 the ``escape_fts`` of ``census serve`` (the table search box and ``?_search=``) and the
 ``census_match`` SQL function of the ``search_pages`` canned query, so all three agree.
-Writers get the index kept by :func:`attach`, which ``open_census`` and the crawl's pipeline
-call: it adds TEMP triggers to their connection, so nothing in the file itself needs a Python
-function (any other SQLite client can still read, delete and write the census; a page it
-inserts is only missing from search until :func:`reindex`).
+Writers get the index kept by :func:`attach`, which ``db.connect`` (every writable
+connection, the crawl's pipeline's too) and ``open_census`` call: it adds TEMP triggers to
+the connection, so nothing in the file itself needs a Python function (any other SQLite
+client can still read, delete and write the census; a page it inserts is only missing from
+search until :func:`reindex`).
 """
 
 from __future__ import annotations

@@ -405,8 +405,9 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
 def m020_cjk_search(db: sqlite_utils.Database) -> None:
     """``pages_fts`` indexes the search form of titles and text (``crawler/search.py``), in
     which any piece of a Korean, Chinese or Japanese word is found, and ranks title matches
-    first.  The old index (unicode61 over ``pages``, kept by triggers) is dropped and every
-    page is indexed again."""
+    first; it stores only the index, and ``pages_fts_pending`` queues what leaves it.  The old
+    index (unicode61 over ``pages``, kept by triggers) is dropped and every page is indexed
+    again."""
     from . import search
 
     for trigger in ("pages_ai", "pages_ad", "pages_au"):

@@ -14,9 +14,10 @@ the ``escape_fts`` of ``census serve`` (the table search box and ``?_search=``) 
 ``census_match`` SQL function of the ``search_pages`` canned query, so all three agree.
 Writers get the index kept by :func:`attach`, which ``db.connect`` (every writable
 connection, the crawl's pipeline's too) and ``open_census`` call: it adds TEMP triggers to
-the connection, so nothing in the file itself needs a Python function (any other SQLite
-client can still read, delete and write the census; a page it inserts is only missing from
-search until :func:`reindex`).
+the connection, so nothing in the file itself needs a Python function: any other SQLite
+client can still read, delete and write the census (a page it deletes or changes leaves the
+index when a census connection next opens; a page it inserts is missing from search until
+:func:`reindex`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def search_text(value: str | None) -> str | None:
     """The search form of a title or text: CJK runs as bigrams, everything else as it is."""
     if not value:
         return value
-    return CJK_RUN.sub(lambda m: " " + " ".join(_run_tokens(m.group())) + " ", value)
+    form = CJK_RUN.sub(lambda m: " " + " ".join(_run_tokens(m.group())) + " ", value)
+    return " ".join(form.split())  # one space between tokens: the form is stored, keep it small
 
 
 def _phrase(words: str, prefix: bool) -> str:
@@ -132,27 +134,48 @@ def match_query(query: str | None) -> str:
     return " ".join(out) if out else '""'
 
 
+PENDING = "pages_fts_pending"
+"""Pages deleted or changed, with the title and text they were indexed with, until an
+attached connection takes them out of the index (at once for its own writes)."""
+
+_FORM = "census_search_text({0}.title), census_search_text({0}.text)"
+
+
 def create_index(conn: sqlite3.Connection) -> None:
-    """``pages_fts`` over the search form, ranked title first, emptied when pages go."""
-    conn.execute(f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, text)")
+    """``pages_fts``: contentless (only the index is stored), ranked title first.
+
+    A contentless FTS5 table forgets a document only when told the values it was indexed
+    with, and SQLite before 3.43 has no ``contentless_delete``.  So the file's own triggers,
+    plain SQL that any client runs, queue the old title and text of a page that is deleted or
+    changed in ``pages_fts_pending``; the TEMP triggers of :func:`attach` turn them into
+    FTS5 ``delete`` commands.
+    """
+    conn.execute(f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, text, content='')")
     conn.execute(
         f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('rank', 'bm25({TITLE_WEIGHT}, 1.0)')"
     )
+    conn.execute(f"CREATE TABLE {PENDING} (id INTEGER, title TEXT, text TEXT)")
     conn.execute(
-        f"CREATE TRIGGER pages_fts_delete AFTER DELETE ON pages BEGIN "
-        f"DELETE FROM {FTS_TABLE} WHERE rowid = old.id; END"
+        f"CREATE TRIGGER pages_fts_forget_deleted AFTER DELETE ON pages BEGIN "
+        f"INSERT INTO {PENDING} (id, title, text) VALUES (old.id, old.title, old.text); END"
+    )
+    # BEFORE: the old form leaves the index before the new one is written
+    conn.execute(
+        f"CREATE TRIGGER pages_fts_forget_changed BEFORE UPDATE OF id, title, text ON pages "
+        f"BEGIN INSERT INTO {PENDING} (id, title, text) VALUES (old.id, old.title, old.text); END"
     )
 
 
 def reindex(conn: sqlite3.Connection) -> int:
     """Write the search form of every page into ``pages_fts``; return how many pages."""
     register_functions(conn)
-    conn.execute(f"DELETE FROM {FTS_TABLE}")
+    conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
+    conn.execute(f"DELETE FROM {PENDING}")
     conn.execute(
-        f"INSERT INTO {FTS_TABLE}(rowid, title, text) "
-        "SELECT id, census_search_text(title), census_search_text(text) FROM pages"
+        f"INSERT INTO {FTS_TABLE}(rowid, title, text) SELECT id, {_FORM.format('pages')} "
+        "FROM pages"
     )
-    return conn.execute(f"SELECT count(*) FROM {FTS_TABLE}").fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM {FTS_TABLE}_docsize").fetchone()[0]
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -165,37 +188,71 @@ def register_functions(conn: sqlite3.Connection) -> None:
 
 def has_index(conn: sqlite3.Connection) -> bool:
     """Whether the census has the CJK search index (migration m020 and later)."""
-    row = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name = ? AND type = 'table'", [FTS_TABLE]
-    ).fetchone()
-    return bool(row) and "content=" not in row[0]
+    return bool(conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = ? AND type = 'table'", [PENDING]
+    ).fetchone())
+
+
+# the first queued version of a page is the one in the index, if it is there at all
+_INDEXED = (
+    f"EXISTS (SELECT 1 FROM {FTS_TABLE}_docsize WHERE id = {{0}}.id) AND NOT EXISTS "
+    f"(SELECT 1 FROM {PENDING} AS earlier WHERE earlier.id = {{0}}.id "
+    f"AND earlier.rowid < {{0}}.rowid)"
+)
+
+_TEMP_TRIGGERS = [
+    f"""CREATE TEMP TRIGGER IF NOT EXISTS census_pages_fts_forget
+    AFTER INSERT ON main.{PENDING} BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, text)
+            SELECT 'delete', new.id, {_FORM.format("new")} WHERE {_INDEXED.format("new")};
+        DELETE FROM {PENDING} WHERE rowid = new.rowid;
+    END""",
+    f"""CREATE TEMP TRIGGER IF NOT EXISTS census_pages_fts_insert
+    AFTER INSERT ON main.pages BEGIN
+        INSERT INTO {FTS_TABLE}(rowid, title, text) VALUES (new.id, {_FORM.format("new")});
+    END""",
+    f"""CREATE TEMP TRIGGER IF NOT EXISTS census_pages_fts_update
+    AFTER UPDATE OF id, title, text ON main.pages BEGIN
+        INSERT INTO {FTS_TABLE}(rowid, title, text) VALUES (new.id, {_FORM.format("new")});
+    END""",
+]
+
+
+def forget_pending(conn: sqlite3.Connection) -> int:
+    """Take out of the index the pages other clients deleted or changed; how many."""
+    queued = conn.execute(f"SELECT rowid, id, title, text FROM {PENDING} ORDER BY rowid")
+    rows = queued.fetchall()
+    if not rows:
+        return 0
+    register_functions(conn)
+    seen: set[int] = set()
+    with conn:
+        for _, page_id, title, text in rows:
+            if page_id in seen:
+                continue
+            seen.add(page_id)
+            conn.execute(
+                f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, title, text) SELECT 'delete', ?, "
+                f"census_search_text(?), census_search_text(?) "
+                f"WHERE EXISTS (SELECT 1 FROM {FTS_TABLE}_docsize WHERE id = ?)",
+                [page_id, title, text, page_id],
+            )
+        conn.execute(f"DELETE FROM {PENDING} WHERE rowid <= ?", [rows[-1][0]])
+    return len(seen)
 
 
 def attach(conn: sqlite3.Connection) -> None:
     """Keep ``pages_fts`` up to date with what ``conn`` writes to ``pages``.
 
     TEMP triggers live in the connection only: the census file holds no trigger that needs
-    this module's functions.
+    this module's functions.  Pages other clients deleted or changed leave the index here.
     """
     if not has_index(conn):
         return
     register_functions(conn)
-    conn.executescript(
-        f"""
-        CREATE TEMP TRIGGER IF NOT EXISTS census_pages_fts_insert AFTER INSERT ON main.pages
-        BEGIN
-            INSERT INTO {FTS_TABLE}(rowid, title, text) VALUES
-                (new.id, census_search_text(new.title), census_search_text(new.text));
-        END;
-        CREATE TEMP TRIGGER IF NOT EXISTS census_pages_fts_update
-        AFTER UPDATE OF id, title, text ON main.pages
-        BEGIN
-            DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
-            INSERT INTO {FTS_TABLE}(rowid, title, text) VALUES
-                (new.id, census_search_text(new.title), census_search_text(new.text));
-        END;
-        """
-    )
+    for sql in _TEMP_TRIGGERS:
+        conn.execute(sql)
+    forget_pending(conn)
 
 
 def _needles(query: str) -> list[str]:

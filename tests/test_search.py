@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def found(db: sqlite_utils.Database, query: str) -> set[int]:
 
 
 def test_a_cjk_run_is_written_as_its_bigrams_and_its_last_character() -> None:
-    assert search.search_text("KCNA평양에서 보도") == "KCNA 평양 양에 에서 서   보도 도 "
+    assert search.search_text("KCNA평양에서 보도") == "KCNA 평양 양에 에서 서 보도 도"
     assert search.search_text("No CJK here.") == "No CJK here."
     assert search.search_text(None) is None
 
@@ -75,12 +76,40 @@ def test_a_query_finds_the_pages_that_contain_it(
     assert found(census, query) == pages
 
 
+def indexed(db: sqlite_utils.Database) -> int:
+    db.execute("INSERT INTO pages_fts(pages_fts) VALUES ('integrity-check')")
+    return db.execute("SELECT count(*) FROM pages_fts_docsize").fetchone()[0]
+
+
 def test_pages_written_updated_and_deleted_keep_the_index(census: sqlite_utils.Database) -> None:
     census["pages"].update(5, {"text": "사랑과 평화"})
     assert found(census, "사랑") == {1, 2, 5}
+    assert found(census, "pyongyang") == set()
     census["pages"].delete(1)
     assert found(census, "사랑") == {2, 5}
-    assert census.execute("SELECT count(*) FROM pages_fts").fetchone()[0] == len(TEXTS) - 1
+    assert indexed(census) == len(TEXTS) - 1
+    assert census["pages_fts_pending"].count == 0
+
+
+def test_what_another_client_deletes_or_changes_leaves_the_index_on_next_open(
+    census: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    census.close()
+    other = sqlite3.connect(tmp_path / "census.db")  # no census functions, no TEMP triggers
+    with other:
+        other.execute("DELETE FROM pages WHERE id = 1")
+        other.execute("UPDATE pages SET text = '사랑과 평화' WHERE id = 5")
+        other.execute("INSERT INTO pages (id, run_id, domain, text) VALUES (1, 1, 'kcna.kp', 'x')")
+        other.execute("DELETE FROM pages WHERE id = 1")
+    other.close()
+
+    db = open_census(tmp_path / "census.db")
+
+    assert found(db, "사랑") == {2}  # 5 is out of the index until reindex()
+    assert found(db, "pyongyang") == set()
+    assert indexed(db) == len(TEXTS) - 2
+    assert search.reindex(db.conn) == len(TEXTS) - 1
+    assert found(db, "사랑") == {2, 5}
 
 
 def test_title_matches_rank_first(census: sqlite_utils.Database) -> None:

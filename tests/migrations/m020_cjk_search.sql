@@ -172,17 +172,17 @@ CREATE TABLE "pages" (
    "revisit_of" INTEGER REFERENCES "pages"("id")
 , "description" TEXT, "headings" TEXT);
 -- table pages_fts
-CREATE VIRTUAL TABLE pages_fts USING fts5(title, text);
+CREATE VIRTUAL TABLE pages_fts USING fts5(title, text, content='');
 -- table pages_fts_config
 CREATE TABLE 'pages_fts_config'(k PRIMARY KEY, v) WITHOUT ROWID;
--- table pages_fts_content
-CREATE TABLE 'pages_fts_content'(id INTEGER PRIMARY KEY, c0, c1);
 -- table pages_fts_data
 CREATE TABLE 'pages_fts_data'(id INTEGER PRIMARY KEY, block BLOB);
 -- table pages_fts_docsize
 CREATE TABLE 'pages_fts_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
 -- table pages_fts_idx
 CREATE TABLE 'pages_fts_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+-- table pages_fts_pending
+CREATE TABLE pages_fts_pending (id INTEGER, title TEXT, text TEXT);
 -- table runs
 CREATE TABLE "runs" (
    "id" INTEGER PRIMARY KEY,
@@ -241,8 +241,10 @@ CREATE TABLE "zones" (
    "wildcard_answers" TEXT,
    PRIMARY KEY ("run_id", "zone")
 );
--- trigger pages_fts_delete
-CREATE TRIGGER pages_fts_delete AFTER DELETE ON pages BEGIN DELETE FROM pages_fts WHERE rowid = old.id; END;
+-- trigger pages_fts_forget_changed
+CREATE TRIGGER pages_fts_forget_changed BEFORE UPDATE OF id, title, text ON pages BEGIN INSERT INTO pages_fts_pending (id, title, text) VALUES (old.id, old.title, old.text); END;
+-- trigger pages_fts_forget_deleted
+CREATE TRIGGER pages_fts_forget_deleted AFTER DELETE ON pages BEGIN INSERT INTO pages_fts_pending (id, title, text) VALUES (old.id, old.title, old.text); END;
 -- view axfr_history
 CREATE VIEW "axfr_history" AS 
 SELECT

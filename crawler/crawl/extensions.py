@@ -15,6 +15,7 @@ from scrapy.http import Response
 
 from ..db import connect, utcnow
 from .dedup import find_previous_page
+from .items import WARC_META, WarcLocation
 from .warc import WarcFiles
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class WarcCapture:
     Hooked on ``response_downloaded``, so redirects and robots.txt are captured too, and bodies
     are stored before decompression.  A payload unchanged since an earlier run of the same URL
     becomes a ``revisit`` record that refers to the earlier capture.  The record's location
-    goes into ``request.meta['census_warc']`` for the census pipeline.
+    goes into ``request.meta[WARC_META]`` as a ``WarcLocation`` for the spider and the pipeline.
     """
 
     def __init__(
@@ -106,13 +107,10 @@ class WarcCapture:
             protocol=response.protocol or "HTTP/1.1",
             revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
         )
-        request.meta["census_warc"] = {
-            "file": location.file,
-            "offset": location.offset,
-            "record_id": location.record_id,
-            "sha256": sha256,
-            "revisit_of": previous["id"] if previous else None,
-        }
+        request.meta[WARC_META] = WarcLocation(
+            location.file, location.offset, location.record_id, sha256,
+            previous["id"] if previous else None,
+        )
 
     @staticmethod
     def target(request: Request) -> str:

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
 from .extract import Extracted, extract, warm_up
-from .items import PageItem, SiteAttempt
+from .items import WARC_META, PageItem, SiteAttempt, WarcLocation
 from .resolver import CensusResolver, census_addresses
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
@@ -154,14 +154,14 @@ class CensusSpider(Spider):
             (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
             for link in page.links
         ]
-        warc = response.meta.get("census_warc")
+        warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,
             url=response.url,
             http_status=response.status,
             content_type=content_type or None,
             charset=page.charset,
-            sha256=warc["sha256"] if warc else hashlib.sha256(response.body).hexdigest(),
+            sha256=warc.sha256 if warc else hashlib.sha256(response.body).hexdigest(),
             title=page.title,
             text=page.text,
             lang=page.lang,

@@ -1,27 +1,12 @@
--- index idx_axfr_attempts_run_id_zone
-CREATE INDEX "idx_axfr_attempts_run_id_zone"
-    ON "axfr_attempts" ("run_id", "zone");
 -- index idx_changes_from_run_to_run
 CREATE INDEX "idx_changes_from_run_to_run"
     ON "changes" ("from_run", "to_run");
 -- index idx_classifications_run_id_domain
 CREATE INDEX "idx_classifications_run_id_domain"
     ON "classifications" ("run_id", "domain");
--- index idx_dns_records_run_id_name_type
-CREATE INDEX "idx_dns_records_run_id_name_type"
-    ON "dns_records" ("run_id", "name", "type");
--- index idx_domains_last_seen_run
-CREATE INDEX "idx_domains_last_seen_run"
-    ON "domains" ("last_seen_run");
--- index idx_domains_suffix
-CREATE INDEX "idx_domains_suffix"
-    ON "domains" ("suffix");
 -- index idx_links_run_id_page_id
 CREATE INDEX "idx_links_run_id_page_id"
     ON "links" ("run_id", "page_id");
--- index idx_nameservers_run_id_zone
-CREATE INDEX "idx_nameservers_run_id_zone"
-    ON "nameservers" ("run_id", "zone");
 -- index idx_pages_run_id_domain
 CREATE INDEX "idx_pages_run_id_domain"
     ON "pages" ("run_id", "domain");
@@ -31,29 +16,9 @@ CREATE INDEX "idx_pages_sha256"
 -- index idx_pages_url
 CREATE INDEX "idx_pages_url"
     ON "pages" ("url");
--- index idx_sightings_name
-CREATE INDEX "idx_sightings_name"
-    ON "sightings" ("name");
--- index idx_sightings_run_id_name_method_source
-CREATE UNIQUE INDEX "idx_sightings_run_id_name_method_source"
-    ON "sightings" ("run_id", "name", "method", "source");
 -- index idx_sites_run_id_domain
 CREATE INDEX "idx_sites_run_id_domain"
     ON "sites" ("run_id", "domain");
--- table axfr_attempts
-CREATE TABLE "axfr_attempts" (
-   "id" INTEGER PRIMARY KEY,
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "zone" TEXT,
-   "ns_name" TEXT,
-   "address" TEXT,
-   "outcome" TEXT,
-   "records" INTEGER,
-   "soa_serial" INTEGER,
-   "error" TEXT,
-   "seconds" REAL,
-   "attempted_at" TEXT
-);
 -- table changes
 CREATE TABLE "changes" (
    "id" INTEGER PRIMARY KEY,
@@ -76,23 +41,6 @@ CREATE TABLE "classifications" (
    "source" TEXT,
    "secondary" TEXT
 );
--- table dns_records
-CREATE TABLE "dns_records" (
-   "id" INTEGER PRIMARY KEY,
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "name" TEXT,
-   "type" TEXT,
-   "ttl" INTEGER,
-   "value" TEXT,
-   "source" TEXT
-);
--- table domains
-CREATE TABLE "domains" (
-   "name" TEXT PRIMARY KEY,
-   "suffix" TEXT,
-   "first_seen_run" INTEGER REFERENCES "runs"("id"),
-   "last_seen_run" INTEGER REFERENCES "runs"("id")
-);
 -- table labels
 CREATE TABLE "labels" (
    "domain" TEXT PRIMARY KEY,
@@ -109,24 +57,6 @@ CREATE TABLE "links" (
    "to_host" TEXT,
    "internal" INTEGER,
    "how" TEXT
-);
--- table nameservers
-CREATE TABLE "nameservers" (
-   "id" INTEGER PRIMARY KEY,
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "zone" TEXT,
-   "ns_name" TEXT,
-   "address" TEXT,
-   "source" TEXT
-);
--- table nsec3_hashes
-CREATE TABLE "nsec3_hashes" (
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "zone" TEXT,
-   "hash" TEXT,
-   "next_hash" TEXT,
-   "types" TEXT,
-   PRIMARY KEY ("run_id", "zone", "hash")
 );
 -- table pages
 CREATE TABLE "pages" (
@@ -163,27 +93,6 @@ CREATE TABLE 'pages_fts_data'(id INTEGER PRIMARY KEY, block BLOB);
 CREATE TABLE 'pages_fts_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
 -- table pages_fts_idx
 CREATE TABLE 'pages_fts_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
--- table runs
-CREATE TABLE "runs" (
-   "id" INTEGER PRIMARY KEY,
-   "zone" TEXT,
-   "started_at" TEXT,
-   "finished_at" TEXT,
-   "status" TEXT,
-   "stage" TEXT,
-   "message" TEXT,
-   "tool_version" TEXT,
-   "options" TEXT
-);
--- table sightings
-CREATE TABLE "sightings" (
-   "id" INTEGER PRIMARY KEY,
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "name" TEXT,
-   "domain" TEXT,
-   "method" TEXT,
-   "source" TEXT
-);
 -- table sites
 CREATE TABLE "sites" (
    "id" INTEGER PRIMARY KEY,
@@ -205,21 +114,6 @@ CREATE TABLE "sites" (
    "tls_not_before" TEXT,
    "tls_not_after" TEXT,
    "screenshot" TEXT
-);
--- table zones
-CREATE TABLE "zones" (
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "zone" TEXT,
-   "parent" TEXT,
-   "soa_serial" INTEGER,
-   "soa_mname" TEXT,
-   "soa_rname" TEXT,
-   "signed" INTEGER,
-   "nsec" TEXT,
-   "nsec3_params" TEXT,
-   "wildcard" INTEGER,
-   "wildcard_answers" TEXT,
-   PRIMARY KEY ("run_id", "zone")
 );
 -- trigger pages_ad
 CREATE TRIGGER "pages_ad" AFTER DELETE ON "pages" BEGIN

@@ -22,8 +22,11 @@ index when a census connection next opens; a page it inserts is missing from sea
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
+
+log = logging.getLogger(__name__)
 
 FTS_TABLE = "pages_fts"
 
@@ -252,7 +255,10 @@ def attach(conn: sqlite3.Connection) -> None:
     register_functions(conn)
     for sql in _TEMP_TRIGGERS:
         conn.execute(sql)
-    forget_pending(conn)
+    try:
+        forget_pending(conn)
+    except sqlite3.OperationalError as e:  # busy: the next connection takes them out
+        log.warning("pages_fts_pending left for later: %s", e)
 
 
 def _needles(query: str) -> list[str]:

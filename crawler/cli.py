@@ -357,10 +357,7 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
 
     the_lab = Lab.with_default_ports(load_world(world, world_version), dns_port, http_port,
                                      https_port)
-    with the_lab:
-        click.echo(the_lab.describe())
-        sys.stdout.flush()
-        serve_until_stopped()
+    serve_until_stopped(the_lab, lambda text: click.echo(text) or sys.stdout.flush())
 
 
 @cli.command()

@@ -435,7 +435,9 @@ def finished_stages(db: sqlite_utils.Database, run_id: int) -> dict[str, StageRe
     }
 
 
-PROBE_TABLES = ("leads", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones")
+PROBE_TABLES = (
+    "leads", "nsec3_hashes", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones",
+)
 
 
 def clear_probe(db: sqlite_utils.Database, run_id: int) -> None:

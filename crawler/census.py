@@ -267,10 +267,11 @@ def _classify_stage(
     report = (lambda done, total: progress("classify", done, total)) if progress else None
     classify_run(db, run_id, report)
     counts = run_counts(db, run_id)
+    unknown = counts["classified"] - counts["tagged"]
     return StageResult(
         RunStatus.COMPLETE,
-        f"classify: {counts['tagged']} of {counts['classified']} sites tagged "
-        f"(the rest unknown)",
+        f"classify: {counts['tagged']} of {counts['classified']} sites tagged"
+        + (f", {unknown} unknown" if unknown else ""),
     )
 
 

@@ -86,9 +86,15 @@ def wait_for_stage(db: Path, process: subprocess.Popen[str], stage: str) -> None
     raise AssertionError(f"the run never reached {stage}")
 
 
-def web_log(lab: Lab, since: int) -> Counter[tuple[str, str, str]]:
+def web_log(lab: Lab, since: int) -> Counter[str]:
+    """Requests the lab's web servers received, as page keys, robots.txt aside."""
     assert lab.web is not None
-    return Counter(r for r in lab.web.requests[since:] if not r[2].endswith("/robots.txt"))
+    return Counter(page_key(logged_url(*r)) for r in lab.web.requests[since:]
+                   if not r[2].endswith("/robots.txt"))
+
+
+def logged_url(scheme: str, host: str, path: str) -> str:
+    return f"{scheme}://{host.rsplit(':', 1)[0]}{path}"
 
 
 def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -106,11 +112,23 @@ def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
         "status": "SELECT status FROM runs",
     }
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return {name: sorted(conn.execute(sql).fetchall(), key=repr)
-                for name, sql in queries.items()}
+        found = {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
+    # a page is a path of a site: its bare and www. hosts, http and https, serve one site, and
+    # which of them a page is first linked from depends on which robots.txt came back first
+    for name in ("pages", "failures"):
+        found[name] = [(page_key(row[0]), *row[1:]) for row in found[name]]
+    return {name: sorted(table, key=repr) for name, table in found.items()}
 
 
-def unrecorded(db: Path, lab: Lab, since: int) -> set[tuple[str, str, str]]:
+def page_key(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{host.removeprefix('www.')}{parts.path or '/'}?{parts.query}"
+
+
+def unrecorded(db: Path, lab: Lab, since: int) -> set[str]:
     """Requests the lab received that the census has no record of (pages, failures, start
     URLs): those in flight when the run was killed."""
     assert lab.web is not None
@@ -119,15 +137,14 @@ def unrecorded(db: Path, lab: Lab, since: int) -> set[tuple[str, str, str]]:
             "SELECT url FROM pages UNION SELECT url FROM page_failures "
             "UNION SELECT url FROM site_attempts UNION SELECT final_url FROM site_attempts")}
     return {
-        (scheme, host, path) for scheme, host, path in lab.web.requests[since:]
-        if f"{scheme}://{host.rsplit(':', 1)[0]}{path}" not in recorded
-        and not path.endswith("/robots.txt")
+        page_key(logged_url(*r)) for r in lab.web.requests[since:]
+        if logged_url(*r) not in recorded and not r[2].endswith("/robots.txt")
     }
 
 
 @pytest.fixture(scope="module")
 def baseline(lab: Lab, tmp_path_factory: pytest.TempPathFactory
-             ) -> tuple[Path, Counter[tuple[str, str, str]]]:
+             ) -> tuple[Path, Counter[str]]:
     db = tmp_path_factory.mktemp("baseline") / "census.db"
     since = len(lab.web.requests) if lab.web else 0
     process = start(["run", "kp", "--db", str(db), "--out", str(db.parent), *flags(lab)])
@@ -137,13 +154,13 @@ def baseline(lab: Lab, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_sigkill_in_each_stage_then_resume_gives_the_uninterrupted_rows(
-    lab: Lab, baseline: tuple[Path, Counter[tuple[str, str, str]]], tmp_path: Path
+    lab: Lab, baseline: tuple[Path, Counter[str]], tmp_path: Path
 ) -> None:
     base_db, base_log = baseline
     db = tmp_path / "census.db"
     since = len(lab.web.requests) if lab.web else 0
     args = ["run", "kp", "--db", str(db), "--out", str(tmp_path), *flags(lab)]
-    in_flight: set[tuple[str, str, str]] = set()
+    in_flight: set[str] = set()
     for stage in STAGES:
         process = start(args, hold=stage)
         wait_for_stage(db, process, stage)
@@ -169,7 +186,7 @@ def test_sigkill_in_each_stage_then_resume_gives_the_uninterrupted_rows(
 
 
 def test_sigterm_in_each_stage_stops_within_ten_seconds(
-    lab: Lab, baseline: tuple[Path, Counter[tuple[str, str, str]]], tmp_path: Path
+    lab: Lab, baseline: tuple[Path, Counter[str]], tmp_path: Path
 ) -> None:
     base_db, _ = baseline
     db = tmp_path / "census.db"

@@ -33,6 +33,7 @@ import sqlite_utils
 
 from ..errors import TransferError
 from .options import Outcome
+from .tsig import TsigKey, Verifier, rejection, signed_query, split_tsig
 from .wire import Labels, Unusual, WireRecord, read_answers, type_text
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class Drained:
     error: str | None = None
     seconds: float = 0.0
     complete: bool = False
+    request_mac: bytes = b""
+    """The MAC of a TSIG-signed query: the first answer's signature covers it."""
 
 
 @dataclass
@@ -82,18 +85,41 @@ def _last_is_soa(wire: bytes, count_needed: int) -> bool:
     return len(answer) >= count_needed and answer[-1].rdtype == dns.rdatatype.SOA
 
 
+def _unsigned(body: bytes, owner: bytes | None) -> bytes:
+    """``body`` without its TSIG record (unchecked: the parser checks), for the end test."""
+    if owner is None:
+        return body
+    start = split_tsig(body, owner)
+    if start is None:
+        return body
+    count = struct.unpack_from("!H", body, 10)[0]
+    return body[:10] + struct.pack("!H", count - 1) + body[12:start]
+
+
 async def drain(
-    address: str, port: int, zone: str, spool: BinaryIO, *, timeout: float, total: float
+    address: str,
+    port: int,
+    zone: str,
+    spool: BinaryIO,
+    *,
+    timeout: float,
+    total: float,
+    tsig: TsigKey | None = None,
 ) -> Drained:
     """Ask ``address`` for AXFR of ``zone`` and copy the answer to ``spool`` as fast as it comes.
 
-    ``timeout`` bounds the connect and each read; ``total`` the whole transfer.
+    ``timeout`` bounds the connect and each read; ``total`` the whole transfer; ``tsig`` signs
+    the query (the answers are checked when the spool is parsed).
     """
     started = time.monotonic()
     deadline = started + total
     result = Drained(outcome=None)
-    request = dns.message.make_query(zone, dns.rdatatype.AXFR)
-    wire = request.to_wire()
+    owner: bytes | None = None
+    if tsig is None:
+        wire = dns.message.make_query(zone, dns.rdatatype.AXFR).to_wire()
+    else:
+        wire, result.request_mac = signed_query(zone, "AXFR", tsig)
+        owner = dns.name.from_text(tsig.name).to_wire().lower()  # type: ignore[union-attr]
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(address, port), timeout
@@ -125,11 +151,12 @@ async def drain(
                 text = dns.rcode.to_text(rcode)
                 refused = rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH)
                 result.outcome = Outcome.REFUSED if refused else Outcome.ERROR
-                result.error = text
+                result.error = rejection(body, tsig, result.request_mac) or text
                 break
-            ancount = struct.unpack_from("!H", body, 6)[0]
+            plain = _unsigned(body, owner)
+            ancount = struct.unpack_from("!H", plain, 6)[0]
             needed = 2 if result.messages == 1 else 1
-            if ancount >= needed and _ends_with_soa(body) and _last_is_soa(body, needed):
+            if ancount >= needed and _ends_with_soa(plain) and _last_is_soa(plain, needed):
                 result.complete = True
                 break
     except TimeoutError:
@@ -272,9 +299,11 @@ def store_spool(
     *,
     store: bool = True,
     fast: bool = True,
+    verifier: Verifier | None = None,
 ) -> AxfrParser:
     """Parse ``spool`` and, if ``store``, write its records to ``dns_records`` atomically.
 
+    ``verifier`` checks and strips the TSIG of every message of a signed transfer.
     Raises ``TransferError`` (after rolling back) when the stream is bad.
     """
     parser = AxfrParser(zone, fast)
@@ -286,6 +315,8 @@ def store_spool(
     with db.atomic():
         batch: list[tuple[int, str, str, int, str, str]] = []
         for wire in spool_messages(spool):
+            if verifier is not None:
+                wire = verifier.strip(wire)
             for rec in parser.feed(wire):
                 if store:
                     batch.append((run_id, rec.name, rec.type, rec.ttl, rec.value, source))
@@ -293,6 +324,8 @@ def store_spool(
                 db.conn.executemany(sql, batch)
                 batch.clear()
         parser.finish()
+        if verifier is not None:
+            verifier.finish()
         if batch:
             db.conn.executemany(sql, batch)
     return parser

@@ -10,6 +10,7 @@ queued for the same treatment, sub-zones first, up to ``ProbeOptions.max_zones``
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import tempfile
 import time
@@ -23,6 +24,7 @@ from .axfr import drain, store_spool
 from .context import Context
 from .engine import Answer
 from .options import Outcome
+from .tsig import TsigKey, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
         ctx.db["axfr_attempts"].insert(row)
         return Outcome.ERROR
     source = f"axfr:{state.zone}@{address}"
+    key = tsig_key(ctx, state.zone)
     with tempfile.TemporaryFile(prefix="census-axfr-") as spool:
         drained = await drain(
             address,
@@ -152,13 +155,19 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
             spool,
             timeout=ctx.engine.limits.timeout,
             total=polite.axfr_timeout,
+            tsig=key,
         )
         outcome = drained.outcome
         error = drained.error
+        if key is not None and error and error.startswith("the server rejected TSIG"):
+            ctx.notes.append(f"AXFR of {state.zone} from {address}: {error}")
         if outcome is None:
             store = state.stored_from is None
+            verifier = None if key is None else Verifier(key, drained.request_mac, state.zone)
             try:
-                parser = store_spool(ctx.db, ctx.run_id, state.zone, spool, source, store=store)
+                parser = store_spool(
+                    ctx.db, ctx.run_id, state.zone, spool, source, store=store, verifier=verifier
+                )
             except TransferError as exc:
                 outcome, error = Outcome.ERROR, str(exc)
             else:
@@ -172,6 +181,30 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
         ctx.db["axfr_attempts"].insert(row)
     log.info("AXFR %s from %s (%s): %s %s", state.zone, ns, address, outcome, error or "")
     return outcome
+
+
+def tsig_key(ctx: Context, zone: str) -> TsigKey | None:
+    """The key that signs transfers of the run's zone itself (``--tsig``, else the profile's).
+
+    Published keys are per zone: sub-zones and delegated domains are asked unsigned.
+    """
+    if zone != ctx.profile.zone:
+        return None
+    spec = ctx.options.tsig or ctx.profile.transfer.tsig
+    return TsigKey.parse(spec) if spec else None
+
+
+async def transfer_servers(ctx: Context, state: ZoneState) -> None:
+    """AXFR from the servers where the profile says the registry publishes the zone."""
+    for server in ctx.profile.transfer.servers:
+        try:
+            addresses = {str(ipaddress.ip_address(server))}
+        except ValueError:
+            addresses = await resolve_host(ctx, server)
+        if not addresses:
+            ctx.notes.append(f"transfer server {server} of the profile has no address")
+        for address in sorted(addresses):
+            await transfer(ctx, state, server, address)
 
 
 def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation]:
@@ -295,6 +328,8 @@ async def enumerate_zones(
         await nameservers(ctx, d, state)
         if d.from_profile and not state.addresses:
             continue
+        if d.zone == top and d.parent is None:
+            await transfer_servers(ctx, state)
         for ns, addrs in sorted(state.addresses.items()):
             for address in sorted(addrs):
                 await transfer(ctx, state, ns, address)

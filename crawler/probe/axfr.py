@@ -38,7 +38,8 @@ from .wire import Labels, Unusual, WireRecord, read_answers, type_text
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000
+BATCH = 20_000
+NS = dns.rdatatype.NS
 _SOA_TAIL = struct.pack("!HH", dns.rdatatype.SOA, 1)
 
 
@@ -56,12 +57,8 @@ class Drained:
     """The MAC of a TSIG-signed query: the first answer's signature covers it."""
 
 
-@dataclass
-class Record:
-    name: str
-    type: str
-    ttl: int
-    value: str
+Record = tuple[str, str, int, str]
+"""``(name, type, ttl, value)``: a row of ``dns_records`` without its run and source."""
 
 
 def _ends_with_soa(wire: bytes) -> bool:
@@ -233,8 +230,13 @@ class AxfrParser:
     """Records outside the zone, ignored (zone data is hostile input)."""
     fallbacks: int = 0
     """Messages the fast reader handed to dnspython."""
+    owners: list[str] = field(default_factory=list)
+    """Owner names in the order they came, each once (a transfer groups a name's records)."""
+    cuts: set[str] = field(default_factory=set)
+    """Owners of NS records below the apex: the delegation points."""
     _apex: Labels = field(init=False)
     _messages: int = 0
+    _last: str = ""
 
     def __post_init__(self) -> None:
         self._apex = tuple(label.lower() for label in dns.name.from_text(self.zone).labels)
@@ -263,6 +265,7 @@ class AxfrParser:
         apex = self._apex
         depth = -len(apex)
         out: list[Record] = []
+        owners, last = self.owners, self._last
         for key, owner, rdtype, ttl, value, soa in self._decode(wire):
             if self.done:
                 raise TransferError(f"{self.zone}: data after the closing SOA")
@@ -282,8 +285,18 @@ class AxfrParser:
                 self.dropped += 1
                 continue
             self.records += 1
-            out.append(Record(owner, type_text(rdtype), ttl, value))
+            if owner != last:
+                owners.append(owner)
+                last = owner
+            if rdtype == NS and key != apex:
+                self.cuts.add(owner)
+            out.append((owner, type_text(rdtype), ttl, value))
+        self._last = last
         return out
+
+    def names(self) -> list[str]:
+        """Every owner name of the transfer, once each, in the order of the transfer."""
+        return list(dict.fromkeys(self.owners))
 
     def finish(self) -> None:
         if not self.done:
@@ -308,24 +321,34 @@ def store_spool(
     """
     parser = AxfrParser(zone, fast)
     spool.seek(0)
-    sql = (
-        "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
-        "VALUES (?, ?, ?, ?, ?, ?)"
-    )
+    conn = db.conn
     with db.atomic():
-        batch: list[tuple[int, str, str, int, str, str]] = []
+        # rows go to an index-free staging table, then into dns_records in one statement
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS census_records "
+            "(name TEXT, type TEXT, ttl INTEGER, value TEXT)"
+        )
+        conn.execute("DELETE FROM temp.census_records")
+        batch: list[Record] = []
         for wire in spool_messages(spool):
             if verifier is not None:
                 wire = verifier.strip(wire)
-            for rec in parser.feed(wire):
-                if store:
-                    batch.append((run_id, rec.name, rec.type, rec.ttl, rec.value, source))
+            if store:
+                batch += parser.feed(wire)
+            else:
+                parser.feed(wire)
             if len(batch) >= BATCH:
-                db.conn.executemany(sql, batch)
+                conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", batch)
                 batch.clear()
         parser.finish()
         if verifier is not None:
             verifier.finish()
         if batch:
-            db.conn.executemany(sql, batch)
+            conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", batch)
+        conn.execute(
+            "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
+            "SELECT ?, name, type, ttl, value, ? FROM temp.census_records",
+            [run_id, source],
+        )
+        conn.execute("DELETE FROM temp.census_records")
     return parser

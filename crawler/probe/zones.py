@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..db import Method, utcnow
+from ..db import Method, see_bulk, utcnow
 from ..errors import TransferError
 from ..names import normalize_name
 from .axfr import drain, store_spool
@@ -51,6 +51,10 @@ class ZoneState:
     stored_from: str | None = None
     """The ``dns_records.source`` of the stored transfer, if one succeeded."""
     addresses: dict[str, set[str]] = field(default_factory=dict)
+    owners: list[str] = field(default_factory=list)
+    """Owner names of the stored transfer, each once."""
+    cuts: set[str] = field(default_factory=set)
+    """Delegation points of the stored transfer."""
 
 
 def _names(answer: Answer, rdtype: str) -> set[str]:
@@ -176,6 +180,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
                 state.serial, state.mname, state.rname = parser.serial, parser.mname, parser.rname
                 if store:
                     state.stored_from = source
+                    state.owners, state.cuts = parser.names(), parser.cuts
     row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
     with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
@@ -212,29 +217,20 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
 
     Names below a delegation point are glue, not data of this zone: the child zone says
     whether they exist (a glue name under ``tra.kp`` in ``kp`` may be only a wildcard there).
+    The sightings are written set-based (``see_bulk``): a million names in seconds.
     """
     db, source = ctx.db, state.stored_from
     assert source is not None
-    cuts = {
-        name
-        for (name,) in db.conn.execute(
-            "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
-            "AND name != ?",
-            [ctx.run_id, source, state.zone],
-        )
-    }
+    cuts, zone = state.cuts, state.zone
+    dots = zone.count(".") + 1
     server = source.split("@", 1)[1]
     with db.atomic():
-        names = db.conn.execute(
-            "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ?",
-            [ctx.run_id, source],
+        see_bulk(
+            db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes,
+            # only names two or more labels under the zone can be below a cut
+            (n for n in state.owners if n.count(".") <= dots or not _below_cut(n, zone, cuts)),
+            Method.AXFR, server,
         )
-        while batch := names.fetchmany(10_000):
-            ctx.see_many(
-                (name for (name,) in batch if not _below_cut(name, state.zone, cuts)),
-                Method.AXFR,
-                server,
-            )
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(
         "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "

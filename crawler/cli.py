@@ -190,18 +190,16 @@ def census_options(zone: str | None, db_path: str, **kw: Any) -> Any:
 
 def report_run(db_path: str, run_id: int) -> str:
     """Print the outcome of a run; return its status."""
-    from .db import get_run, open_census
+    from .db import open_census
+    from .runs import run_summary, summary_line
 
     db = open_census(db_path)
-    run = get_run(db, run_id)
-    domains = db.execute(
-        "SELECT count(DISTINCT domain) FROM sightings WHERE run_id = ?", [run_id]
-    ).fetchone()[0]
-    click.echo(f"run {run_id} of .{run['zone']}: {run['status']}, {domains} domains -> {db_path}")
-    if run["message"]:
-        click.echo(run["message"])
+    run = run_summary(db, run_id)
     db.close()
-    return str(run["status"])
+    click.echo(summary_line(run, db_path))
+    if run.message:
+        click.echo(run.message)
+    return run.status
 
 
 def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -326,8 +324,10 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
     """Enumerate ZONE by DNS into the census, as a new run.
 
     NS sets from parent and child, a zone transfer from every nameserver address of the zone
-    and of every delegated sub-zone, then seeds, wordlist, NSEC walk and a PTR sweep; A, AAAA,
-    NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail. hosts.
+    and of every delegated sub-zone, then seeds, wordlist, the NSEC chain walked or the NSEC3
+    chain collected and cracked, a PTR sweep, and the parent's referral of every domain found
+    delegated; A, AAAA, NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail.
+    hosts.
 
     \b
     Example:
@@ -359,40 +359,11 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
         census lab --dns-port 5300 &
         census run kp --db lab.db <the printed flags>
     """
-    import os
-    import signal
-    import threading
+    from .lab import Lab, load_world, serve_until_stopped
 
-    from .lab import Lab, load_world
-
-    root = os.geteuid() == 0
-    loaded = load_world(world, world_version)
-    the_lab = Lab(
-        loaded,
-        dns_port if dns_port is not None else (53 if root else 5300),
-        http_port if http_port is not None else (80 if root else 8080),
-        https_port if https_port is not None else (443 if root else 8443),
-    )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    with the_lab:
-        click.echo(f"lab world {loaded.name} version {loaded.version}: {loaded.description}")
-        click.echo(f"  resolver  {loaded.resolver_address}:{the_lab.dns_port}")
-        for spec in loaded.servers:
-            faults = " ".join(f"{k}={v}" for k, v in spec.faults.items())
-            click.echo(f"  dns       {spec.address}:{the_lab.dns_port} {spec.name} "
-                       f"axfr={'yes' if spec.axfr else 'no'} {faults}".rstrip())
-        if the_lab.web is not None:
-            click.echo(f"  web       http :{the_lab.http_port}  https :{the_lab.https_port}")
-        else:
-            click.echo("  web       off (no web port given, or no crawler.lab.webserver)")
-        click.echo(f"flags: {the_lab.flags()}", nl=True)
-        sys.stdout.flush()
-        try:
-            while not stopping.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+    the_lab = Lab.with_default_ports(load_world(world, world_version), dns_port, http_port,
+                                     https_port)
+    serve_until_stopped(the_lab, lambda text: click.echo(text) or sys.stdout.flush())
 
 
 @cli.command()
@@ -473,19 +444,14 @@ def classify_command(db_path: str, run_id: int | None, eval_path: str | None) ->
         census classify --evaluate crawler/data/corpus/eval.jsonl
     """
     from .census import census_writer
-    from .classify import classify_run, evaluate
+    from .classify import classify_run, evaluate, summarize
 
     if eval_path:
         click.echo(evaluate(eval_path).format())
         return
     with census_writer(db_path, create=False) as db:
         results = classify_run(db, run_id)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.label] = counts.get(result.label, 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-    summary = ", ".join(f"{label} {n}" for label, n in ranked)
-    click.echo(f"classified {len(results)} sites: {summary or 'none'}")
+    click.echo(summarize(results))
 
 
 @cli.command("label")

@@ -401,6 +401,36 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
     db["links"].add_column("anchor", str)
 
 
+@migration
+def m020_cjk_search(db: sqlite_utils.Database) -> None:
+    """``pages_fts`` indexes the search form of titles and text (``crawler/search.py``), in
+    which any piece of a Korean, Chinese or Japanese word is found, and ranks title matches
+    first; it stores only the index, and ``pages_fts_pending`` queues what leaves it.  The old
+    index (unicode61 over ``pages``, kept by triggers) is dropped and every page is indexed
+    again."""
+    from . import search
+
+    for trigger in ("pages_ai", "pages_ad", "pages_au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    db.execute("DROP TABLE IF EXISTS pages_fts")
+    search.create_index(db.conn)
+    search.reindex(db.conn)
+
+
+@migration
+def m050_dnssec_chains(db: sqlite_utils.Database) -> None:
+    """What walking a signed zone's denial chain came to: whether the NSEC / NSEC3 chain
+    closed back at the apex, its length, the queries it cost and (NSEC3) how many hashes
+    no known name explains; per NSEC3 hash its opt-out flag and, once cracked, its name."""
+    db["zones"].add_column("chain_closed", int)
+    db["zones"].add_column("chain_length", int)
+    db["zones"].add_column("chain_queries", int)
+    db["zones"].add_column("chain_unknown", int)
+    db["nsec3_hashes"].add_column("opt_out", int)
+    db["nsec3_hashes"].add_column("name", str)
+    db["nsec3_hashes"].add_column("named_by", str)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

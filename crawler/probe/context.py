@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dns.resolver
 import sqlite_utils
 
-from ..db import see_name
+from ..db import see_name, see_names
 from ..names import Suffixes, normalize_name
 from ..netpolicy import NetPolicy
 from ..profiles import Profile
@@ -104,3 +105,9 @@ class Context:
         row = self._sighting(name, method, source)
         if row is not None:
             see_name(self.db, self.run_id, *row)
+
+    def see_many(self, names: Iterable[str], method: str, source: str) -> None:
+        """``see`` for many names of one source, written in one batch (a zone transfer's
+        sightings use the set-based ``see_bulk`` instead)."""
+        rows = [r for name in names if (r := self._sighting(name, method, source))]
+        see_names(self.db, self.run_id, rows)

@@ -31,7 +31,7 @@ GUESS_CEILING = 0.3  # a guess from the name alone never claims more than this
 UNRECOGNISED = "text in a language or script the classifier does not know"
 # The encoder's languages (USE-multilingual-v3) and those our lexicons cover.
 LANGUAGES = {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th",
-             "tr", "zh", "ko"}
+             "tr", "zh"}
 
 
 @dataclass

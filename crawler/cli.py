@@ -185,18 +185,16 @@ def census_options(zone: str | None, db_path: str, **kw: Any) -> Any:
 
 def report_run(db_path: str, run_id: int) -> str:
     """Print the outcome of a run; return its status."""
-    from .db import get_run, open_census
+    from .db import open_census
+    from .runs import run_summary, summary_line
 
     db = open_census(db_path)
-    run = get_run(db, run_id)
-    domains = db.execute(
-        "SELECT count(DISTINCT domain) FROM sightings WHERE run_id = ?", [run_id]
-    ).fetchone()[0]
-    click.echo(f"run {run_id} of .{run['zone']}: {run['status']}, {domains} domains -> {db_path}")
-    if run["message"]:
-        click.echo(run["message"])
+    run = run_summary(db, run_id)
     db.close()
-    return str(run["status"])
+    click.echo(summary_line(run, db_path))
+    if run.message:
+        click.echo(run.message)
+    return run.status
 
 
 def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -354,40 +352,14 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
         census lab --dns-port 5300 &
         census run kp --db lab.db <the printed flags>
     """
-    import os
-    import signal
-    import threading
+    from .lab import Lab, load_world, serve_until_stopped
 
-    from .lab import Lab, load_world
-
-    root = os.geteuid() == 0
-    loaded = load_world(world, world_version)
-    the_lab = Lab(
-        loaded,
-        dns_port if dns_port is not None else (53 if root else 5300),
-        http_port if http_port is not None else (80 if root else 8080),
-        https_port if https_port is not None else (443 if root else 8443),
-    )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    the_lab = Lab.with_default_ports(load_world(world, world_version), dns_port, http_port,
+                                     https_port)
     with the_lab:
-        click.echo(f"lab world {loaded.name} version {loaded.version}: {loaded.description}")
-        click.echo(f"  resolver  {loaded.resolver_address}:{the_lab.dns_port}")
-        for spec in loaded.servers:
-            faults = " ".join(f"{k}={v}" for k, v in spec.faults.items())
-            click.echo(f"  dns       {spec.address}:{the_lab.dns_port} {spec.name} "
-                       f"axfr={'yes' if spec.axfr else 'no'} {faults}".rstrip())
-        if the_lab.web is not None:
-            click.echo(f"  web       http :{the_lab.http_port}  https :{the_lab.https_port}")
-        else:
-            click.echo("  web       off (no web port given, or no crawler.lab.webserver)")
-        click.echo(f"flags: {the_lab.flags()}", nl=True)
+        click.echo(the_lab.describe())
         sys.stdout.flush()
-        try:
-            while not stopping.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        serve_until_stopped()
 
 
 @cli.command()
@@ -473,7 +445,7 @@ def classify_command(db_path: str, run_id: int | None, eval_path: str | None) ->
         census classify --evaluate crawler/data/corpus/eval.jsonl
     """
     from .census import census_writer
-    from .classify import classify_run, cross_validate, evaluate
+    from .classify import classify_run, cross_validate, evaluate, summarize
 
     if eval_path == "cv":
         click.echo(cross_validate().format())
@@ -485,12 +457,7 @@ def classify_command(db_path: str, run_id: int | None, eval_path: str | None) ->
         return
     with census_writer(db_path, create=False) as db:
         results = classify_run(db, run_id)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.label] = counts.get(result.label, 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-    summary = ", ".join(f"{label} {n}" for label, n in ranked)
-    click.echo(f"classified {len(results)} sites: {summary or 'none'}")
+    click.echo(summarize(results))
 
 
 @cli.command("label")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -49,16 +50,43 @@ def utcnow() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+BUSY_TIMEOUT = 30.0  # seconds a reader or the crawl's writer waits for the other's commit
+
+
+def connect(
+    path: str | Path, *, readonly: bool = False, check_same_thread: bool = True
+) -> sqlite3.Connection:
+    """The one way to open a connection to the census file.
+
+    Foreign keys and a busy timeout on every connection; read-only (by URI) where the caller
+    only reads, so a report or a Datasette helper can never change a census.  The schema is
+    the business of ``open_census``, which every run calls first.
+    """
+    path = Path(path)
+    if readonly:
+        if not path.is_file():
+            raise RunNotFound(f"no census database at {path}")
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT, check_same_thread=check_same_thread)
+    else:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=check_same_thread)
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def reading(path: str | Path) -> closing[sqlite3.Connection]:
+    """A read-only connection closed at the end of a ``with`` block."""
+    return closing(connect(path, readonly=True))
+
+
 def open_census(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open (creating and migrating as needed) the census at ``path``."""
     path = Path(path)
     if not create and not path.exists():
         raise RunNotFound(f"no census database at {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(path)
+    db = sqlite_utils.Database(connect(path))
     db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA busy_timeout = 10000")
     migrations.apply(db)
     return db
 

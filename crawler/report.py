@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .db import reading
 from .errors import CensusError, RunNotFound
 
 PALETTE = ("#1f6f8b", "#e07a3f", "#5b8c5a", "#b5485d", "#7a5ea8", "#c9a227", "#3f8fd2",
@@ -129,13 +130,8 @@ def _screenshot(shots_root: Path, path: str | None) -> str | None:
 def gather(db_path: str | Path, run_id: int | None = None,
            shots_root: str | Path | None = None) -> dict[str, Any]:
     """Everything the report shows about ``run_id`` (default: the latest run)."""
-    if not Path(db_path).is_file():
-        raise RunNotFound(f"no census database at {db_path}")
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
+    with reading(db_path) as conn:
         return _gather(conn, run_id, Path(shots_root if shots_root else Path(db_path).parent))
-    finally:
-        conn.close()
 
 
 def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path) -> dict[str, Any]:

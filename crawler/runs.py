@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import sqlite_utils
+
+from .errors import RunNotFound
 
 _COUNTS = {
     "domains": "SELECT run_id, count(DISTINCT domain) FROM sightings "
@@ -37,8 +40,25 @@ class RunSummary:
 
 def list_runs(db: sqlite_utils.Database, zone: str | None = None) -> list[RunSummary]:
     """All runs (of ``zone`` if given), oldest first, with their counts."""
+    return _summaries(db, *(("zone = ?", [zone]) if zone else (None, [])))
+
+
+def run_summary(db: sqlite_utils.Database, run_id: int) -> RunSummary:
+    """One run with its counts, as ``census runs`` shows it."""
+    found = _summaries(db, "id = ?", [run_id])
+    if not found:
+        raise RunNotFound(f"no run {run_id}")
+    return found[0]
+
+
+def summary_line(run: RunSummary, db_path: str) -> str:
+    """What a command prints when a run ends."""
+    return f"run {run.id} of .{run.zone}: {run.status}, {run.domains} domains -> {db_path}"
+
+
+def _summaries(db: sqlite_utils.Database, where: str | None, params: list[Any]
+               ) -> list[RunSummary]:
     counts = {name: dict(db.execute(sql).fetchall()) for name, sql in _COUNTS.items()}
-    where, params = ("zone = ?", [zone]) if zone else (None, [])
     return [
         RunSummary(
             id=run["id"],

@@ -21,16 +21,17 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .crawl.resolver import census_addresses
+from .db import connect, reading
 from .names import normalize_name
 from .netpolicy import NetPolicy
 
@@ -183,15 +184,12 @@ def take_screenshots(
     policy = NetPolicy(allow_nets)
     ports = {k: v for k, v in (("http", http_port), ("https", https_port)) if v}
     addresses = census_addresses(str(db_path), run_id)
-    conn = sqlite3.connect(db_path)
-    try:
+    with reading(db_path) as conn:
         sites = conn.execute(
             "SELECT domain, coalesce(final_url, url) FROM sites WHERE run_id = ? AND alive = 1 "
             "ORDER BY domain",
             [run_id],
         ).fetchall()
-    finally:
-        conn.close()
     folder = Path(out_dir) / "screenshots" / f"run{int(run_id)}"
     folder.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[str, list[str], Path]] = []
@@ -228,13 +226,8 @@ def take_screenshots(
 
 
 def _store(db_path: str | Path, run_id: int, taken: dict[str, str]) -> None:
-    conn = sqlite3.connect(db_path)
-    try:
-        with conn:
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.executemany(
-                "UPDATE sites SET screenshot = ? WHERE run_id = ? AND domain = ? AND alive = 1",
-                [(path, run_id, domain) for domain, path in taken.items()],
-            )
-    finally:
-        conn.close()
+    with closing(connect(db_path)) as conn, conn:
+        conn.executemany(
+            "UPDATE sites SET screenshot = ? WHERE run_id = ? AND domain = ? AND alive = 1",
+            [(path, run_id, domain) for domain, path in taken.items()],
+        )

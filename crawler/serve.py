@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from . import __version__
+from .db import reading
 from .errors import CensusError
 
 SCREENSHOT_PATH = re.compile(r"^screenshots/run\d+/[a-z0-9._-]+\.png$")
@@ -46,8 +47,7 @@ def load_metadata() -> dict[str, Any]:
 
 def schema(db_path: str | Path) -> dict[str, list[str]]:
     """Table and view -> columns of the census, without SQLite's and FTS5's internal tables."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
+    with reading(db_path) as conn:
         rows = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') "
             "AND name NOT LIKE 'sqlite_%' ORDER BY name"
@@ -59,8 +59,6 @@ def schema(db_path: str | Path) -> dict[str, list[str]]:
             for name, _ in rows
             if name not in shadows
         }
-    finally:
-        conn.close()
 
 
 def missing_descriptions(db_path: str | Path, metadata: dict[str, Any] | None = None) -> list[str]:
@@ -77,13 +75,11 @@ def missing_descriptions(db_path: str | Path, metadata: dict[str, Any] | None = 
 
 
 def _zones(db_path: str | Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        return [z for (z,) in conn.execute("SELECT DISTINCT zone FROM runs ORDER BY zone")]
-    except sqlite3.OperationalError:
+        with reading(db_path) as conn:
+            return [z for (z,) in conn.execute("SELECT DISTINCT zone FROM runs ORDER BY zone")]
+    except (sqlite3.OperationalError, CensusError):
         return []
-    finally:
-        conn.close()
 
 
 def _fill(value: Any, fields: dict[str, str]) -> Any:

@@ -4,6 +4,9 @@ Every test module can ask for ``lab_world`` / ``lab_world_v2`` (loaded worlds),
 ``lab_dns`` / ``lab_dns_v2`` (a running ``LabDNS``; ``.port``, ``.resolver``) or
 ``lab_port`` for the port of ``lab_dns``.  The servers are session-scoped: starting them is
 cheap, but one per session keeps the two shared cores free.
+
+A test that needs a whole lab census (a probe and a crawl of the world) is marked ``slow``
+here, by the fixture it asks for: ``python -m pytest -m "not slow"`` is the quick run.
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ from collections.abc import Iterator
 import pytest
 
 from crawler.lab import LabDNS, World, free_port, load_world
+
+WHOLE_LAB_RUNS = {"lab_census", "two_runs", "crawled", "replay"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if WHOLE_LAB_RUNS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -119,6 +119,7 @@ def test_an_invalid_resolver_is_one_line(tmp_path: Path) -> None:
     assert code == 1 and "invalid resolver 'dns.kp'" in output
 
 
+@pytest.mark.slow
 def test_an_unreachable_zone_ends_failed_and_says_nothing_answered(
     tmp_path: Path, dead_resolver: str
 ) -> None:
@@ -147,6 +148,7 @@ def test_an_unreachable_zone_ends_failed_and_says_nothing_answered(
     assert "failed" in output and "nothing answered" in output
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted_and_keeps_earlier_runs(
     tmp_path: Path, dead_resolver: str
 ) -> None:
@@ -193,6 +195,7 @@ def test_help_explains_every_command() -> None:
         assert f"  {name} " in output
 
 
+@pytest.mark.slow
 def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     """The README's lab walk-through: ``census lab`` prints flags; ``census run`` uses them."""
     db_path = tmp_path / "lab.db"
@@ -224,6 +227,7 @@ def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
     assert list((tmp_path / "warc").glob("*.warc.gz"))
 
 
+@pytest.mark.slow
 def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupted(
     tmp_path: Path,
 ) -> None:

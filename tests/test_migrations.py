@@ -1,13 +1,15 @@
 """Every census file ever written upgrades to the newest schema with all of its rows.
 
-Each migration's schema is frozen in ``tests/migrations/<name>.sql`` when it ships: a migration
-that is renamed, reordered or edited afterwards no longer produces its frozen schema and fails
-here.  A new migration gets its file with ``python -m tests.test_migrations --freeze``, which
-never overwrites one that exists.
+What each migration does to the schema is frozen in ``tests/migrations/<name>.digest`` when
+it ships (the objects it creates or alters, with a digest of their SQL as SQLite stores it,
+and those it drops): a migration that is renamed, reordered or edited afterwards no longer
+makes its frozen change and fails here.  A new migration gets its file with
+``python -m tests.test_migrations --freeze``, which never overwrites one that exists.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,37 @@ NAMES = [m.__name__ for m in migrations.MIGRATIONS]
 BY_NAME = {m.__name__: m for m in migrations.MIGRATIONS}
 
 
-def schema(db: sqlite_utils.Database) -> str:
-    """The schema as SQLite stores it, without the bookkeeping table."""
+def objects(db: sqlite_utils.Database) -> dict[str, str]:
+    """``type name`` -> SQL of every schema object, without the bookkeeping table."""
     rows = db.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
         "AND name NOT LIKE 'census_migrations%' AND sql IS NOT NULL ORDER BY type, name"
     ).fetchall()
-    return "".join(f"-- {kind} {name}\n{sql.strip()};\n" for kind, name, sql in rows)
+    return {f"{kind} {name}": sql.strip() for kind, name, sql in rows}
+
+
+def schema(db: sqlite_utils.Database) -> str:
+    return "".join(f"-- {key}\n{sql};\n" for key, sql in objects(db).items())
+
+
+def change(before: dict[str, str], after: dict[str, str]) -> str:
+    """What one migration did: objects made or altered (with the digest of their SQL), then
+    objects dropped; a digest, not the SQL, so the frozen files do not restate the schema."""
+    made = [f"{key} {hashlib.sha256(sql.encode()).hexdigest()[:16]}\n"
+            for key, sql in after.items() if before.get(key) != sql]
+    dropped = [f"dropped {key}\n" for key in before if key not in after]
+    return "".join(made + dropped)
+
+
+def changes() -> dict[str, str]:
+    """Each migration's change, applied in declared order to a fresh file."""
+    db = sqlite_utils.Database(memory=True)
+    out = {}
+    for name in NAMES:
+        before = objects(db)
+        BY_NAME[name](db)
+        out[name] = change(before, objects(db))
+    return out
 
 
 def legacy_file(path: Path, names: list[str], user_version: int | None = None) -> Path:
@@ -64,16 +90,14 @@ def contents(db: sqlite_utils.Database) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_the_migrations_are_the_ones_that_shipped() -> None:
-    frozen = sorted(p.stem for p in FROZEN.glob("*.sql"))
+    frozen = sorted(p.stem for p in FROZEN.glob("*.digest"))
     missing = [n for n in NAMES if n not in frozen]
-    assert not missing, f"new migrations: run `python -m tests.test_migrations --freeze` ({missing})"
+    assert not missing, f"freeze new migrations: python -m tests.test_migrations --freeze {missing}"
     assert [n for n in NAMES if n in frozen] == frozen, "a shipped migration was renamed or dropped"
-    assert NAMES == sorted(NAMES), "migrations are declared in the order of their numbers"
-    db = sqlite_utils.Database(memory=True)
-    for name in NAMES:
-        BY_NAME[name](db)
-        assert schema(db) == (FROZEN / f"{name}.sql").read_text(), (
-            f"{name} no longer makes the schema it shipped with: add a new migration instead"
+    assert sorted(NAMES) == NAMES, "migrations are declared in the order of their numbers"
+    for name, made in changes().items():
+        assert made == (FROZEN / f"{name}.digest").read_text(), (
+            f"{name} no longer makes the change it shipped with: add a new migration instead"
         )
 
 
@@ -136,14 +160,12 @@ def test_opening_twice_applies_nothing_the_second_time(tmp_path: Path) -> None:
 
 
 def freeze() -> None:
-    """Write the schema of each migration that has no frozen file yet."""
-    db = sqlite_utils.Database(memory=True)
-    for name in NAMES:
-        BY_NAME[name](db)
-        path = FROZEN / f"{name}.sql"
+    """Write the change of each migration that has no frozen file yet."""
+    for name, made in changes().items():
+        path = FROZEN / f"{name}.digest"
         if not path.exists():
             FROZEN.mkdir(exist_ok=True)
-            path.write_text(schema(db))
+            path.write_text(made)
             print(f"froze {path}")
 
 

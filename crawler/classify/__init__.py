@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -38,6 +39,7 @@ __all__ = [
     "evaluate",
     "remove_label",
     "set_label",
+    "summarize",
 ]
 
 
@@ -80,6 +82,13 @@ def classify_run(
         db["classifications"].insert_all((r.row(run_id) for r in results), alter=False)
     log.info("classified %d sites of run %d", len(results), run_id)
     return results
+
+
+def summarize(results: Sequence[Classification]) -> str:
+    """One line: how many sites got each label, most first."""
+    counts = Counter(result.label for result in results)
+    ranked = ", ".join(f"{label} {n}" for label, n in counts.most_common())
+    return f"classified {len(results)} sites: {ranked or 'none'}"
 
 
 def set_label(db: sqlite_utils.Database, domain: str, label: str, note: str | None = None) -> bool:

@@ -15,6 +15,7 @@ import queue
 from dataclasses import dataclass
 from typing import Any
 
+from ..db import reading
 from ..probe.options import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,6 @@ def crawl_run(
     progress: ProgressCallback | None = None,
 ) -> CrawlResult:
     """Crawl every site of ``run_id`` into the census and the run's WARC files."""
-    import sqlite3
-
     overrides = crawl_settings(db_path, run_id, out_dir, allow_nets, options)
     levels = {
         name: logging.getLogger(name).getEffectiveLevel()
@@ -166,14 +165,11 @@ def crawl_run(
         raise
     if stats is None:
         raise RuntimeError(f"the crawl process ended with exit code {child.exitcode}")
-    conn = sqlite3.connect(db_path)
-    try:
+    with reading(db_path) as conn:
         sites, alive, refused = conn.execute(
             "SELECT count(*), coalesce(sum(alive), 0), "
             "coalesce(sum(error LIKE '%not crawled:%'), 0) FROM sites WHERE run_id = ?",
             [run_id],
         ).fetchone()
         pages = conn.execute("SELECT count(*) FROM pages WHERE run_id = ?", [run_id]).fetchone()[0]
-    finally:
-        conn.close()
     return CrawlResult(stats.get("finish_reason", "unknown"), pages, sites, alive, refused, stats)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -14,8 +13,9 @@ from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
-from ..db import utcnow
+from ..db import connect, utcnow
 from .dedup import find_previous_page
+from .items import WARC_META, WarcLocation
 from .warc import WarcFiles
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class WarcCapture:
     Hooked on ``response_downloaded``, so redirects and robots.txt are captured too, and bodies
     are stored before decompression.  A payload unchanged since an earlier run of the same URL
     becomes a ``revisit`` record that refers to the earlier capture.  The record's location
-    goes into ``request.meta['census_warc']`` for the census pipeline.
+    goes into ``request.meta[WARC_META]`` as a ``WarcLocation`` for the spider and the pipeline.
     """
 
     def __init__(
@@ -37,7 +37,7 @@ class WarcCapture:
         self.run_id = run_id
         stamp = utcnow().replace("-", "").replace(":", "")
         self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
-        self.db = sqlite_utils.Database(sqlite3.connect(db_path, check_same_thread=False))
+        self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
@@ -107,13 +107,10 @@ class WarcCapture:
             protocol=response.protocol or "HTTP/1.1",
             revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
         )
-        request.meta["census_warc"] = {
-            "file": location.file,
-            "offset": location.offset,
-            "record_id": location.record_id,
-            "sha256": sha256,
-            "revisit_of": previous["id"] if previous else None,
-        }
+        request.meta[WARC_META] = WarcLocation(
+            location.file, location.offset, location.record_id, sha256,
+            previous["id"] if previous else None,
+        )
 
     @staticmethod
     def target(request: Request) -> str:

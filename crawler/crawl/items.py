@@ -5,6 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+WARC_META = "census_warc"
+"""The ``request.meta`` key under which the WARC capture hands its ``WarcLocation`` on."""
+
+
+@dataclass(frozen=True)
+class WarcLocation:
+    """Where the WARC capture wrote a response, for the spider and the census pipeline."""
+
+    file: str
+    offset: int
+    record_id: str
+    sha256: str
+    revisit_of: int | None = None
+    """The ``pages.id`` whose unchanged payload this response revisits."""
+
 
 @dataclass
 class PageItem:
@@ -22,7 +37,7 @@ class PageItem:
     depth: int
     fetched_at: str
     address: str | None
-    warc: dict[str, Any] | None
+    warc: WarcLocation | None
     links: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     """(to_url, to_host, internal, how, anchor text) of every link on the page."""
     decode_error: str | None = None

@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from scrapy import Spider
 
+from ..db import connect
 from .items import PageItem, SiteAttempt
 
 BATCH = 50
@@ -49,8 +50,7 @@ class CensusPipeline:
         return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"))
 
     def open_spider(self, spider: Spider | None = None) -> None:
-        self.conn = sqlite3.connect(self.db_path, timeout=30)
-        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn = connect(self.db_path)
         # a rerun of the crawl stage replaces what an earlier attempt of it wrote
         scope = "run_id = ?"
         params: list[Any] = [self.run_id]
@@ -78,8 +78,8 @@ class CensusPipeline:
 
     def write_page(self, item: PageItem) -> None:
         assert self.conn is not None
-        warc = item.warc or {}
-        revisit_of = warc.get("revisit_of")
+        warc = item.warc
+        revisit_of = warc.revisit_of if warc else None
         text = None if revisit_of else item.text  # stored once, in the page revisited
         row = {
             "run_id": self.run_id,
@@ -96,9 +96,9 @@ class CensusPipeline:
             "text": text,
             "depth": item.depth,
             "fetched_at": item.fetched_at,
-            "warc_file": warc.get("file"),
-            "warc_offset": warc.get("offset"),
-            "warc_record_id": warc.get("record_id"),
+            "warc_file": warc.file if warc else None,
+            "warc_offset": warc.offset if warc else None,
+            "warc_record_id": warc.record_id if warc else None,
             "revisit_of": revisit_of,
             "description": item.description,
             "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,

@@ -7,7 +7,6 @@ never returned; the lookup fails with a message that says why.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from typing import Any, Self
 
@@ -16,19 +15,17 @@ from twisted.internet.error import DNSLookupError
 from twisted.internet.interfaces import IResolverSimple
 from zope.interface import implementer
 
+from ..db import reading
 from ..netpolicy import NetPolicy
 
 
 def census_addresses(db_path: str, run_id: int) -> dict[str, list[str]]:
     """Host -> IPv4 addresses recorded in the run, CNAMEs followed (at most 8 deep)."""
-    conn = sqlite3.connect(db_path)
-    try:
+    with reading(db_path) as conn:
         rows = conn.execute(
             "SELECT name, type, value FROM dns_records WHERE run_id = ? AND type IN ('A', 'CNAME')",
             [run_id],
         ).fetchall()
-    finally:
-        conn.close()
     a: dict[str, list[str]] = defaultdict(list)
     cname: dict[str, str] = {}
     for name, rtype, value in rows:

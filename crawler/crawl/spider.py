@@ -8,7 +8,6 @@ page budget per site; everything it sees becomes items for the census pipeline.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Self
@@ -19,10 +18,10 @@ from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from ..db import run_domains, utcnow
+from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
 from .extract import Extracted, extract, warm_up
-from .items import PageItem, SiteAttempt
+from .items import WARC_META, PageItem, SiteAttempt, WarcLocation
 from .resolver import CensusResolver, census_addresses
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
@@ -34,11 +33,8 @@ def same_site(host: str, domain: str) -> bool:
 
 def run_sites(db_path: str, run_id: int) -> list[str]:
     """The registrable domains of the run, read on the crawl's own connection."""
-    db = sqlite_utils.Database(sqlite3.connect(db_path))
-    try:
-        return run_domains(db, run_id)
-    finally:
-        db.close()
+    with reading(db_path) as conn:
+        return run_domains(sqlite_utils.Database(conn), run_id)
 
 
 def tls_facts(certificate: Any) -> dict[str, Any] | None:
@@ -158,14 +154,14 @@ class CensusSpider(Spider):
             (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
             for link in page.links
         ]
-        warc = response.meta.get("census_warc")
+        warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,
             url=response.url,
             http_status=response.status,
             content_type=content_type or None,
             charset=page.charset,
-            sha256=warc["sha256"] if warc else hashlib.sha256(response.body).hexdigest(),
+            sha256=warc.sha256 if warc else hashlib.sha256(response.body).hexdigest(),
             title=page.title,
             text=page.text,
             lang=page.lang,

@@ -7,13 +7,17 @@ says which options point a census run at it.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from types import TracebackType
 from typing import Any, Self
 
 from .dnsserver import LabDNS, free_port
 from .world import LabError, ServerSpec, World, load_world
 
-__all__ = ["Lab", "LabDNS", "LabError", "ServerSpec", "World", "free_port", "load_world"]
+__all__ = ["Lab", "LabDNS", "LabError", "ServerSpec", "World", "free_port", "load_world",
+           "serve_until_stopped"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,37 @@ class Lab:
         self.https_port = https_port
         self.dns = LabDNS(world, dns_port)
         self.web: Any = None
+
+    @classmethod
+    def with_default_ports(
+        cls, world: World, dns_port: int | None, http_port: int | None, https_port: int | None
+    ) -> Self:
+        """Ports not given are the standard ones as root, unprivileged ones otherwise."""
+        root = os.geteuid() == 0
+        return cls(
+            world,
+            dns_port if dns_port is not None else (53 if root else 5300),
+            http_port if http_port is not None else (80 if root else 8080),
+            https_port if https_port is not None else (443 if root else 8443),
+        )
+
+    def describe(self) -> str:
+        """What the lab serves, server by server, and the flags that point a run at it."""
+        world = self.world
+        lines = [
+            f"lab world {world.name} version {world.version}: {world.description}",
+            f"  resolver  {world.resolver_address}:{self.dns_port}",
+        ]
+        for spec in world.servers:
+            faults = " ".join(f"{k}={v}" for k, v in spec.faults.items())
+            lines.append(f"  dns       {spec.address}:{self.dns_port} {spec.name} "
+                         f"axfr={'yes' if spec.axfr else 'no'} {faults}".rstrip())
+        if self.web is not None:
+            lines.append(f"  web       http :{self.http_port}  https :{self.https_port}")
+        else:
+            lines.append("  web       off (no web port given, or no crawler.lab.webserver)")
+        lines.append(f"flags: {self.flags()}")
+        return "\n".join(lines)
 
     def start(self) -> Self:
         """Start DNS, then the web part if it is importable and a web port was given."""
@@ -89,3 +124,14 @@ class Lab:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def serve_until_stopped() -> None:
+    """Block until SIGTERM or Ctrl-C: the lab runs as a foreground or background command."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass

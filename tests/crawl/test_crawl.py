@@ -190,6 +190,7 @@ def test_dns_answers_are_in_the_warc(crawled: tuple[Path, int, World]) -> None:
     assert world.resolve("kcna.kp", "A")[0] in dns_records["dns:kcna.kp"]
 
 
+@pytest.mark.slow
 def test_no_allow_net_means_no_crawl_and_says_why(tmp_path: Path) -> None:
     world = load_world("kp")
     db_path = tmp_path / "census.db"
@@ -229,6 +230,7 @@ def faults_world(folder: Path) -> World:
     return load_world(str(root))
 
 
+@pytest.mark.slow
 def test_hostile_pages_lose_nothing_and_hang_nothing(tmp_path: Path) -> None:
     world = faults_world(tmp_path)
     lab, ports = start_lab(world)
@@ -252,6 +254,7 @@ def test_hostile_pages_lose_nothing_and_hang_nothing(tmp_path: Path) -> None:
     assert "조선" in text  # declared EUC-KR, really UTF-8: decoded right, not mojibake
 
 
+@pytest.mark.slow
 def test_census_crawl_reruns_the_stage_of_an_existing_run(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

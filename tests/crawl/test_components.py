@@ -1,0 +1,119 @@
+"""The crawl's components one at a time, on responses built in memory: no reactor, no lab.
+
+A whole lab crawl (tests/crawl/test_crawl.py) proves they work together; these say which
+component broke when one does, in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
+
+from crawler.crawl.items import WARC_META, PageItem, SiteAttempt, WarcLocation
+from crawler.crawl.middlewares import NetPolicyMiddleware, TrapMiddleware
+from crawler.crawl.pipelines import CensusPipeline
+from crawler.crawl.spider import CensusSpider
+from crawler.db import open_census, see_name, start_run
+
+HOME = """<html lang="ko"><head><title>조선중앙통신</title>
+<meta name="description" content="국가 통신사"></head><body>
+<h1>오늘의 소식</h1><p>평양에서 새 소식이 전해졌다.</p>
+<a href="/news/1.html">첫 기사</a> <a href="http://kcna.kp/news/1.html">again</a>
+<a href="http://rodong.rep.kp/">로동신문</a> <a href="javascript:void(0)">nothing</a>
+</body></html>"""
+
+WARC = WarcLocation("census-run00001.warc.gz", 1234, "<urn:uuid:1>", "ab" * 32)
+
+
+def response(url: str, body: str, *, start: bool = False, status: int = 200,
+             warc: WarcLocation | None = WARC) -> HtmlResponse:
+    meta = {"census_site": "kcna.kp", "census_start": start, "depth": 0}
+    if warc:
+        meta[WARC_META] = warc
+    request = Request(url, meta=meta)
+    return HtmlResponse(url, status=status, body=body.encode(), encoding="utf-8",
+                        headers={"Content-Type": "text/html; charset=utf-8", "Server": "nginx"},
+                        request=request)
+
+
+@pytest.fixture
+def spider(tmp_path: Path) -> CensusSpider:
+    return CensusSpider(str(tmp_path / "c.db"), 1, max_pages=10, allow_net=[])
+
+
+def test_spider_parse_yields_the_page_its_start_and_only_internal_links(
+    spider: CensusSpider,
+) -> None:
+    out = list(spider.parse(response("http://kcna.kp/", HOME, start=True)))
+
+    page = next(o for o in out if isinstance(o, PageItem))
+    assert (page.title, page.lang, page.description) == ("조선중앙통신", "ko", "국가 통신사")
+    assert "평양에서" in page.text
+    assert page.sha256 == WARC.sha256 and page.warc == WARC
+    assert ("http://rodong.rep.kp/", "rodong.rep.kp", 0, "href", "로동신문") in page.links
+    attempt = next(o for o in out if isinstance(o, SiteAttempt))
+    assert (attempt.url, attempt.http_status, attempt.server) == ("http://kcna.kp/", 200, "nginx")
+    followed = [o.url for o in out if isinstance(o, Request)]
+    assert followed == ["http://kcna.kp/news/1.html"]  # once, and not the other site
+
+
+def test_spider_follows_nothing_from_an_error_page(spider: CensusSpider) -> None:
+    out = list(spider.parse(response("http://kcna.kp/gone", HOME, status=404)))
+    assert [type(o) for o in out] == [PageItem]
+
+
+def test_spider_without_a_warc_capture_hashes_the_body_itself(spider: CensusSpider) -> None:
+    import hashlib
+
+    page = next(iter(spider.parse(response("http://kcna.kp/", HOME, warc=None))))
+    assert page.sha256 == hashlib.sha256(HOME.encode()).hexdigest()
+
+
+def test_pipeline_writes_pages_links_and_the_best_start_url(tmp_path: Path,
+                                                            spider: CensusSpider) -> None:
+    db = open_census(tmp_path / "c.db")
+    run_id = start_run(db, "kp", {})
+    see_name(db, run_id, "kcna.kp", "kcna.kp", "kp", "seed", "test")
+    out = list(spider.parse(response("http://kcna.kp/", HOME, start=True)))
+    pipeline = CensusPipeline(str(tmp_path / "c.db"), run_id)
+    pipeline.open_spider()
+    pipeline.process_item(SiteAttempt("kcna.kp", "https://kcna.kp/", error="refused"))
+    for item in out:
+        if not isinstance(item, Request):
+            pipeline.process_item(item)
+    pipeline.close_spider()
+
+    site = next(db["sites"].rows_where("run_id = ?", [run_id]))
+    assert (site["url"], site["alive"], site["pages"], site["error"]) == (
+        "http://kcna.kp/", 1, 1, None)
+    page = next(db["pages"].rows_where("run_id = ?", [run_id]))
+    assert (page["warc_file"], page["warc_offset"], page["title"]) == (
+        WARC.file, WARC.offset, "조선중앙통신")
+    assert db["links"].count_where("page_id = ? AND internal = 0", [page["id"]]) == 1
+
+
+def test_netpolicy_middleware_refuses_private_literals_only() -> None:
+    middleware = NetPolicyMiddleware.from_crawler(get_crawler(settings_dict={}))
+    with pytest.raises(IgnoreRequest, match=r"10\.0\.0\.1"):
+        middleware.process_request(Request("http://10.0.0.1/admin"))
+    assert middleware.process_request(Request("http://kcna.kp/")) is None
+    assert middleware.process_request(Request("http://175.45.176.71/")) is None
+
+
+def test_trap_middleware_drops_calendar_chains_and_session_ids_and_counts_them() -> None:
+    crawler = get_crawler(settings_dict={})
+    crawler.stats.open_spider()
+    middleware = TrapMiddleware.from_crawler(crawler)
+    meta = {"census_site": "kcna.kp"}
+    calendar = [Request("http://kcna.kp/calendar/2016/2017/01", meta=meta),
+                Request("http://kcna.kp/a.html?sid=12345", meta=meta)]
+    kept = list(middleware.process_spider_output(
+        response("http://kcna.kp/", HOME), [Request("http://kcna.kp/a.html", meta=meta),
+                                            *calendar]))
+    assert [r.url for r in kept] == ["http://kcna.kp/a.html"]
+    assert any(k.startswith("census/trap/") for k in crawler.stats.get_stats())

@@ -401,6 +401,12 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
     db["links"].add_column("anchor", str)
 
 
+@migration
+def m040_page_self_description(db: sqlite_utils.Database) -> None:
+    """What a page says the site is: ``og:site_name`` and its schema.org JSON-LD ``@type``s."""
+    db["pages"].add_column("site_name", str)
+    db["pages"].add_column("schema_types", str)
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -353,3 +353,16 @@ def test_cli_evaluate_alone_cross_validates_the_real_corpus():
     assert "bootstrap interval" in result.output and "calibration" in result.output
     macro = float(result.output.split("macro-F1: ")[1].split()[0])
     assert macro >= 0.7, result.output
+
+
+def test_the_crawls_self_description_reaches_the_classifier(tmp_path):
+    db, run_id = census(tmp_path, {"handball.de": ("Startseite", "Willkommen auf unserer Seite.",
+                                                   "sports")})
+    db["pages"].update(1, {"site_name": "Deutscher Handballbund",
+                           "schema_types": '["WebSite", "SportsOrganization"]'})
+    db.conn.commit()
+    classify_run(db, run_id)
+    row = rows(db, run_id)["handball.de"]
+    assert row["label"] == "sports"
+    assert {"term": "SportsOrganization", "where": "json-ld"} in [
+        {"term": t["term"], "where": t["where"]} for t in json.loads(row["evidence"])["terms"]]

@@ -101,7 +101,9 @@ def test_the_migrations_are_the_ones_that_shipped() -> None:
         )
 
 
-@pytest.mark.parametrize("version", range(len(NAMES)))
+# A file without ``census_migrations`` was written by a release before named migrations, so it
+# can hold only those releases' migrations (m001..m006), never a later one such as m020.
+@pytest.mark.parametrize("version", range(len(migrations._LEGACY) + 1))
 def test_a_census_at_every_earlier_version_upgrades_with_its_rows(
     tmp_path: Path, version: int
 ) -> None:

@@ -366,3 +366,22 @@ def test_the_crawls_self_description_reaches_the_classifier(tmp_path):
     assert row["label"] == "sports"
     assert {"term": "SportsOrganization", "where": "json-ld"} in [
         {"term": t["term"], "where": t["where"]} for t in json.loads(row["evidence"])["terms"]]
+
+
+def test_training_embeddings_are_cached_under_a_digest_of_the_corpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawler.classify import model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    docs = [model.SiteDoc(domain="kcna.kp", title="Korean Central News Agency")]
+    first = model.training_vectors(docs)
+    assert len(list((tmp_path / "cctld-census").glob("purpose-training-*.npy"))) == 1
+
+    def no_encoder() -> None:
+        raise AssertionError("the cached embeddings were not used")
+
+    monkeypatch.setattr(model, "encoder", no_encoder)
+    assert (model.training_vectors(docs) == first).all()
+    with pytest.raises(AssertionError, match="not used"):
+        model.training_vectors([model.SiteDoc(domain="rodong.rep.kp", title="Rodong Sinmun")])

@@ -62,6 +62,8 @@ class CensusOptions:
     allow_nets: tuple[str, ...] = ()
     timeout: float | None = None
     qps: float | None = None
+    tsig: str | None = None
+    """``NAME:ALG:SECRET`` for the zone's transfers; runs.options keeps only NAME:ALG."""
     crawl: dict[str, Any] = field(default_factory=dict)
     """Options of the crawl stage (max_pages, http_port, ignore_robots, ...)."""
     stages: tuple[str, ...] = ()
@@ -113,7 +115,16 @@ def probe_options(options: CensusOptions, profile: Profile) -> ProbeOptions:
         timeout=options.timeout,
         queries_per_second=options.qps,
         allow_net=tuple(options.allow_nets),
+        tsig=options.tsig,
     )
+
+
+def recorded(options: CensusOptions) -> dict[str, Any]:
+    """``options`` as ``runs.options`` keeps them: a TSIG secret is not written down."""
+    data = asdict(options)
+    if options.tsig:
+        data["tsig"] = options.tsig.rpartition(":")[0]
+    return data
 
 
 @contextmanager
@@ -332,8 +343,12 @@ def run_census(
         **asdict(options), "zone": profile.zone, "stages": tuple(stages),
         "out_dir": str(Path(options.out_dir).resolve()),
     })
+    if options.tsig:
+        from .probe.tsig import TsigKey
+
+        TsigKey.parse(options.tsig)  # a bad key stops here, before a run is started
     with census_writer(options.db_path) as db:
-        run_id = start_run(db, profile.zone, asdict(options))
+        run_id = start_run(db, profile.zone, recorded(options))
         _take_stages(db, run_id, options, progress, {})
         return run_id
 
@@ -368,6 +383,7 @@ def stored_options(run: dict[str, Any], **overrides: Any) -> CensusOptions:
     """The options a run was started with (``runs.options``), with ``overrides``."""
     stored = {k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__}
     stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    stored.pop("tsig", None)  # recorded without its secret; only the probe transfers
     if "crawl" in overrides:
         overrides["crawl"] = {**stored.get("crawl", {}), **overrides["crawl"]}
     return CensusOptions(**{**stored, **overrides})
@@ -472,7 +488,7 @@ def run_stage(
         overrides = dict(overrides or {})
         options = stored_options(run, **overrides, db_path=db_path)
         if overrides:
-            set_options(db, run["id"], asdict(options))  # e.g. --ignore-robots on a rerun
+            set_options(db, run["id"], recorded(options))  # e.g. --ignore-robots on a rerun
         fn = STAGE_FUNCTIONS[name]
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)

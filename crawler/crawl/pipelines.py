@@ -148,6 +148,8 @@ class CensusPipeline:
             "revisit_of": revisit_of,
             "description": item.description,
             "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,
+            "site_name": item.site_name,
+            "schema_types": json.dumps(item.schema_types) if item.schema_types else None,
         }
         cursor = self.conn.execute(
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

@@ -409,7 +409,10 @@ def resumable_run(db_path: str, zone: str | None = None) -> int | None:
 
 
 def resume_census(
-    db_path: str, run_id: int | None = None, progress: ProgressCallback | None = None
+    db_path: str,
+    run_id: int | None = None,
+    progress: ProgressCallback | None = None,
+    tsig: str | None = None,
 ) -> int:
     """Continue an interrupted run (default: the latest) where it stopped; return its id.
 
@@ -425,7 +428,8 @@ def resume_census(
             raise CensusError(
                 f"run {run['id']} is {run['status']}, not interrupted: nothing to resume"
             )
-        options = stored_options(run, db_path=db_path)
+        # a TSIG secret is never recorded: a resumed probe transfers with the one given again
+        options = stored_options(run, db_path=db_path, tsig=tsig)
         if not options.stages:  # a run from before stages were recorded
             options = CensusOptions(**{**asdict(options), "stages": STAGES})
         done = finished_stages(db, run["id"])

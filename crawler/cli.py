@@ -339,8 +339,8 @@ def run_with_progress(ctx: click.Context, fn: Callable[[Progress], int], db_path
 @click.option("--screenshots", is_flag=True,
               help="Screenshot each live site's home page with the system's chromium.")
 @click.option("--resume", is_flag=True,
-              help="Continue the latest run if it was interrupted (no prompt; for cron); "
-                   "otherwise start a new run.")
+              help="Continue the latest run if it was interrupted, with its own options "
+                   "(give --tsig again; no prompt, for cron); otherwise start a new run.")
 @click.option("--new", "new_run", is_flag=True,
               help="Start a new run even if the latest was interrupted (no prompt).")
 @click.pass_context
@@ -374,7 +374,8 @@ def run(ctx: click.Context, zone: str | None, db_path: str, screenshots: bool, r
                        "(census run --resume continues it)", err=True)
     if resume and interrupted is not None:
         run_with_progress(
-            ctx, lambda progress: resume_census(db_path, interrupted, progress), db_path
+            ctx, lambda progress: resume_census(db_path, interrupted, progress, kw.get("tsig")),
+            db_path
         )
         return
     crawl = crawl_dict(kw)

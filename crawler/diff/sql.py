@@ -262,7 +262,9 @@ def _pages() -> list[str]:
         "WHEN http_status IN (404, 410) THEN 'gone' ELSE 'unreachable' END AS state, id, "
         "sha256, title, row_number() OVER "
         f"(PARTITION BY {_PAGE_KEY} ORDER BY http_status >= 400, http_status NOT IN (404, 410), "
-        "id DESC) AS rank FROM pages WHERE run_id = :{r}) WHERE rank = 1",
+        # named by its bare host and http where the crawl has it so, as sites are
+        "instr(url, '://www.') > 0, url LIKE 'https:%', id DESC) AS rank "
+        "FROM pages WHERE run_id = :{r}) WHERE rank = 1",
         f"INSERT OR IGNORE INTO diff_p_{{r}} SELECT {_PAGE_KEY}, url, domain, 'unreachable', "
         "NULL, NULL, NULL FROM page_failures WHERE run_id = :{r}",
     )

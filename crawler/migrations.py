@@ -401,6 +401,18 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
     db["links"].add_column("anchor", str)
 
 
+@migration
+def m030_trap_decisions(db: sqlite_utils.Database) -> None:
+    """What the crawl left out and why: each URL a trap rule cut, the rule and the page that
+    linked it, so a researcher can see the edges of a snapshot."""
+    db["traps"].create(
+        {"id": int, "run_id": int, "domain": str, "url": str, "rule": str, "found_on": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["traps"].create_index(["run_id", "domain"])
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -59,3 +59,13 @@ class SiteAttempt:
     lang: str | None = None
     server: str | None = None
     tls: dict[str, Any] | None = None
+
+
+@dataclass
+class TrapItem:
+    """A URL the spider did not follow because a trap rule cut it."""
+
+    domain: str
+    url: str
+    rule: str
+    found_on: str | None = None

@@ -10,7 +10,7 @@ from typing import Any, Self
 from scrapy import Spider
 
 from ..db import connect
-from .items import PageItem, SiteAttempt
+from .items import PageItem, SiteAttempt, TrapItem
 
 BATCH = 50
 
@@ -67,6 +67,7 @@ class CensusPipeline:
                 params,
             )
             self.conn.execute(f"DELETE FROM pages WHERE {scope}", params)
+            self.conn.execute(f"DELETE FROM traps WHERE {scope}", params)
             self.conn.execute(f"DELETE FROM sites WHERE {scope}", params)
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
@@ -74,6 +75,12 @@ class CensusPipeline:
             self.attempts[item.domain].append(item)
         elif isinstance(item, PageItem):
             self.write_page(item)
+        elif isinstance(item, TrapItem):
+            assert self.conn is not None
+            self.conn.execute(
+                "INSERT INTO traps (run_id, domain, url, rule, found_on) VALUES (?, ?, ?, ?, ?)",
+                [self.run_id, item.domain, item.url, item.rule, item.found_on],
+            )
         return item
 
     def write_page(self, item: PageItem) -> None:

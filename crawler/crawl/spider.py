@@ -128,6 +128,13 @@ class CensusSpider(Spider):
         seen.add(key)
         return True
 
+    def forget(self, url: str, domain: str) -> None:
+        """A request the trap filter cut: it costs no page budget, and the same URL found
+        again (on an index page) is followed then."""
+        parts = urlsplit(url)
+        self.seen.get(domain, set()).discard(f"{parts.path or '/'}?{parts.query}")
+        self.scheduled[domain] -= 1
+
     def page_request(self, url: str, domain: str, start: bool = False) -> Request:
         self.scheduled[domain] += 1
         return Request(

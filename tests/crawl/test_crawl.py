@@ -146,6 +146,33 @@ def test_calendar_trap_ends_within_the_budget(crawled: tuple[Path, int, World]) 
     assert calendar >= 1
 
 
+@pytest.mark.slow
+def test_a_numbered_family_is_content_and_endless_chains_are_traps(tmp_path: Path) -> None:
+    """150 numbered articles listed on index pages are taken whole; the endless counter and
+    the calendar stop after a few links of their own, and the census says what was cut."""
+    world = load_world("kp")
+    lab, ports = start_lab(world)
+    db_path = tmp_path / "census.db"
+    run_id = census_from_world(db_path, world, ["tongil.com.kp", "korfilm.com.kp"])
+    try:
+        crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"],
+                  {**FAST, "max_pages": 400, **ports})
+    finally:
+        lab.stop()
+    articles = rows(db_path, "SELECT count(*), count(text) FROM pages "
+                    "WHERE url LIKE '%tongil.com.kp/news/AR%.html' AND http_status = 200")
+    assert articles == [(150, 150)]
+    archive = rows(db_path, "SELECT count(*) FROM pages WHERE url LIKE '%/archive/%'")[0][0]
+    assert 1 <= archive <= 4  # the first page of the counter and three links of its chain
+    months = {u.split("/calendar/")[1][:7] for (u,) in rows(
+        db_path, "SELECT url FROM pages WHERE url LIKE '%/calendar/%'")}
+    assert 1 <= len(months) <= 7  # the first month and three of its chain each way
+    cut = dict(rows(db_path, "SELECT rule, count(*) FROM traps GROUP BY rule"))
+    assert cut["endless-chain"] >= 2
+    (found_on,) = rows(db_path, "SELECT found_on FROM traps WHERE url LIKE '%/archive/5/'")[0]
+    assert found_on.endswith("tongil.com.kp/archive/4/")
+
+
 def test_robots_txt_is_obeyed(crawled: tuple[Path, int, World]) -> None:
     db_path, _, world = crawled
     robots = (Path(world.sites_root) / "kass.org.kp" / "robots.txt").read_text()

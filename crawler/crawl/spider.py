@@ -8,6 +8,7 @@ page budget per site; everything it sees becomes items for the census pipeline.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Self
@@ -15,14 +16,21 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 from scrapy import Request, Spider
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from twisted.python.failure import Failure
 
 from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
-from .extract import Extracted, extract, warm_up
+from .extract import MAX_BODY, Extracted, extract, warm_up
+from .extract.links import MAX_LINKS, absolute
 from .items import WARC_META, PageItem, SiteAttempt, WarcLocation
 from .resolver import CensusResolver, census_addresses
+from .scripts import MAX_SCRIPT_BYTES, navigations, needs_engine, script_sources
+
+log = logging.getLogger(__name__)
+
+MAX_SCRIPTS_PER_SITE = 30
+"""Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
@@ -77,6 +85,10 @@ class CensusSpider(Spider):
         # path?query already requested per site: the bare and www. hosts, http and https,
         # usually serve one site; each page of it is fetched once, from whichever came first.
         self.seen: dict[str, set[str]] = {}
+        self.scripts_on = True
+        """Run each page's own scripts to find where they navigate (``CENSUS_SCRIPTS``)."""
+        self.script_cache: dict[str, str | None] = {}
+        self.script_fetches: Counter[str] = Counter()
         self.only: list[str] = []
         """Crawl only these domains (a second pass for names found in links)."""
 
@@ -92,6 +104,7 @@ class CensusSpider(Spider):
             **kwargs,
         )
         spider.only = s.getlist("CENSUS_DOMAINS")
+        spider.scripts_on = s.getbool("CENSUS_SCRIPTS", True)
         spider._set_crawler(crawler)
         return spider
 
@@ -147,7 +160,70 @@ class CensusSpider(Spider):
             dont_filter=start,
         )
 
-    def parse(self, response: Response) -> Iterator[Any]:
+    def parse(self, response: Response) -> Iterator[Any] | AsyncIterator[Any]:
+        """The page's items and links; a page whose same-site scripts are not fetched yet
+        fetches them first (into the WARC too), so its handlers can call what they define."""
+        missing = self.missing_scripts(response)
+        if missing:
+            return self._parse_after_scripts(response, missing)
+        return self._parse_page(response)
+
+    def missing_scripts(self, response: Response) -> list[str]:
+        if not self.scripts_on or not isinstance(response, TextResponse):
+            return []
+        domain = response.meta["census_site"]
+        missing = []
+        for url in script_sources(response.body[:MAX_BODY], response.url):
+            host = (urlsplit(url).hostname or "").rstrip(".")
+            if (url not in self.script_cache and same_site(host, domain)
+                    and url.startswith(("http://", "https://"))):
+                missing.append(url)
+        return missing[: max(0, MAX_SCRIPTS_PER_SITE - self.script_fetches[domain])]
+
+    async def _parse_after_scripts(self, response: Response,
+                                   missing: list[str]) -> AsyncIterator[Any]:
+        domain = response.meta["census_site"]
+        for url in missing:
+            if url in self.script_cache:
+                continue
+            self.script_fetches[domain] += 1
+            self.script_cache[url] = await self.fetch_script(url, domain)
+        for item in self._parse_page(response):
+            yield item
+
+    async def fetch_script(self, url: str, domain: str) -> str | None:
+        """A same-site script, through the downloader (robots.txt, net policy, WARC), not
+        the scheduler: it is part of the page, not a page of its own."""
+        request = Request(url, meta={"census_site": domain, "download_slot": domain,
+                                     "census_requisite": "script"}, dont_filter=True)
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:  # refused by robots.txt or the net policy, or unreachable
+            log.debug("script %s not fetched: %s", url, exc)
+            return None
+        if response.status != 200:
+            return None
+        encoding = getattr(response, "encoding", None) or "utf-8"
+        return response.body[:MAX_SCRIPT_BYTES].decode(encoding, "replace")
+
+    def script_links(self, response: Response, page: Extracted,
+                     domain: str) -> list[tuple[str, str, int, str, str]]:
+        """Links the page's scripts, handlers and GET forms lead to (``scripts.py``)."""
+        if not self.scripts_on or not needs_engine(response.body[:MAX_BODY]):
+            return []
+        try:
+            text = response.body[:MAX_BODY].decode(page.charset or "utf-8", "replace")
+        except LookupError:  # KPS 9566 has no codec; URLs are ASCII
+            text = response.body[:MAX_BODY].decode("latin-1")
+        out = []
+        for nav in navigations(text, response.url, self.script_cache):
+            resolved = absolute(response.url, nav.url)
+            if resolved:
+                internal = int(same_site(resolved[1], domain))
+                out.append((resolved[0], resolved[1], internal, nav.how, nav.text))
+        return out
+
+    def _parse_page(self, response: Response) -> Iterator[Any]:
         domain = response.meta["census_site"]
         headers = {
             k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
@@ -161,6 +237,12 @@ class CensusSpider(Spider):
             (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
             for link in page.links
         ]
+        if is_html:
+            seen = {(url, how) for url, _, _, how, _ in links}
+            for link in self.script_links(response, page, domain):
+                if (link[0], link[3]) not in seen and len(links) < MAX_LINKS:
+                    seen.add((link[0], link[3]))
+                    links.append(link)
         warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,

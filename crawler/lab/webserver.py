@@ -82,6 +82,8 @@ class Site:
     family: Family | None = None
     endless: str | None = None
     redirects: list[Redirect] = field(default_factory=list)
+    queries: dict[str, str] = field(default_factory=dict)
+    """``path?query`` -> a content file, for pages a site serves by query (form GET)."""
     files: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
@@ -100,7 +102,7 @@ class Site:
                    body_encoding=config.get("body_encoding"),
                    header_charset=bool(config.get("header_charset", True)),
                    calendar=config.get("calendar"), redirects=redirects,
-                   endless=config.get("endless"))
+                   endless=config.get("endless"), queries=dict(config.get("query", {})))
         if "family" in config:
             f = config["family"]
             site.family = Family(f["prefix"], int(f["count"]), int(f.get("per_index", 10)))
@@ -370,7 +372,10 @@ class LabWeb:
             if page is not None:
                 self._send_text(req, site, page, ".html", head)
                 return
+        query = urlsplit(req.path).query
         file = site.files.get(path)
+        if query and f"{path}?{query}" in site.queries:
+            file = site.files.get("/" + site.queries[f"{path}?{query}"])
         if file is None:
             req.send(404, b"<html><body><h1>Not Found</h1></body></html>", head=head)
             return

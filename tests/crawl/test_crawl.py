@@ -135,6 +135,28 @@ def test_javascript_navigation_articles_are_reached(crawled: tuple[Path, int, Wo
     assert {u for (u,) in js_links} & fetched
 
 
+def test_script_navigation_reaches_every_article(crawled: tuple[Path, int, World]) -> None:
+    """minju.com.kp navigates only by its own scripts (functions in the page and in
+    js/common.js, a select menu, forms, document.write): every page of it is captured."""
+    db_path, _, world = crawled
+    folder = Path(world.sites_root) / "minju.com.kp"
+    expected = {"/" + p.relative_to(folder).as_posix() for p in folder.rglob("*.html")}
+    expected = {"/" if p == "/index.html" else p for p in expected} - {
+        "/archive/2015.html", "/archive/2016.html", "/archive/page2.html"} | {
+        "/archive/view.html?year=2015", "/archive/view.html?year=2016",
+        "/archive/list.html?page=2"}
+    got = {}
+    for url, text in rows(db_path, "SELECT url, text FROM pages WHERE domain = 'minju.com.kp' "
+                          "AND http_status = 200"):
+        parts = url.split("minju.com.kp", 1)[1]
+        got[parts] = text
+    assert expected <= set(got)
+    assert all(got[p] for p in expected)
+    (how,) = rows(db_path, "SELECT group_concat(DISTINCT how) FROM links JOIN pages "
+                  "ON pages.id = links.page_id WHERE pages.domain = 'minju.com.kp'")[0]
+    assert {"js", "form"} <= set(how.split(","))
+
+
 def test_calendar_trap_ends_within_the_budget(crawled: tuple[Path, int, World]) -> None:
     db_path, _, _ = crawled
     (pages,) = rows(db_path, "SELECT count(*) FROM pages WHERE domain = 'korfilm.com.kp'")[0]

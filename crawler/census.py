@@ -229,7 +229,20 @@ def _crawl_stage(
             f"; {result.refused} sites not crawled because their addresses are not globally"
             " routable (use --allow-net CIDR to opt a range in)"
         )
+    if options.crawl.get("wacz", True) and result.pages:
+        message += "; " + _package_wacz(options, run_id)
     return StageResult(RunStatus.COMPLETE, message)
+
+
+def _package_wacz(options: CensusOptions, run_id: int) -> str:
+    """The run's WARCs as one WACZ; a failure to package is said, not fatal to the crawl."""
+    from .export import export_wacz
+
+    try:
+        return export_wacz(options.db_path, run_id, options.out_dir).message()
+    except Exception as exc:  # the WARCs are there whatever happens to the package
+        log.warning("run %d: no WACZ: %s", run_id, exc)
+        return f"no WACZ: {exc}"
 
 
 def _classify_stage(

@@ -429,6 +429,20 @@ def m030_trap_decisions(db: sqlite_utils.Database) -> None:
     db["traps"].create_index(["run_id", "domain"])
 
 
+@migration
+def m031_requisites(db: sqlite_utils.Database) -> None:
+    """The images, stylesheets, scripts and fonts of captured pages: WARC records with a row
+    each, so the report and Datasette can count what a replay of the site has."""
+    db["requisites"].create(
+        {"id": int, "run_id": int, "domain": str, "page_url": str, "url": str, "kind": str,
+         "http_status": int, "content_type": str, "size": int, "sha256": str,
+         "warc_file": str, "warc_offset": int, "error": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["requisites"].create_index(["run_id", "domain"])
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

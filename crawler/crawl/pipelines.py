@@ -10,7 +10,7 @@ from typing import Any, Self
 from scrapy import Spider
 
 from ..db import connect
-from .items import PageItem, SiteAttempt, TrapItem
+from .items import PageItem, RequisiteItem, SiteAttempt, TrapItem
 
 BATCH = 50
 
@@ -68,6 +68,7 @@ class CensusPipeline:
             )
             self.conn.execute(f"DELETE FROM pages WHERE {scope}", params)
             self.conn.execute(f"DELETE FROM traps WHERE {scope}", params)
+            self.conn.execute(f"DELETE FROM requisites WHERE {scope}", params)
             self.conn.execute(f"DELETE FROM sites WHERE {scope}", params)
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
@@ -75,6 +76,17 @@ class CensusPipeline:
             self.attempts[item.domain].append(item)
         elif isinstance(item, PageItem):
             self.write_page(item)
+        elif isinstance(item, RequisiteItem):
+            assert self.conn is not None
+            warc = item.warc
+            self.conn.execute(
+                "INSERT INTO requisites (run_id, domain, page_url, url, kind, http_status,"
+                " content_type, size, sha256, warc_file, warc_offset, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.run_id, item.domain, item.page_url, item.url, item.kind, item.http_status,
+                 item.content_type, item.size, item.sha256, warc.file if warc else None,
+                 warc.offset if warc else None, item.error],
+            )
         elif isinstance(item, TrapItem):
             assert self.conn is not None
             self.conn.execute(

@@ -23,7 +23,8 @@ from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
 from .extract import MAX_BODY, Extracted, extract, warm_up
 from .extract.links import MAX_LINKS, absolute
-from .items import WARC_META, PageItem, SiteAttempt, WarcLocation
+from .items import WARC_META, PageItem, RequisiteItem, SiteAttempt, WarcLocation
+from .requisites import css_references, page_requisites
 from .resolver import CensusResolver, census_addresses
 from .scripts import MAX_SCRIPT_BYTES, navigations, needs_engine, script_sources
 
@@ -89,6 +90,10 @@ class CensusSpider(Spider):
         """Run each page's own scripts to find where they navigate (``CENSUS_SCRIPTS``)."""
         self.script_cache: dict[str, str | None] = {}
         self.script_fetches: Counter[str] = Counter()
+        self.requisites_on = True
+        """Fetch each page's same-site images, stylesheets, scripts and fonts."""
+        self.max_requisites = 300
+        self.requisites_seen: dict[str, set[str]] = {}
         self.only: list[str] = []
         """Crawl only these domains (a second pass for names found in links)."""
 
@@ -105,6 +110,8 @@ class CensusSpider(Spider):
         )
         spider.only = s.getlist("CENSUS_DOMAINS")
         spider.scripts_on = s.getbool("CENSUS_SCRIPTS", True)
+        spider.requisites_on = s.getbool("CENSUS_REQUISITES", True)
+        spider.max_requisites = s.getint("CENSUS_MAX_REQUISITES", 300)
         spider._set_crawler(crawler)
         return spider
 
@@ -187,11 +194,14 @@ class CensusSpider(Spider):
             if url in self.script_cache:
                 continue
             self.script_fetches[domain] += 1
-            self.script_cache[url] = await self.fetch_script(url, domain)
+            self.requisites_seen.setdefault(domain, set()).add(url)
+            self.script_cache[url], item = await self.fetch_script(url, domain, response.url)
+            yield item
         for item in self._parse_page(response):
             yield item
 
-    async def fetch_script(self, url: str, domain: str) -> str | None:
+    async def fetch_script(self, url: str, domain: str,
+                           page_url: str) -> tuple[str | None, RequisiteItem]:
         """A same-site script, through the downloader (robots.txt, net policy, WARC), not
         the scheduler: it is part of the page, not a page of its own."""
         request = Request(url, meta={"census_site": domain, "download_slot": domain,
@@ -200,11 +210,57 @@ class CensusSpider(Spider):
             response = await self.crawler.engine.download_async(request)
         except Exception as exc:  # refused by robots.txt or the net policy, or unreachable
             log.debug("script %s not fetched: %s", url, exc)
-            return None
+            return None, RequisiteItem(domain, page_url, url, "script", error=str(exc)[:500])
+        item = self.requisite_item(response, request.meta, page_url, "script")
         if response.status != 200:
-            return None
+            return None, item
         encoding = getattr(response, "encoding", None) or "utf-8"
-        return response.body[:MAX_SCRIPT_BYTES].decode(encoding, "replace")
+        return response.body[:MAX_SCRIPT_BYTES].decode(encoding, "replace"), item
+
+    def requisite_item(self, response: Response, meta: dict[str, Any], page_url: str,
+                       kind: str) -> RequisiteItem:
+        warc: WarcLocation | None = meta.get(WARC_META)
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        return RequisiteItem(
+            meta["census_site"], page_url, response.url, kind, response.status,
+            content_type.split(";")[0].strip().lower() or None, len(response.body),
+            warc.sha256 if warc else hashlib.sha256(response.body).hexdigest(), warc)
+
+    def schedule_requisites(self, found: list[tuple[str, str]], domain: str,
+                            page_url: str) -> None:
+        """Fetch the same-site requisites not fetched yet, within the site's budget; they go
+        to the scheduler directly (no depth limit or trap rule: they belong to a page)."""
+        engine = getattr(getattr(self, "crawler", None), "engine", None)
+        if engine is None or not self.requisites_on:
+            return
+        seen = self.requisites_seen.setdefault(domain, set())
+        for url, kind in found:
+            host = (urlsplit(url).hostname or "").rstrip(".")
+            if url in seen or not same_site(host, domain) or url in self.script_cache:
+                continue
+            if len(seen) >= self.max_requisites:
+                break
+            seen.add(url)
+            engine.crawl(Request(
+                url, callback=self.requisite, errback=self.requisite_failed, dont_filter=True,
+                meta={"census_site": domain, "download_slot": domain, "census_requisite": kind,
+                      "census_page": page_url}))
+
+    def requisite(self, response: Response) -> Iterator[Any]:
+        meta = response.meta
+        item = self.requisite_item(response, meta, meta["census_page"], meta["census_requisite"])
+        yield item
+        if item.kind == "stylesheet" and response.status == 200:
+            css = response.body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace")
+            self.schedule_requisites(css_references(css, response.url), item.domain,
+                                     response.url)
+
+    def requisite_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        error = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:500]
+        yield RequisiteItem(meta["census_site"], meta["census_page"], request.url,
+                            meta["census_requisite"], error=error)
 
     def script_links(self, response: Response, page: Extracted,
                      domain: str) -> list[tuple[str, str, int, str, str]]:
@@ -280,9 +336,16 @@ class CensusSpider(Spider):
             )
         if response.status >= 400:
             return
-        for url, _host, internal, *_ in links:
+        needed: set[str] = set()
+        if is_html and isinstance(response, TextResponse):
+            found = page_requisites(response.text[:MAX_BODY], response.url)
+            needed = {url for url, _ in found}
+            self.schedule_requisites(found, domain, response.url)
+        for url, _host, internal, how, *_ in links:
             if not internal or not url.startswith(("http://", "https://")):
                 continue
+            if how == "src" and url in needed:
+                continue  # fetched as a requisite of the page, not as a page
             if self.scheduled[domain] >= self.max_pages:
                 break
             if self.first_time(url, domain):

@@ -41,7 +41,8 @@ TEXT_TYPES = {".html": "text/html", ".htm": "text/html", ".kcmsf": "text/html",
               ".txt": "text/plain", ".css": "text/css", ".js": "application/javascript",
               ".xml": "application/xml"}
 BINARY_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
-                ".ico": "image/x-icon", ".pdf": "application/pdf"}
+                ".ico": "image/x-icon", ".pdf": "application/pdf", ".woff": "font/woff",
+                ".json": "application/json"}
 SERVER_NAME = "Apache/2.2.15 (Red Hat)"  # what .kp hosts announced in 2016
 
 

@@ -157,6 +157,25 @@ def test_script_navigation_reaches_every_article(crawled: tuple[Path, int, World
     assert {"js", "form"} <= set(how.split(","))
 
 
+def test_page_requisites_are_captured_with_a_row_each(crawled: tuple[Path, int, World]) -> None:
+    """minju.com.kp's stylesheet, what it imports (a second stylesheet, a font, a background),
+    its logo and its script are WARC records with a row each, and none of them is a page."""
+    db_path, _, _ = crawled
+    found = {url.split("minju.com.kp", 1)[1]: (kind, status, size, sha256, warc)
+             for url, kind, status, size, sha256, warc in rows(
+                 db_path, "SELECT url, kind, http_status, size, sha256, warc_file "
+                 "FROM requisites WHERE domain = 'minju.com.kp'")}
+    kinds = {path: v[0] for path, v in found.items()}
+    assert kinds == {"/css/style.css": "stylesheet", "/css/fonts.css": "stylesheet",
+                     "/fonts/minju.woff": "font", "/img/banner-bg.png": "image",
+                     "/img/logo.png": "image", "/js/common.js": "script"}
+    assert all(status == 200 and size and sha256 and warc
+               for _, status, size, sha256, warc in found.values())
+    pages = rows(db_path, "SELECT url FROM pages WHERE domain = 'minju.com.kp' AND "
+                 "(url LIKE '%.png' OR url LIKE '%.css' OR url LIKE '%.woff')")
+    assert pages == []
+
+
 def test_calendar_trap_ends_within_the_budget(crawled: tuple[Path, int, World]) -> None:
     db_path, _, _ = crawled
     (pages,) = rows(db_path, "SELECT count(*) FROM pages WHERE domain = 'korfilm.com.kp'")[0]

@@ -229,9 +229,22 @@ def _crawl_stage(
             f"; {result.refused} sites not crawled because their addresses are not globally"
             " routable (use --allow-net CIDR to opt a range in)"
         )
+    if options.crawl.get("browser", "auto") != "never" and result.pages:
+        message += _browser_capture(options, run_id)
     if options.crawl.get("wacz", True) and result.pages:
         message += "; " + _package_wacz(options, run_id)
     return StageResult(RunStatus.COMPLETE, message)
+
+
+def _browser_capture(options: CensusOptions, run_id: int) -> str:
+    """Render the sites that need a browser (``--browser``); their pages join the run."""
+    from .crawl.browser import browser_capture
+
+    result = browser_capture(
+        options.db_path, run_id, options.out_dir, options.allow_nets,
+        options.crawl.get("browser", "auto"), options.crawl.get("http_port"),
+        options.crawl.get("https_port"))
+    return f"; {result.message()}" if result.sites or result.skipped else ""
 
 
 def _package_wacz(options: CensusOptions, run_id: int) -> str:

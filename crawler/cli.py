@@ -210,6 +210,9 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Connect to this port for http:// URLs (the lab's web)."),
         click.option("--https-port", type=click.IntRange(1, 65535),
                      help="Connect to this port for https:// URLs (the lab's web)."),
+        click.option("--browser", type=click.Choice(["auto", "always", "never"]),
+                     help="Render sites in headless Chromium after the crawl: auto (a home "
+                          "page with scripts and almost no text), always, never [auto]."),
         click.option("--no-wacz", is_flag=True,
                      help="Do not package the run's WARCs as a WACZ after the crawl."),
     ]
@@ -220,7 +223,7 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def crawl_dict(kw: dict[str, Any]) -> dict[str, Any]:
     """The crawl options given on the command line, as stored in ``runs.options``."""
-    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port")
+    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port", "browser")
     crawl = {k: kw.pop(k) for k in keys if kw.get(k) is not None}
     for k in keys:
         kw.pop(k, None)

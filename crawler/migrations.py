@@ -443,6 +443,13 @@ def m031_requisites(db: sqlite_utils.Database) -> None:
     db["requisites"].create_index(["run_id", "domain"])
 
 
+@migration
+def m032_page_source(db: sqlite_utils.Database) -> None:
+    """Who fetched a page: ``crawl`` (the Scrapy crawl, its text from the HTML as served) or
+    ``browser`` (headless Chromium, its text from the rendered DOM)."""
+    db["pages"].add_column("source", str, not_null_default="crawl")
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -52,3 +52,38 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
     assert {"/api/articles.json", "/api/article/2.json", "/css/app.css", "/img/paper.png",
             "/img/logo.png", "/js/app.js"} <= paths
     assert "pages/min" in result.message()
+    replays_in_pywb(tmp_path, sorted((tmp_path / "warc").glob("*-browser-*.warc.gz")))
+
+
+def replays_in_pywb(folder: Path, warcs: list[Path]) -> None:
+    """pywb serves the browser's capture: the frame, the JSON it fetched, styles, images."""
+    import subprocess
+    import sys
+
+    from crawler.lab import free_port
+    from tests.crawl.test_replay import get, pywb, wait_listening
+
+    archive = folder / "pywb"
+    archive.mkdir()
+    pywb(archive, "init", "browser")
+    pywb(archive, "add", "browser", *map(str, warcs))
+    port = free_port(["127.0.0.1"])
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from pywb.apps.cli import wayback; wayback()",
+         "-p", str(port), "-b", "127.0.0.1", "-d", str(archive)],
+        cwd=archive, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, server)
+        base = f"http://127.0.0.1:{port}/browser/2030id_"
+        for host in ("arirang.com.kp", "www.arirang.com.kp"):
+            status, _, body = get(f"{base}/http://{host}/api/article/2.json")
+            if status == 200:
+                break
+        assert status == 200 and b"Kuryong Falls" in body
+        for path, marker in (("/css/app.css", b"background"), ("/img/logo.png", b"PNG"),
+                             ("/article.html?id=2", b"app.js")):
+            status, _, body = get(f"{base}/http://{host}{path}")
+            assert status == 200 and marker in body, path
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

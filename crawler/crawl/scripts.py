@@ -52,8 +52,8 @@ MAX_RESTARTS = 2
 
 HANDLER_ATTRS = ("onclick", "ondblclick", "onmousedown", "onmouseup", "onmouseover",
                  "onmouseout", "onchange", "onsubmit")
-_NEEDS_ENGINE = re.compile(
-    rb"(?i)<script|javascript:|\son(?:click|dblclick|mouse\w+|change|submit)\s*=")
+_ENGINE_MARKS = (b"<script", b"javascript:", b"onclick", b"ondblclick", b"onmouse", b"onchange",
+                 b"onsubmit")
 _SCRIPT_SRC = re.compile(rb"""(?i)<script\b[^>]*?\bsrc\s*=\s*["']?([^"'\s>]+)""")
 _ATTR_CAP = 2000
 
@@ -70,7 +70,8 @@ class Navigation:
 
 def needs_engine(body: bytes) -> bool:
     """Whether a page has scripts or handlers at all (most pages of a bench world do not)."""
-    return _NEEDS_ENGINE.search(body) is not None
+    low = body.lower()  # one pass in C: cheaper than a case-insensitive regex
+    return any(mark in low for mark in _ENGINE_MARKS)
 
 
 def script_sources(body: bytes, page_url: str) -> list[str]:

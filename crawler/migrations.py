@@ -450,6 +450,20 @@ def m032_page_source(db: sqlite_utils.Database) -> None:
     db["pages"].add_column("source", str, not_null_default="crawl")
 
 
+@migration
+def m050_dnssec_chains(db: sqlite_utils.Database) -> None:
+    """What walking a signed zone's denial chain came to: whether the NSEC / NSEC3 chain
+    closed back at the apex, its length, the queries it cost and (NSEC3) how many hashes
+    no known name explains; per NSEC3 hash its opt-out flag and, once cracked, its name."""
+    db["zones"].add_column("chain_closed", int)
+    db["zones"].add_column("chain_length", int)
+    db["zones"].add_column("chain_queries", int)
+    db["zones"].add_column("chain_unknown", int)
+    db["nsec3_hashes"].add_column("opt_out", int)
+    db["nsec3_hashes"].add_column("name", str)
+    db["nsec3_hashes"].add_column("named_by", str)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -445,9 +445,18 @@ def m031_requisites(db: sqlite_utils.Database) -> None:
 
 @migration
 def m032_page_source(db: sqlite_utils.Database) -> None:
-    """Who fetched a page: ``crawl`` (the Scrapy crawl, its text from the HTML as served) or
-    ``browser`` (headless Chromium, its text from the rendered DOM)."""
-    db["pages"].add_column("source", str, not_null_default="crawl")
+    """Who fetched a page, where it was not the Scrapy crawl: ``browser`` (headless Chromium,
+    its text from the rendered DOM).  A table of its own, not a column of ``pages``: m040,
+    which shipped first, froze the ``pages`` table as it made it."""
+    db["page_sources"].create(
+        {"page_id": int, "source": str}, pk="page_id", foreign_keys=[("page_id", "pages", "id")])
+
+
+@migration
+def m040_page_self_description(db: sqlite_utils.Database) -> None:
+    """What a page says the site is: ``og:site_name`` and its schema.org JSON-LD ``@type``s."""
+    db["pages"].add_column("site_name", str)
+    db["pages"].add_column("schema_types", str)
 
 
 @migration

@@ -6,8 +6,9 @@ live site) are opened in Debian's headless Chromium through Playwright (the syst
 nothing downloaded), pinned exactly as screenshots are (``crawler/screenshots.py``: the
 recorded addresses by ``--host-resolver-rules``, a closed proxy for everything else, the net
 policy of ``--allow-net``).  Every response the browser receives goes into a WARC file of the
-run, as Browsertrix does; the rendered DOM's text goes into ``pages`` with ``source =
-'browser'``; the links of the rendered DOM are followed within the site.
+run, as Browsertrix does; the rendered DOM's text goes into ``pages``, marked ``browser`` in
+``page_sources``; the links of the rendered DOM are
+followed within the site.
 
 Bounded: pages per site, seconds per page, a V8 heap limit per renderer.
 """
@@ -232,12 +233,14 @@ def _store_page(conn: Any, run_id: int, domain: str, url: str, status: int | Non
     with conn:
         cursor = conn.execute(
             "INSERT INTO pages (run_id, domain, url, http_status, content_type, sha256, title,"
-            " text, depth, fetched_at, warc_file, warc_offset, warc_record_id, source)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'browser')",
+            " text, depth, fetched_at, warc_file, warc_offset, warc_record_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, domain, url, status, (ctype or "").split(";")[0] or None, sha256,
              title or None, text.strip() or None, 0, utcnow(),
              location.file if location else None, location.offset if location else None,
              location.record_id if location else None])
+        conn.execute("INSERT INTO page_sources (page_id, source) VALUES (?, 'browser')",
+                     [cursor.lastrowid])
         links = []
         for href in dict.fromkeys(hrefs):
             target = _canonical(href, ports)

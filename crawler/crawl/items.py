@@ -43,6 +43,8 @@ class PageItem:
     decode_error: str | None = None
     description: str | None = None
     headings: list[str] = field(default_factory=list)
+    site_name: str | None = None
+    schema_types: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -62,6 +62,10 @@ class CensusPipeline:
                 f"DELETE FROM links WHERE page_id IN (SELECT id FROM pages WHERE {scope})", params
             )
             self.conn.execute(
+                f"DELETE FROM page_sources WHERE page_id IN (SELECT id FROM pages WHERE {scope})",
+                params,
+            )
+            self.conn.execute(
                 "UPDATE pages SET revisit_of = NULL WHERE revisit_of IN "
                 f"(SELECT id FROM pages WHERE {scope})",
                 params,
@@ -121,6 +125,8 @@ class CensusPipeline:
             "revisit_of": revisit_of,
             "description": item.description,
             "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,
+            "site_name": item.site_name,
+            "schema_types": json.dumps(item.schema_types) if item.schema_types else None,
         }
         cursor = self.conn.execute(
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

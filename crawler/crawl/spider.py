@@ -320,6 +320,8 @@ class CensusSpider(Spider):
             decode_error=page.decode_error,
             description=page.description,
             headings=page.headings,
+            site_name=page.site_name,
+            schema_types=page.schema_types,
         )
         if response.meta.get("census_start"):
             start_url = response.meta.get("redirect_urls", [response.url])[0]

@@ -36,7 +36,8 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
         lab.stop()
     assert static == [(0,)]  # the static crawl sees an empty frame and no links
     assert result.sites == ["arirang.com.kp"], result  # auto: only the thin scripted site
-    found = dict(rows(db_path, "SELECT url, text FROM pages WHERE source = 'browser'"))
+    found = dict(rows(db_path, "SELECT url, text FROM pages JOIN page_sources ON page_id = id "
+                      "WHERE source = 'browser'"))
     articles = {u.split("?id=")[1]: t for u, t in found.items() if "?id=" in u}
     assert set(articles) == {"1", "2", "3"}
     assert "May Day Stadium" in articles["1"] and "Kuryong Falls" in articles["2"]

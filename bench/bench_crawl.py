@@ -14,7 +14,8 @@ The lab serves it; a census run is written from the world (``tests/crawlhelp.py`
     robots.txt or link following.
 
 Both are timed from the parent (process start to exit) and by Scrapy's own clock (engine start
-to finish).  Target (issue 3): the stage keeps at least 60% of the bare spider's rate.  Peak
+to finish).  Targets: every page of the world is captured (issue 12), and the stage's wall time
+is within 1.0x of the bare spider's (issue 12; issue 3 asked for 60% of its rate).  Peak
 RSS is the child's ``VmHWM``, sampled from ``/proc`` while it runs.
 """
 
@@ -54,10 +55,11 @@ def site_name(i: int) -> str:
 
 
 def page_path(n: int) -> str:
-    """Page paths made of words: numbered paths of one pattern would hit the trap budget."""
+    """Numbered pages, ``/p001.html`` ... ``/p099.html``, as news sites name their articles:
+    a family that the trap rules must take whole (they once cut it at 25 per site)."""
     if n == 0:
         return "/"
-    return f"/{WORDS[n // len(WORDS)]}-{WORDS[n % len(WORDS)]}.html"
+    return f"/p{n:03d}.html"
 
 
 def page_html(rng: random.Random, site: int, n: int, sites: int, pages: int) -> str:
@@ -289,9 +291,12 @@ def main() -> None:
         (stage["pages"] / stage["seconds"]) / (bare["pages"] / bare["seconds"])
         if stage["seconds"] and bare["seconds"] else float("nan")
     )
-    verdict = "ok" if ratio >= 0.6 else "UNDER TARGET"
-    print(f"ratio stage/bare: {ratio:.0%} wall, {engine_ratio:.0%} engine "
-          f"(target >= 60%: {verdict})")
+    complete = stage["pages"] >= args.sites * args.pages
+    print(f"captured {stage['pages']} of {args.sites * args.pages} pages "
+          f"({'complete' if complete else 'INCOMPLETE'})")
+    print(f"rate stage/bare: {ratio:.0%} wall, {engine_ratio:.0%} engine; wall time "
+          f"stage/bare {1 / ratio:.2f}x (target <= 1.0x: "
+          f"{'ok' if ratio >= 1.0 else 'not met'})")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -237,7 +237,13 @@ def _crawl_stage(
     if new:
         log.info("run %d: links revealed %d new domains: %s", run_id, len(new), ", ".join(new))
         crawl({"domains": new, "resume": False})
-    return StageResult(RunStatus.COMPLETE, crawl_message(db, run_id))
+    message = crawl_message(db, run_id)
+    pages = run_counts(db, run_id)["pages"]
+    if options.crawl.get("browser", "auto") != "never" and pages:
+        message += _browser_capture(options, run_id)
+    if options.crawl.get("wacz", True) and pages:
+        message += "; " + _package_wacz(options, run_id)
+    return StageResult(RunStatus.COMPLETE, message)
 
 
 def crawl_message(db: sqlite_utils.Database, run_id: int) -> str:
@@ -265,6 +271,28 @@ def crawl_message(db: sqlite_utils.Database, run_id: int) -> str:
             " routable (use --allow-net CIDR to opt a range in)"
         )
     return message
+
+
+def _browser_capture(options: CensusOptions, run_id: int) -> str:
+    """Render the sites that need a browser (``--browser``); their pages join the run."""
+    from .crawl.browser import browser_capture
+
+    result = browser_capture(
+        options.db_path, run_id, options.out_dir, options.allow_nets,
+        options.crawl.get("browser", "auto"), options.crawl.get("http_port"),
+        options.crawl.get("https_port"))
+    return f"; {result.message()}" if result.sites or result.skipped else ""
+
+
+def _package_wacz(options: CensusOptions, run_id: int) -> str:
+    """The run's WARCs as one WACZ; a failure to package is said, not fatal to the crawl."""
+    from .export import export_wacz
+
+    try:
+        return export_wacz(options.db_path, run_id, options.out_dir).message()
+    except Exception as exc:  # the WARCs are there whatever happens to the package
+        log.warning("run %d: no WACZ: %s", run_id, exc)
+        return f"no WACZ: {exc}"
 
 
 def _classify_stage(

@@ -272,6 +272,11 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Connect to this port for http:// URLs (the lab's web)."),
         click.option("--https-port", type=click.IntRange(1, 65535),
                      help="Connect to this port for https:// URLs (the lab's web)."),
+        click.option("--browser", type=click.Choice(["auto", "always", "never"]),
+                     help="Render sites in headless Chromium after the crawl: auto (a home "
+                          "page with scripts and almost no text), always, never [auto]."),
+        click.option("--no-wacz", is_flag=True,
+                     help="Do not package the run's WARCs as a WACZ after the crawl."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -280,12 +285,14 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def crawl_dict(kw: dict[str, Any]) -> dict[str, Any]:
     """The crawl options given on the command line, as stored in ``runs.options``."""
-    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port")
+    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port", "browser")
     crawl = {k: kw.pop(k) for k in keys if kw.get(k) is not None}
     for k in keys:
         kw.pop(k, None)
     if kw.pop("ignore_robots", False):
         crawl["ignore_robots"] = True
+    if kw.pop("no_wacz", False):
+        crawl["wacz"] = False
     return crawl
 
 
@@ -645,6 +652,36 @@ def serve_command(db_path: str, host: str, port: int, out_dir: str | None, immut
     from .serve import serve
 
     serve(db_path, host, port, out_dir, immutable=immutable, open_browser=open_browser)
+
+
+@cli.command("export")
+@db_option
+@click.option("--wacz", "run_id", type=int, required=True, metavar="RUN",
+              help="Package this run's WARC files as a WACZ.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Where the run's warc/ folder is [default: the run's --out].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The WACZ file [default: OUT/wacz/census-runNNNNN.wacz].")
+@click.option("--validate", is_flag=True, help="Run wacz validate on the package.")
+@handle_errors
+def export_command(db_path: str, run_id: int, out_dir: str | None, output: str | None,
+                   validate: bool) -> None:
+    """Package a run's WARCs, CDXJ index, pages.jsonl and datapackage.json as one WACZ, for
+    ReplayWeb.page and pywb (census run does this after the crawl).
+
+    \b
+    Example:
+        census export --wacz 3
+    """
+    from .export import export_wacz, validate_wacz
+
+    result = export_wacz(db_path, run_id, out_dir, output)
+    click.echo(result.message())
+    if validate:
+        ok, said = validate_wacz(result.path)
+        click.echo(said.strip().splitlines()[-1] if said.strip() else "validated")
+        if not ok:
+            raise click.ClickException("wacz validate failed")
 
 
 @cli.command("report")

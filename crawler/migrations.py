@@ -479,6 +479,41 @@ def m020_cjk_search(db: sqlite_utils.Database) -> None:
 
 
 @migration
+def m030_trap_decisions(db: sqlite_utils.Database) -> None:
+    """What the crawl left out and why: each URL a trap rule cut, the rule and the page that
+    linked it, so a researcher can see the edges of a snapshot."""
+    db["traps"].create(
+        {"id": int, "run_id": int, "domain": str, "url": str, "rule": str, "found_on": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["traps"].create_index(["run_id", "domain"])
+
+
+@migration
+def m031_requisites(db: sqlite_utils.Database) -> None:
+    """The images, stylesheets, scripts and fonts of captured pages: WARC records with a row
+    each, so the report and Datasette can count what a replay of the site has."""
+    db["requisites"].create(
+        {"id": int, "run_id": int, "domain": str, "page_url": str, "url": str, "kind": str,
+         "http_status": int, "content_type": str, "size": int, "sha256": str,
+         "warc_file": str, "warc_offset": int, "error": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["requisites"].create_index(["run_id", "domain"])
+
+
+@migration
+def m032_page_source(db: sqlite_utils.Database) -> None:
+    """Who fetched a page, where it was not the Scrapy crawl: ``browser`` (headless Chromium,
+    its text from the rendered DOM).  A table of its own, not a column of ``pages``: m040,
+    which shipped first, froze the ``pages`` table as it made it."""
+    db["page_sources"].create(
+        {"page_id": int, "source": str}, pk="page_id", foreign_keys=[("page_id", "pages", "id")])
+
+
+@migration
 def m040_page_self_description(db: sqlite_utils.Database) -> None:
     """What a page says the site is: ``og:site_name`` and its schema.org JSON-LD ``@type``s."""
     db["pages"].add_column("site_name", str)

@@ -70,3 +70,29 @@ class PageFailure:
     domain: str
     url: str
     error: str
+
+
+@dataclass
+class TrapItem:
+    """A URL the spider did not follow because a trap rule cut it."""
+
+    domain: str
+    url: str
+    rule: str
+    found_on: str | None = None
+
+
+@dataclass
+class RequisiteItem:
+    """An image, stylesheet, script or font a captured page needs, fetched into the WARC."""
+
+    domain: str
+    page_url: str
+    url: str
+    kind: str
+    http_status: int | None = None
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    warc: WarcLocation | None = None
+    error: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -18,9 +19,14 @@ from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
 from ..netpolicy import NetPolicy
+from .items import TrapItem
 from .traps import TrapFilter
 
 log = logging.getLogger(__name__)
+
+CHAIN_META = "census_chain"
+MAX_TRAPS_RECORDED = 1000
+"""Trap decisions recorded per site: enough to see what was cut, bounded for endless ones."""
 
 
 class NetPolicyMiddleware:
@@ -49,56 +55,68 @@ class NetPolicyMiddleware:
 
 
 class TrapMiddleware:
-    """Drop followed requests that look like crawler traps (rules in ``data/traps.txt``)."""
+    """Replace followed requests that look like crawler traps (rules in ``data/traps.txt``)
+    by a ``TrapItem``, so the census records what was left out and why.
 
-    def __init__(self, stats: Any, crawler: Any = None) -> None:
+    Each request carries how deep it sits in a chain of its own URL family
+    (``request.meta[CHAIN_META]``), which the pages it leads to hand on to their links.
+    """
+
+    def __init__(self, crawler: Any) -> None:
         self.filter = TrapFilter()
-        self.stats = stats
         self.crawler = crawler
+        self.stats = crawler.stats
+        self.recorded: Counter[str] = Counter()
+        self.seen: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
-        return cls(crawler.stats, crawler)
+        return cls(crawler)
 
     async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        """The frontier of a resumed crawl is filtered as if its pages had just linked it.
+        """The frontier of a resumed crawl passes the trap rules again before it is fetched.
 
-        The filter first counts the URLs the interrupted crawl already requested, so a
-        family of URLs gets no fresh budget from a resume.
+        How deep each frontier URL sat in a chain of its family is not recorded, so an
+        endless chain that the interruption cut short gets its bound once more.
         """
-        primed = False
         async for r in start:
             if isinstance(r, Request) and r.meta.get("census_frontier"):
-                if not primed:
-                    primed = True
-                    spider = getattr(self.crawler, "spider", None)
-                    for url, site in getattr(spider, "requested", ()):
-                        self.filter.why_trap(url, site)
-                if not self._keep(r):
+                why = self.filter.why_trap(r.url)
+                if why is not None:
+                    self.stats.inc_value(f"census/trap/{why.split(':')[0]}")
                     continue
             yield r
 
-    def _keep(self, result: Any) -> bool:
+    def _judge(self, response: Response, result: Any) -> Any:
         if not isinstance(result, Request) or not result.meta.get("census_site"):
-            return True
-        why = self.filter.why_trap(result.url, result.meta["census_site"])
-        if why is None:
-            return True
-        self.stats.inc_value(f"census/trap/{why.split(':')[0]}")
-        log.debug("trap (%s): %s", why, result.url)
-        return False
+            return result
+        verdict = self.filter.judge(result.url, response.url, response.meta.get(CHAIN_META, 0))
+        if verdict.why is None:
+            result.meta[CHAIN_META] = verdict.chain
+            return result
+        site = result.meta["census_site"]
+        self.stats.inc_value(f"census/trap/{verdict.why.split(':')[0]}")
+        log.debug("trap (%s): %s", verdict.why, result.url)
+        forget = getattr(self.crawler.spider, "forget", None)
+        if forget is not None:  # found again on an index page, it is followed then
+            forget(result.url, site)
+        if result.url in self.seen or self.recorded[site] >= MAX_TRAPS_RECORDED:
+            return None
+        self.seen.add(result.url)
+        self.recorded[site] += 1
+        return TrapItem(site, result.url, verdict.why, response.url)
 
     def process_spider_output(
         self, response: Response, result: Iterable[Any], spider: Spider | None = None
     ) -> Iterable[Any]:
-        return (r for r in result if self._keep(r))
+        return (j for r in result if (j := self._judge(response, r)) is not None)
 
     async def process_spider_output_async(
         self, response: Response, result: AsyncIterator[Any], spider: Spider | None = None
     ) -> AsyncIterator[Any]:
         async for r in result:
-            if self._keep(r):
-                yield r
+            if (j := self._judge(response, r)) is not None:
+                yield j
 
 
 class RobotsPerOrigin(RobotsTxtMiddleware):

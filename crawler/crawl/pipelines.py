@@ -10,9 +10,9 @@ from typing import Any, Self
 from scrapy import Spider
 
 from ..db import connect, utcnow
-from .items import PageFailure, PageItem, SiteAttempt
+from .items import PageFailure, PageItem, RequisiteItem, SiteAttempt, TrapItem
 
-SCOPED_TABLES = ("page_failures", "site_attempts", "sites")
+SCOPED_TABLES = ("page_failures", "site_attempts", "sites", "traps", "requisites")
 """Rows of a crawl besides pages and links, replaced when the stage is rerun."""
 
 
@@ -78,6 +78,10 @@ class CensusPipeline:
                 f"DELETE FROM links WHERE page_id IN (SELECT id FROM pages WHERE {scope})", params
             )
             self.conn.execute(
+                f"DELETE FROM page_sources WHERE page_id IN (SELECT id FROM pages WHERE {scope})",
+                params,
+            )
+            self.conn.execute(
                 "UPDATE pages SET revisit_of = NULL WHERE revisit_of IN "
                 f"(SELECT id FROM pages WHERE {scope})",
                 params,
@@ -96,6 +100,22 @@ class CensusPipeline:
                     "INSERT INTO page_failures (run_id, domain, url, error, failed_at) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [self.run_id, item.domain, item.url, item.error, utcnow()],
+                )
+            elif isinstance(item, RequisiteItem):
+                warc = item.warc
+                self.conn.execute(
+                    "INSERT INTO requisites (run_id, domain, page_url, url, kind, http_status,"
+                    " content_type, size, sha256, warc_file, warc_offset, error)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [self.run_id, item.domain, item.page_url, item.url, item.kind,
+                     item.http_status, item.content_type, item.size, item.sha256,
+                     warc.file if warc else None, warc.offset if warc else None, item.error],
+                )
+            elif isinstance(item, TrapItem):
+                self.conn.execute(
+                    "INSERT INTO traps (run_id, domain, url, rule, found_on) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [self.run_id, item.domain, item.url, item.rule, item.found_on],
                 )
         return item
 

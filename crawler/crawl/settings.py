@@ -86,3 +86,6 @@ CENSUS_WARC_MAX_SIZE = 1024 * 1024 * 1024
 # Continue the run's interrupted crawl: what it recorded (pages, failures, start URLs) is
 # kept and not fetched again; the links of its pages not yet requested are the frontier.
 CENSUS_RESUME = False
+CENSUS_SCRIPTS = True
+CENSUS_REQUISITES = True
+CENSUS_MAX_REQUISITES = 300

@@ -8,6 +8,7 @@ page budget per site; everything it sees becomes items for the census pipeline.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -16,14 +17,22 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 from scrapy import Request, Spider
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from twisted.python.failure import Failure
 
 from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
-from .extract import Extracted, extract, warm_up
-from .items import WARC_META, PageFailure, PageItem, SiteAttempt, WarcLocation
+from .extract import MAX_BODY, Extracted, extract, warm_up
+from .extract.links import MAX_LINKS, absolute
+from .items import WARC_META, PageFailure, PageItem, RequisiteItem, SiteAttempt, WarcLocation
+from .requisites import css_references, page_requisites
 from .resolver import CensusResolver, census_addresses
+from .scripts import MAX_SCRIPT_BYTES, navigations, needs_engine, script_sources
+
+log = logging.getLogger(__name__)
+
+MAX_SCRIPTS_PER_SITE = 30
+"""Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
@@ -87,6 +96,14 @@ class CensusSpider(Spider):
         # path?query already requested per site: the bare and www. hosts, http and https,
         # usually serve one site; each page of it is fetched once, from whichever came first.
         self.seen: dict[str, set[str]] = {}
+        self.scripts_on = True
+        """Run each page's own scripts to find where they navigate (``CENSUS_SCRIPTS``)."""
+        self.script_cache: dict[str, str | None] = {}
+        self.script_fetches: Counter[str] = Counter()
+        self.requisites_on = True
+        """Fetch each page's same-site images, stylesheets, scripts and fonts."""
+        self.max_requisites = 300
+        self.requisites_seen: dict[str, set[str]] = {}
         self.only: list[str] = []
         """Crawl only these domains (a second pass for names found in links)."""
         self.resume = False
@@ -107,6 +124,9 @@ class CensusSpider(Spider):
         )
         spider.only = s.getlist("CENSUS_DOMAINS")
         spider.resume = s.getbool("CENSUS_RESUME")
+        spider.scripts_on = s.getbool("CENSUS_SCRIPTS", True)
+        spider.requisites_on = s.getbool("CENSUS_REQUISITES", True)
+        spider.max_requisites = s.getint("CENSUS_MAX_REQUISITES", 300)
         spider._set_crawler(crawler)
         return spider
 
@@ -196,6 +216,13 @@ class CensusSpider(Spider):
         seen.add(key)
         return True
 
+    def forget(self, url: str, domain: str) -> None:
+        """A request the trap filter cut: it costs no page budget, and the same URL found
+        again (on an index page) is followed then."""
+        parts = urlsplit(url)
+        self.seen.get(domain, set()).discard(f"{parts.path or '/'}?{parts.query}")
+        self.scheduled[domain] -= 1
+
     def page_request(
         self, url: str, domain: str, start: bool = False, depth: int | None = None
     ) -> Request:
@@ -213,7 +240,119 @@ class CensusSpider(Spider):
             dont_filter=start,
         )
 
-    def parse(self, response: Response) -> Iterator[Any]:
+    def parse(self, response: Response) -> Iterator[Any] | AsyncIterator[Any]:
+        """The page's items and links; a page whose same-site scripts are not fetched yet
+        fetches them first (into the WARC too), so its handlers can call what they define."""
+        missing = self.missing_scripts(response)
+        if missing:
+            return self._parse_after_scripts(response, missing)
+        return self._parse_page(response)
+
+    def missing_scripts(self, response: Response) -> list[str]:
+        if not self.scripts_on or not isinstance(response, TextResponse):
+            return []
+        domain = response.meta["census_site"]
+        missing = []
+        for url in script_sources(response.body[:MAX_BODY], response.url):
+            host = (urlsplit(url).hostname or "").rstrip(".")
+            if (url not in self.script_cache and same_site(host, domain)
+                    and url.startswith(("http://", "https://"))):
+                missing.append(url)
+        return missing[: max(0, MAX_SCRIPTS_PER_SITE - self.script_fetches[domain])]
+
+    async def _parse_after_scripts(self, response: Response,
+                                   missing: list[str]) -> AsyncIterator[Any]:
+        domain = response.meta["census_site"]
+        for url in missing:
+            if url in self.script_cache:
+                continue
+            self.script_fetches[domain] += 1
+            self.requisites_seen.setdefault(domain, set()).add(url)
+            self.script_cache[url], item = await self.fetch_script(url, domain, response.url)
+            yield item
+        for item in self._parse_page(response):
+            yield item
+
+    async def fetch_script(self, url: str, domain: str,
+                           page_url: str) -> tuple[str | None, RequisiteItem]:
+        """A same-site script, through the downloader (robots.txt, net policy, WARC), not
+        the scheduler: it is part of the page, not a page of its own."""
+        request = Request(url, meta={"census_site": domain, "download_slot": domain,
+                                     "census_requisite": "script"}, dont_filter=True)
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:  # refused by robots.txt or the net policy, or unreachable
+            log.debug("script %s not fetched: %s", url, exc)
+            return None, RequisiteItem(domain, page_url, url, "script", error=str(exc)[:500])
+        item = self.requisite_item(response, request.meta, page_url, "script")
+        if response.status != 200:
+            return None, item
+        encoding = getattr(response, "encoding", None) or "utf-8"
+        return response.body[:MAX_SCRIPT_BYTES].decode(encoding, "replace"), item
+
+    def requisite_item(self, response: Response, meta: dict[str, Any], page_url: str,
+                       kind: str) -> RequisiteItem:
+        warc: WarcLocation | None = meta.get(WARC_META)
+        content_type = response.headers.get(b"Content-Type", b"").decode("latin-1")
+        return RequisiteItem(
+            meta["census_site"], page_url, response.url, kind, response.status,
+            content_type.split(";")[0].strip().lower() or None, len(response.body),
+            warc.sha256 if warc else hashlib.sha256(response.body).hexdigest(), warc)
+
+    def schedule_requisites(self, found: list[tuple[str, str]], domain: str,
+                            page_url: str) -> None:
+        """Fetch the same-site requisites not fetched yet, within the site's budget; they go
+        to the scheduler directly (no depth limit or trap rule: they belong to a page)."""
+        engine = getattr(getattr(self, "crawler", None), "engine", None)
+        if engine is None or not self.requisites_on:
+            return
+        seen = self.requisites_seen.setdefault(domain, set())
+        for url, kind in found:
+            host = (urlsplit(url).hostname or "").rstrip(".")
+            if url in seen or not same_site(host, domain) or url in self.script_cache:
+                continue
+            if len(seen) >= self.max_requisites:
+                break
+            seen.add(url)
+            engine.crawl(Request(
+                url, callback=self.requisite, errback=self.requisite_failed, dont_filter=True,
+                meta={"census_site": domain, "download_slot": domain, "census_requisite": kind,
+                      "census_page": page_url}))
+
+    def requisite(self, response: Response) -> Iterator[Any]:
+        meta = response.meta
+        item = self.requisite_item(response, meta, meta["census_page"], meta["census_requisite"])
+        yield item
+        if item.kind == "stylesheet" and response.status == 200:
+            css = response.body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace")
+            self.schedule_requisites(css_references(css, response.url), item.domain,
+                                     response.url)
+
+    def requisite_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request  # type: ignore[attr-defined]
+        meta = request.meta
+        error = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:500]
+        yield RequisiteItem(meta["census_site"], meta["census_page"], request.url,
+                            meta["census_requisite"], error=error)
+
+    def script_links(self, response: Response, page: Extracted,
+                     domain: str) -> list[tuple[str, str, int, str, str]]:
+        """Links the page's scripts, handlers and GET forms lead to (``scripts.py``)."""
+        if not self.scripts_on or not needs_engine(response.body[:MAX_BODY]):
+            return []
+        try:
+            text = response.body[:MAX_BODY].decode(page.charset or "utf-8", "replace")
+        except LookupError:  # KPS 9566 has no codec; URLs are ASCII
+            text = response.body[:MAX_BODY].decode("latin-1")
+        out = []
+        for nav in navigations(text, response.url, self.script_cache):
+            resolved = absolute(response.url, nav.url)
+            if resolved:
+                internal = int(same_site(resolved[1], domain))
+                out.append((resolved[0], resolved[1], internal, nav.how, nav.text))
+        return out
+
+    def _parse_page(self, response: Response) -> Iterator[Any]:
         domain = response.meta["census_site"]
         # where a redirect ended counts as requested too: a link to it is not fetched again
         self.first_time(response.url, domain)
@@ -229,6 +368,12 @@ class CensusSpider(Spider):
             (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
             for link in page.links
         ]
+        if is_html:
+            seen = {(url, how) for url, _, _, how, _ in links}
+            for link in self.script_links(response, page, domain):
+                if (link[0], link[3]) not in seen and len(links) < MAX_LINKS:
+                    seen.add((link[0], link[3]))
+                    links.append(link)
         warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,
@@ -268,9 +413,16 @@ class CensusSpider(Spider):
             )
         if response.status >= 400:
             return
-        for url, _host, internal, *_ in links:
+        needed: set[str] = set()
+        if is_html and isinstance(response, TextResponse):
+            found = page_requisites(response.text[:MAX_BODY], response.url)
+            needed = {url for url, _ in found}
+            self.schedule_requisites(found, domain, response.url)
+        for url, _host, internal, how, *_ in links:
             if not internal or not url.startswith(("http://", "https://")):
                 continue
+            if how == "src" and url in needed:
+                continue  # fetched as a requisite of the page, not as a page
             if self.scheduled[domain] >= self.max_pages:
                 break
             if self.first_time(url, domain):

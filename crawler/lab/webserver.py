@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from .families import Family, endless_page
 from .faults import FAULTS, iter_faults, malformed_html, serve_fault
 from .world import LabError
 
@@ -40,7 +41,8 @@ TEXT_TYPES = {".html": "text/html", ".htm": "text/html", ".kcmsf": "text/html",
               ".txt": "text/plain", ".css": "text/css", ".js": "application/javascript",
               ".xml": "application/xml"}
 BINARY_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".gif": "image/gif",
-                ".ico": "image/x-icon", ".pdf": "application/pdf"}
+                ".ico": "image/x-icon", ".pdf": "application/pdf", ".woff": "font/woff",
+                ".json": "application/json"}
 SERVER_NAME = "Apache/2.2.15 (Red Hat)"  # what .kp hosts announced in 2016
 
 
@@ -79,7 +81,11 @@ class Site:
     body_encoding: str | None = None
     header_charset: bool = True
     calendar: str | None = None
+    family: Family | None = None
+    endless: str | None = None
     redirects: list[Redirect] = field(default_factory=list)
+    queries: dict[str, str] = field(default_factory=dict)
+    """``path?query`` -> a content file, for pages a site serves by query (form GET)."""
     files: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
@@ -98,7 +104,11 @@ class Site:
                    charset=config.get("charset", "utf-8"),
                    body_encoding=config.get("body_encoding"),
                    header_charset=bool(config.get("header_charset", True)),
-                   calendar=config.get("calendar"), redirects=redirects)
+                   calendar=config.get("calendar"), redirects=redirects,
+                   endless=config.get("endless"), queries=dict(config.get("query", {})))
+        if "family" in config:
+            f = config["family"]
+            site.family = Family(f["prefix"], int(f["count"]), int(f.get("per_index", 10)))
         for path in sorted(root.rglob("*")):
             if path.is_file() and path.name not in ("site.toml", "REMOVED"):
                 rel = path.relative_to(root).as_posix()
@@ -360,7 +370,18 @@ class LabWeb:
         if site.calendar and path.startswith(site.calendar):
             self._send_text(req, site, calendar_page(site.calendar, path), ".html", head)
             return
+        if site.endless and path.startswith(site.endless):
+            self._send_text(req, site, endless_page(site.endless, path), ".html", head)
+            return
+        if site.family and path.startswith(site.family.prefix):
+            page = site.family.render(path)
+            if page is not None:
+                self._send_text(req, site, page, ".html", head)
+                return
+        query = urlsplit(req.path).query
         file = site.files.get(path)
+        if query and f"{path}?{query}" in site.queries:
+            file = site.files.get("/" + site.queries[f"{path}?{query}"])
         if file is None:
             req.send(404, b"<html><body><h1>Not Found</h1></body></html>", head=head)
             return

@@ -14,7 +14,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.crawl.items import WARC_META, PageItem, SiteAttempt, WarcLocation
+from crawler.crawl.items import WARC_META, PageItem, SiteAttempt, TrapItem, WarcLocation
 from crawler.crawl.middlewares import NetPolicyMiddleware, TrapMiddleware
 from crawler.crawl.pipelines import CensusPipeline
 from crawler.crawl.spider import CensusSpider
@@ -105,7 +105,7 @@ def test_netpolicy_middleware_refuses_private_literals_only() -> None:
     assert middleware.process_request(Request("http://175.45.176.71/")) is None
 
 
-def test_trap_middleware_drops_calendar_chains_and_session_ids_and_counts_them() -> None:
+def test_trap_middleware_records_calendar_chains_and_session_ids_and_counts_them() -> None:
     crawler = get_crawler(settings_dict={})
     crawler.stats.open_spider()
     middleware = TrapMiddleware.from_crawler(crawler)
@@ -115,5 +115,22 @@ def test_trap_middleware_drops_calendar_chains_and_session_ids_and_counts_them()
     kept = list(middleware.process_spider_output(
         response("http://kcna.kp/", HOME), [Request("http://kcna.kp/a.html", meta=meta),
                                             *calendar]))
-    assert [r.url for r in kept] == ["http://kcna.kp/a.html"]
+    assert [r.url for r in kept if isinstance(r, Request)] == ["http://kcna.kp/a.html"]
+    cut = [(t.url, t.rule.split(":")[0], t.found_on) for t in kept if isinstance(t, TrapItem)]
+    assert cut == [("http://kcna.kp/calendar/2016/2017/01", "regex", "http://kcna.kp/"),
+                   ("http://kcna.kp/a.html?sid=12345", "regex", "http://kcna.kp/")]
     assert any(k.startswith("census/trap/") for k in crawler.stats.get_stats())
+
+
+def test_trap_middleware_hands_each_request_its_chain_depth() -> None:
+    crawler = get_crawler(settings_dict={})
+    crawler.stats.open_spider()
+    middleware = TrapMiddleware.from_crawler(crawler)
+    meta = {"census_site": "x.kp"}
+    page = response("http://x.kp/archive/7/", HOME)
+    page.meta["census_chain"] = 3
+    (deeper, other) = middleware.process_spider_output(
+        page, [Request("http://x.kp/archive/8/", meta=dict(meta)),
+               Request("http://x.kp/news/1.html", meta=dict(meta))])
+    assert isinstance(deeper, TrapItem) and deeper.rule == "endless-chain"
+    assert other.meta["census_chain"] == 0

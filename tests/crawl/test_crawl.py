@@ -135,6 +135,47 @@ def test_javascript_navigation_articles_are_reached(crawled: tuple[Path, int, Wo
     assert {u for (u,) in js_links} & fetched
 
 
+def test_script_navigation_reaches_every_article(crawled: tuple[Path, int, World]) -> None:
+    """minju.com.kp navigates only by its own scripts (functions in the page and in
+    js/common.js, a select menu, forms, document.write): every page of it is captured."""
+    db_path, _, world = crawled
+    folder = Path(world.sites_root) / "minju.com.kp"
+    expected = {"/" + p.relative_to(folder).as_posix() for p in folder.rglob("*.html")}
+    expected = {"/" if p == "/index.html" else p for p in expected} - {
+        "/archive/2015.html", "/archive/2016.html", "/archive/page2.html"} | {
+        "/archive/view.html?year=2015", "/archive/view.html?year=2016",
+        "/archive/list.html?page=2"}
+    got = {}
+    for url, text in rows(db_path, "SELECT url, text FROM pages WHERE domain = 'minju.com.kp' "
+                          "AND http_status = 200"):
+        parts = url.split("minju.com.kp", 1)[1]
+        got[parts] = text
+    assert expected <= set(got)
+    assert all(got[p] for p in expected)
+    (how,) = rows(db_path, "SELECT group_concat(DISTINCT how) FROM links JOIN pages "
+                  "ON pages.id = links.page_id WHERE pages.domain = 'minju.com.kp'")[0]
+    assert {"js", "form"} <= set(how.split(","))
+
+
+def test_page_requisites_are_captured_with_a_row_each(crawled: tuple[Path, int, World]) -> None:
+    """minju.com.kp's stylesheet, what it imports (a second stylesheet, a font, a background),
+    its logo and its script are WARC records with a row each, and none of them is a page."""
+    db_path, _, _ = crawled
+    found = {url.split("minju.com.kp", 1)[1]: (kind, status, size, sha256, warc)
+             for url, kind, status, size, sha256, warc in rows(
+                 db_path, "SELECT url, kind, http_status, size, sha256, warc_file "
+                 "FROM requisites WHERE domain = 'minju.com.kp'")}
+    kinds = {path: v[0] for path, v in found.items()}
+    assert kinds == {"/css/style.css": "stylesheet", "/css/fonts.css": "stylesheet",
+                     "/fonts/minju.woff": "font", "/img/banner-bg.png": "image",
+                     "/img/logo.png": "image", "/js/common.js": "script"}
+    assert all(status == 200 and size and sha256 and warc
+               for _, status, size, sha256, warc in found.values())
+    pages = rows(db_path, "SELECT url FROM pages WHERE domain = 'minju.com.kp' AND "
+                 "(url LIKE '%.png' OR url LIKE '%.css' OR url LIKE '%.woff')")
+    assert pages == []
+
+
 def test_calendar_trap_ends_within_the_budget(crawled: tuple[Path, int, World]) -> None:
     db_path, _, _ = crawled
     (pages,) = rows(db_path, "SELECT count(*) FROM pages WHERE domain = 'korfilm.com.kp'")[0]
@@ -144,6 +185,33 @@ def test_calendar_trap_ends_within_the_budget(crawled: tuple[Path, int, World]) 
         "SELECT count(*) FROM pages WHERE domain = 'korfilm.com.kp' AND url LIKE '%/calendar/%'",
     )[0]
     assert calendar >= 1
+
+
+@pytest.mark.slow
+def test_a_numbered_family_is_content_and_endless_chains_are_traps(tmp_path: Path) -> None:
+    """150 numbered articles listed on index pages are taken whole; the endless counter and
+    the calendar stop after a few links of their own, and the census says what was cut."""
+    world = load_world("kp")
+    lab, ports = start_lab(world)
+    db_path = tmp_path / "census.db"
+    run_id = census_from_world(db_path, world, ["tongil.com.kp", "korfilm.com.kp"])
+    try:
+        crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"],
+                  {**FAST, "max_pages": 400, **ports})
+    finally:
+        lab.stop()
+    articles = rows(db_path, "SELECT count(*), count(text) FROM pages "
+                    "WHERE url LIKE '%tongil.com.kp/news/AR%.html' AND http_status = 200")
+    assert articles == [(150, 150)]
+    archive = rows(db_path, "SELECT count(*) FROM pages WHERE url LIKE '%/archive/%'")[0][0]
+    assert 1 <= archive <= 4  # the first page of the counter and three links of its chain
+    months = {u.split("/calendar/")[1][:7] for (u,) in rows(
+        db_path, "SELECT url FROM pages WHERE url LIKE '%/calendar/%'")}
+    assert 1 <= len(months) <= 7  # the first month and three of its chain each way
+    cut = dict(rows(db_path, "SELECT rule, count(*) FROM traps GROUP BY rule"))
+    assert cut["endless-chain"] >= 2
+    (found_on,) = rows(db_path, "SELECT found_on FROM traps WHERE url LIKE '%/archive/5/'")[0]
+    assert found_on.endswith("tongil.com.kp/archive/4/")
 
 
 def test_robots_txt_is_obeyed(crawled: tuple[Path, int, World]) -> None:

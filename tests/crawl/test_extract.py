@@ -112,8 +112,6 @@ def test_javascript_links_are_recovered():
     assert ("https://kcna.kp/ko/article/AR0125885.kcmsf", "js") in links
     assert ("https://kcna.kp/ko/article/AR0125888.kcmsf", "js") in links
     assert ("https://kcna.kp/ko/news/", "js") in links
-    assert ("https://kcna.kp/popup.html", "js") in links
-    assert ("https://kcna.kp/notice.html", "js") in links
     assert ("https://kcna.kp/kp/index.html", "meta-refresh") in links
     assert not any(url.endswith("#") for url, _ in links)
 

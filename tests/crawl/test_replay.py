@@ -23,6 +23,7 @@ from typing import NamedTuple
 import pytest
 
 from crawler.crawl import crawl_run
+from crawler.export import export_wacz, validate_wacz
 from crawler.lab import free_port, load_world
 from tests.crawl.test_crawl import FAST, start_lab
 from tests.crawlhelp import census_from_world
@@ -82,6 +83,7 @@ def captures(warc_dir: Path, url: str) -> dict[str, str]:
 
 class Replay(NamedTuple):
     base: str  # the collection on the running pywb
+    wacz_base: str  # the second run's WACZ as a collection of its own
     found: dict[str, str]  # record type -> timestamp of the rodong.rep.kp home page
     db_path: Path
     warc_dir: Path
@@ -110,6 +112,11 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
     archive.mkdir()
     pywb(archive, "init", COLLECTION)
     pywb(archive, "add", COLLECTION, *warcs)
+    # the second run as one WACZ: its own WARC and the first run's, which its revisits need
+    package = export_wacz(db_path, run_id, folder)
+    assert (package.warcs, validate_wacz(package.path)[0]) == (2, True)
+    pywb(archive, "init", "wacz")
+    pywb(archive, "add", "--unpack-wacz", "wacz", str(package.path))
     port = free_port(["127.0.0.1"])
     server = subprocess.Popen(
         [sys.executable, "-c", "from pywb.apps.cli import wayback; wayback()",
@@ -121,7 +128,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
     try:
         wait_listening(port, server)
         base = f"http://127.0.0.1:{port}/{COLLECTION}"
-        yield Replay(base, captures(folder / "warc", HOME), db_path, folder / "warc")
+        yield Replay(base, f"http://127.0.0.1:{port}/wacz", captures(folder / "warc", HOME),
+                     db_path, folder / "warc")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -197,3 +205,11 @@ def test_census_rows_point_at_the_replayed_records(replay: Replay) -> None:
         record = next(iter(ArchiveIterator(fh)))
     assert record.rec_type == "revisit"
     assert record.rec_headers.get_header("WARC-Refers-To-Target-URI") == HOME
+
+
+def test_the_runs_wacz_validates_and_replays(replay: Replay) -> None:
+    """``census export --wacz``: the package passes ``wacz validate`` (in the fixture) and
+    pywb replays from it the second run's revisit with the first run's payload."""
+    status, _, body = get(f"{replay.wacz_base}/{replay.found['revisit']}id_/{HOME}")
+    assert status == 200
+    assert "로동신문" in body.decode("euc-kr")

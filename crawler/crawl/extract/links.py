@@ -122,3 +122,6 @@ def page_links(root: lxml.html.HtmlElement, url: str, with_text: bool) -> list[L
                 for ref in js_links(el.get(attr)):
                     add(ref, text_of(el), "js", el.tag)
     return out
+
+absolute = _absolute
+"""Resolve a reference against a base: (absolute URL, host), or None for what is not http(s)."""

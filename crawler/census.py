@@ -237,10 +237,11 @@ def _crawl_stage(
     if new:
         log.info("run %d: links revealed %d new domains: %s", run_id, len(new), ", ".join(new))
         crawl({"domains": new, "resume": False})
-    message = crawl_message(db, run_id)
     pages = run_counts(db, run_id)["pages"]
+    browsed = ""
     if options.crawl.get("browser", "auto") != "never" and pages:
-        message += _browser_capture(options, run_id)
+        browsed = _browser_capture(options, run_id)
+    message = crawl_message(db, run_id) + browsed  # the counts include the browser's pages
     if options.crawl.get("wacz", True) and pages:
         message += "; " + _package_wacz(options, run_id)
     return StageResult(RunStatus.COMPLETE, message)

@@ -130,16 +130,45 @@ def page_key(url: str) -> str:
 
 def unrecorded(db: Path, lab: Lab, since: int) -> set[str]:
     """Requests the lab received that the census has no record of (pages, failures, start
-    URLs): those in flight when the run was killed."""
+    URLs, page requisites, what the browser saw of the sites it captured): those in flight
+    when the run was killed."""
     assert lab.web is not None
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         recorded = {url for (url,) in conn.execute(
             "SELECT url FROM pages UNION SELECT url FROM page_failures "
-            "UNION SELECT url FROM site_attempts UNION SELECT final_url FROM site_attempts")}
+            "UNION SELECT url FROM site_attempts UNION SELECT final_url FROM site_attempts "
+            "UNION SELECT url FROM requisites")}
+        captured = {domain for (domain,) in conn.execute(
+            "SELECT domain FROM pages JOIN page_sources ON page_id = pages.id "
+            "WHERE source = 'browser'")}
+    recorded |= browser_records(db.parent / "warc", captured)
     return {
         page_key(logged_url(*r)) for r in lab.web.requests[since:]
         if logged_url(*r) not in recorded and not r[2].endswith("/robots.txt")
     }
+
+
+def browser_records(folder: Path, captured: set[str]) -> set[str]:
+    """URLs of the responses the browser capture wrote to its WARC for the sites it finished
+    (a site's pages are stored once it is done; one cut short is captured again): the
+    requests of a page's scripts are recorded only there."""
+    from urllib.parse import urlsplit
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    found = set()
+    for path in folder.glob("*-browser-*.warc.gz"):
+        with open(path, "rb") as fh:
+            try:
+                for record in ArchiveIterator(fh):
+                    url = record.rec_headers.get_header("WARC-Target-URI") or ""
+                    host = urlsplit(url).hostname or ""
+                    if record.rec_type == "response" and any(
+                            host == d or host.endswith("." + d) for d in captured):
+                        found.add(url)
+            except Exception:  # the end of a file the kill cut short
+                pass
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -79,9 +79,12 @@ def sites_needing_browser(db_path: str | Path, run_id: int, mode: str) -> list[t
             "ORDER BY domain", [run_id]).fetchall()
         if mode == "always":
             return [(d, u) for d, u in sites]
+        # judged on the Scrapy crawl's pages: the browser's own (a resumed run) are not
         thin = {d for (d,) in conn.execute(
             "SELECT p.domain FROM pages p WHERE p.run_id = ? AND p.depth = 0 AND "
-            "p.http_status = 200 GROUP BY p.domain HAVING max(length(coalesce(p.text, ''))) < ?",
+            "p.http_status = 200 AND p.id NOT IN (SELECT page_id FROM page_sources "
+            "WHERE source = 'browser') GROUP BY p.domain "
+            "HAVING max(length(coalesce(p.text, ''))) < ?",
             [run_id, AUTO_TEXT])}
         scripted = {d for (d,) in conn.execute(
             "SELECT DISTINCT domain FROM requisites WHERE run_id = ? AND kind = 'script'",
@@ -131,6 +134,15 @@ class _Capture:
                                response.headers.get("content-type", ""))
 
 
+def captured_sites(db_path: str | Path, run_id: int) -> set[str]:
+    """Sites the browser already captured in this run (an interrupted run being resumed):
+    a site's pages are stored together once it is done, so a site with any is complete."""
+    with reading(db_path) as conn:
+        return {d for (d,) in conn.execute(
+            "SELECT DISTINCT p.domain FROM pages p JOIN page_sources s ON s.page_id = p.id "
+            "WHERE p.run_id = ? AND s.source = 'browser'", [run_id])}
+
+
 def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
                     allow_nets: Iterable[str] = (), mode: str = "auto",
                     http_port: int | None = None, https_port: int | None = None,
@@ -138,6 +150,9 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
     """Render the sites that need it (``mode``) and store what the browser saw."""
     result = BrowserResult()
     sites = sites_needing_browser(db_path, run_id, mode)
+    done = captured_sites(db_path, run_id)
+    result.sites += [d for d, _ in sites if d in done]
+    sites = [(d, u) for d, u in sites if d not in done]
     if not sites:
         return result
     chromium = find_chromium()
@@ -195,33 +210,37 @@ def _crawl_site(browser: Any, domain: str, start: str, hosts: dict[str, str],
     page = browser.new_page()
     page.on("response", capture.on_response)
     queue, seen, done = deque([start]), {start}, 0
-    with closing(connect(db_path)) as conn:
-        while queue and done < max_pages:
-            url = queue.popleft()
-            try:
-                page.goto(url, wait_until="load", timeout=PAGE_SECONDS * 1000)
-                # a page that never goes quiet is rendered as it is
-                with contextlib.suppress(Exception):
-                    page.wait_for_load_state("networkidle", timeout=PAGE_SECONDS * 500)
-                page.wait_for_timeout(SETTLE_MS)
-                text = page.inner_text("body", timeout=2000)
-                title = page.title()
-                hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
-            except Exception as exc:
-                result.failed[_canonical(url, ports)] = str(exc).splitlines()[0][:300]
-                continue
-            done += 1
-            canonical = _canonical(page.url, ports)
-            location, sha256, status, ctype = capture.locations.get(
-                canonical, (None, None, None, None))
+    rendered: list[tuple[Any, ...]] = []
+    while queue and done < max_pages:
+        url = queue.popleft()
+        try:
+            page.goto(url, wait_until="load", timeout=PAGE_SECONDS * 1000)
+            # a page that never goes quiet is rendered as it is
+            with contextlib.suppress(Exception):
+                page.wait_for_load_state("networkidle", timeout=PAGE_SECONDS * 500)
+            page.wait_for_timeout(SETTLE_MS)
+            text = page.inner_text("body", timeout=2000)
+            title = page.title()
+            hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        except Exception as exc:
+            result.failed[_canonical(url, ports)] = str(exc).splitlines()[0][:300]
+            continue
+        done += 1
+        canonical = _canonical(page.url, ports)
+        location, sha256, status, ctype = capture.locations.get(
+            canonical, (None, None, None, None))
+        rendered.append((canonical, status, ctype, sha256, title, text, location, hrefs))
+        for href in hrefs:
+            href = urldefrag(href)[0]
+            host = (urlsplit(href).hostname or "").rstrip(".")
+            if host in hosts and href not in seen and href.startswith(("http:", "https:")):
+                seen.add(href)
+                queue.append(href)
+    # all at once, so a run killed mid-site captures the site again when it is resumed
+    with closing(connect(db_path)) as conn, conn:
+        for canonical, status, ctype, sha256, title, text, location, hrefs in rendered:
             _store_page(conn, run_id, domain, canonical, status, ctype, sha256, title, text,
                         location, hrefs, ports)
-            for href in hrefs:
-                href = urldefrag(href)[0]
-                host = (urlsplit(href).hostname or "").rstrip(".")
-                if host in hosts and href not in seen and href.startswith(("http:", "https:")):
-                    seen.add(href)
-                    queue.append(href)
     result.records += capture.records
     page.close()
     return done
@@ -230,27 +249,26 @@ def _crawl_site(browser: Any, domain: str, start: str, hosts: dict[str, str],
 def _store_page(conn: Any, run_id: int, domain: str, url: str, status: int | None,
                 ctype: str | None, sha256: str | None, title: str, text: str, location: Any,
                 hrefs: list[str], ports: dict[str, int]) -> None:
-    with conn:
-        cursor = conn.execute(
-            "INSERT INTO pages (run_id, domain, url, http_status, content_type, sha256, title,"
-            " text, depth, fetched_at, warc_file, warc_offset, warc_record_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, domain, url, status, (ctype or "").split(";")[0] or None, sha256,
-             title or None, text.strip() or None, 0, utcnow(),
-             location.file if location else None, location.offset if location else None,
-             location.record_id if location else None])
-        conn.execute("INSERT INTO page_sources (page_id, source) VALUES (?, 'browser')",
-                     [cursor.lastrowid])
-        links = []
-        for href in dict.fromkeys(hrefs):
-            target = _canonical(href, ports)
-            host = (urlsplit(target).hostname or "").rstrip(".")
-            if target.startswith(("http:", "https:")) and host:
-                internal = int(host == domain or host.endswith("." + domain))
-                links.append((run_id, cursor.lastrowid, target, host, internal, "browser"))
-        conn.executemany(
-            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how)"
-            " VALUES (?, ?, ?, ?, ?, ?)", links)
+    cursor = conn.execute(
+        "INSERT INTO pages (run_id, domain, url, http_status, content_type, sha256, title,"
+        " text, depth, fetched_at, warc_file, warc_offset, warc_record_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, domain, url, status, (ctype or "").split(";")[0] or None, sha256,
+         title or None, text.strip() or None, 0, utcnow(),
+         location.file if location else None, location.offset if location else None,
+         location.record_id if location else None])
+    conn.execute("INSERT INTO page_sources (page_id, source) VALUES (?, 'browser')",
+                 [cursor.lastrowid])
+    links = []
+    for href in dict.fromkeys(hrefs):
+        target = _canonical(href, ports)
+        host = (urlsplit(target).hostname or "").rstrip(".")
+        if target.startswith(("http:", "https:")) and host:
+            internal = int(host == domain or host.endswith("." + domain))
+            links.append((run_id, cursor.lastrowid, target, host, internal, "browser"))
+    conn.executemany(
+        "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how)"
+        " VALUES (?, ?, ?, ?, ?, ?)", links)
 
 
 __all__ = ["BrowserResult", "browser_capture", "sites_needing_browser"]

@@ -184,8 +184,10 @@ class CensusPipeline:
     def close_spider(self, spider: Spider | None = None) -> None:
         assert self.conn is not None
         scope, params = self.scope()
+        # the pages of the Scrapy crawl: a resumed crawl may find the browser's there already
         pages = dict(self.conn.execute(
-            f"SELECT domain, count(*) FROM pages WHERE {scope} GROUP BY domain", params
+            f"SELECT domain, count(*) FROM pages WHERE {scope} AND id NOT IN "
+            "(SELECT page_id FROM page_sources WHERE source = 'browser') GROUP BY domain", params
         ).fetchall())
         rows = []
         for domain, attempts in sorted(self.recorded_attempts().items()):

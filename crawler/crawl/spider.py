@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 MAX_SCRIPTS_PER_SITE = 30
 """Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
+
+NOT_BROWSER = "id NOT IN (SELECT page_id FROM page_sources WHERE source = 'browser')"
+"""Pages of the Scrapy crawl: the browser capture's pages are added after it."""
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
@@ -79,6 +83,8 @@ class FetchRecord:
     started: set[str] = field(default_factory=set)
     attempted: set[str] = field(default_factory=set)
     frontier: list[tuple[str, str, int]] = field(default_factory=list)
+    requisites: list[tuple[list[tuple[str, str]], str, str]] = field(default_factory=list)
+    """``(found, domain, page URL)``: requisites of recorded pages, fetched if not yet."""
 
 
 class CensusSpider(Spider):
@@ -158,6 +164,9 @@ class CensusSpider(Spider):
                 self.first_time(url, domain)
                 if url not in done.started:
                     yield self.page_request(url, domain, start=True)
+        for found, domain, page_url in done.requisites:
+            for request in self.requisite_requests(found, domain, page_url):
+                yield request
         limit = self.settings.getint("DEPTH_LIMIT") if hasattr(self, "settings") else 0
         for url, domain, depth in done.frontier:
             if limit and depth > limit:
@@ -186,26 +195,89 @@ class CensusSpider(Spider):
             ):
                 record.started.add(url)
                 record.attempted.add(domain)
+            # the browser capture's pages come after the Scrapy crawl: not part of its record
             for domain, url in conn.execute(
-                f"SELECT domain, url FROM pages WHERE {scope} UNION ALL "
+                f"SELECT domain, url FROM pages WHERE {scope} AND {NOT_BROWSER} UNION ALL "
                 f"SELECT domain, url FROM page_failures WHERE {scope} ORDER BY 1", params * 2
             ):
                 self.first_time(url, domain)
                 self.scheduled[domain] += 1
                 self.requested.append((url, domain))
-            record.frontier = [
-                (url, domain, depth + 1)
-                for url, domain, depth in conn.execute(
-                    "SELECT l.to_url, p.domain, p.depth FROM links AS l "
-                    "JOIN pages AS p ON p.id = l.page_id "
-                    f"WHERE p.{scope.replace('AND domain', 'AND p.domain')} "
-                    "AND l.internal AND p.http_status < 400 "
-                    "AND (l.to_url LIKE 'http://%' OR l.to_url LIKE 'https://%') "
-                    "ORDER BY p.id, l.id",
-                    params,
-                )
-            ]
+            self.recall_requisites(conn, scope, params)
+            needed: dict[int, set[str]] = {}
+            for page_id, domain, page_url, warc_file, warc_offset in conn.execute(
+                f"SELECT id, domain, url, warc_file, warc_offset FROM pages WHERE {scope} "
+                f"AND {NOT_BROWSER} AND http_status < 400 AND warc_file IS NOT NULL "
+                "AND EXISTS (SELECT 1 FROM links WHERE page_id = pages.id AND how = 'src') "
+                "ORDER BY id", params
+            ):
+                needed[page_id] = self.page_needs(warc_file, warc_offset, page_url, domain,
+                                                  record)
+            for page_id, url, domain, depth, how in conn.execute(
+                "SELECT p.id, l.to_url, p.domain, p.depth, l.how FROM links AS l "
+                "JOIN pages AS p ON p.id = l.page_id "
+                f"WHERE p.{scope.replace('AND domain', 'AND p.domain')} "
+                f"AND p.{NOT_BROWSER} AND l.internal AND p.http_status < 400 "
+                "AND (l.to_url LIKE 'http://%' OR l.to_url LIKE 'https://%') "
+                "ORDER BY p.id, l.id",
+                params,
+            ):
+                # a requisite of the page is fetched as one, not as a page (``_parse_page``)
+                if how == "src" and (url in needed.get(page_id, ())
+                                     or url in self.requisites_seen.get(domain, ())):
+                    continue
+                record.frontier.append((url, domain, depth + 1))
         return record
+
+    def recall_requisites(self, conn: Any, scope: str, params: list[Any]) -> None:
+        """The requisites the interrupted crawl fetched are not fetched again; its scripts
+        are read back from its WARC, so pages parsed now run with them as before."""
+        for domain, url, kind, status, warc_file, warc_offset in conn.execute(
+            "SELECT domain, url, kind, http_status, warc_file, warc_offset FROM requisites "
+            f"WHERE {scope} ORDER BY id", params
+        ):
+            self.requisites_seen.setdefault(domain, set()).add(url)
+            if kind != "script" or url in self.script_cache:
+                continue
+            if self.script_fetches[domain] < MAX_SCRIPTS_PER_SITE:
+                self.script_fetches[domain] += 1
+            if status != 200:
+                self.script_cache[url] = None
+                continue
+            body = self.warc_body(warc_file, warc_offset)
+            if body is None:  # not readable (cut short by the kill): fetched again
+                self.requisites_seen[domain].discard(url)
+                continue
+            self.script_cache[url] = body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace")
+
+    def page_needs(self, warc_file: str, warc_offset: int, page_url: str, domain: str,
+                   record: FetchRecord) -> set[str]:
+        """The requisites of a recorded page, from its WARC record; those not fetched yet
+        (the crawl was interrupted first) are fetched now."""
+        body = self.warc_body(warc_file, warc_offset)
+        if body is None:
+            return set()
+        found = page_requisites(body[:MAX_BODY].decode("utf-8", "replace"), page_url)
+        record.requisites.append((found, domain, page_url))
+        return {url for url, _ in found}
+
+    def warc_body(self, warc_file: str | None, warc_offset: int | None) -> bytes | None:
+        """The payload of the response record at ``warc_offset``, or None."""
+        out = self.settings.get("CENSUS_OUT") if hasattr(self, "settings") else None
+        if not (out and warc_file and warc_offset is not None):
+            return None
+        try:
+            from warcio.archiveiterator import ArchiveIterator
+
+            with open(Path(out) / "warc" / warc_file, "rb") as fh:
+                fh.seek(warc_offset)
+                for rec in ArchiveIterator(fh):
+                    if rec.rec_type != "response":
+                        return None
+                    return bytes(rec.content_stream().read())
+        except Exception as exc:  # a record the kill cut short
+            log.debug("no WARC record at %s:%s: %s", warc_file, warc_offset, exc)
+        return None
 
     def first_time(self, url: str, domain: str) -> bool:
         parts = urlsplit(url)
@@ -304,7 +376,14 @@ class CensusSpider(Spider):
         """Fetch the same-site requisites not fetched yet, within the site's budget; they go
         to the scheduler directly (no depth limit or trap rule: they belong to a page)."""
         engine = getattr(getattr(self, "crawler", None), "engine", None)
-        if engine is None or not self.requisites_on:
+        if engine is None:
+            return
+        for request in self.requisite_requests(found, domain, page_url):
+            engine.crawl(request)
+
+    def requisite_requests(self, found: list[tuple[str, str]], domain: str,
+                           page_url: str) -> Iterator[Request]:
+        if not self.requisites_on:
             return
         seen = self.requisites_seen.setdefault(domain, set())
         for url, kind in found:
@@ -314,10 +393,10 @@ class CensusSpider(Spider):
             if len(seen) >= self.max_requisites:
                 break
             seen.add(url)
-            engine.crawl(Request(
+            yield Request(
                 url, callback=self.requisite, errback=self.requisite_failed, dont_filter=True,
                 meta={"census_site": domain, "download_slot": domain, "census_requisite": kind,
-                      "census_page": page_url}))
+                      "census_page": page_url})
 
     def requisite(self, response: Response) -> Iterator[Any]:
         meta = response.meta

@@ -134,13 +134,14 @@ class _Capture:
                                response.headers.get("content-type", ""))
 
 
-def captured_sites(db_path: str | Path, run_id: int) -> set[str]:
-    """Sites the browser already captured in this run (an interrupted run being resumed):
-    a site's pages are stored together once it is done, so a site with any is complete."""
+def captured_sites(db_path: str | Path, run_id: int) -> dict[str, int]:
+    """Sites the browser already captured in this run (an interrupted run being resumed),
+    with their pages: a site's pages are stored together once it is done, so a site with
+    any is complete."""
     with reading(db_path) as conn:
-        return {d for (d,) in conn.execute(
-            "SELECT DISTINCT p.domain FROM pages p JOIN page_sources s ON s.page_id = p.id "
-            "WHERE p.run_id = ? AND s.source = 'browser'", [run_id])}
+        return dict(conn.execute(
+            "SELECT p.domain, count(*) FROM pages p JOIN page_sources s ON s.page_id = p.id "
+            "WHERE p.run_id = ? AND s.source = 'browser' GROUP BY p.domain", [run_id]))
 
 
 def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
@@ -152,6 +153,7 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
     sites = sites_needing_browser(db_path, run_id, mode)
     done = captured_sites(db_path, run_id)
     result.sites += [d for d, _ in sites if d in done]
+    result.pages += sum(done[d] for d in result.sites)
     sites = [(d, u) for d, u in sites if d not in done]
     if not sites:
         return result

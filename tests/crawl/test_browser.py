@@ -21,6 +21,8 @@ pytestmark = [
                        reason="playwright is not installed (test extra)"),
 ]
 
+BROWSER_PAGES = "SELECT url FROM pages JOIN page_sources ON page_id = id WHERE source = 'browser'"
+
 
 def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) -> None:
     world = load_world("kp")
@@ -32,9 +34,10 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
         static = rows(db_path, "SELECT count(*) FROM pages WHERE url LIKE '%article.html?id=%'")
         result = browser_capture(db_path, run_id, tmp_path, ["127.0.0.0/8"], "auto",
                                  ports["http_port"], ports["https_port"])
-        before = rows(db_path, "SELECT url FROM pages ORDER BY id")
+        browsed = rows(db_path, BROWSER_PAGES)
         sites = rows(db_path, "SELECT domain, pages FROM sites ORDER BY domain")
-        # a crawl stage resumed after the capture: the crawl and the browser add nothing
+        # a crawl stage resumed after the capture: the browser's pages are not the crawl's
+        # (not counted, their links not followed) and the captured site is not captured again
         crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"],
                   {**FAST, **ports, "resume": True})
         again = browser_capture(db_path, run_id, tmp_path, ["127.0.0.0/8"], "auto",
@@ -42,8 +45,10 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
     finally:
         lab.stop()
     assert static == [(0,)]  # the static crawl sees an empty frame and no links
-    assert rows(db_path, "SELECT url FROM pages ORDER BY id") == before
+    assert rows(db_path, BROWSER_PAGES) == browsed
     assert rows(db_path, "SELECT domain, pages FROM sites ORDER BY domain") == sites
+    assert rows(db_path, "SELECT count(*) FROM pages WHERE url LIKE '%article.html?id=%'") \
+        == [(len(browsed) - 1,)]  # the articles the browser found, not fetched by the crawl
     assert again.sites == ["arirang.com.kp"] and again.records == 0, again
     assert result.sites == ["arirang.com.kp"], result  # auto: only the thin scripted site
     found = dict(rows(db_path, "SELECT url, text FROM pages JOIN page_sources ON page_id = id "

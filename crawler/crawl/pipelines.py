@@ -102,6 +102,8 @@ class CensusPipeline:
             "revisit_of": revisit_of,
             "description": item.description,
             "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,
+            "decode_error": item.decode_error,
+            "extract_error": item.extract_error,
         }
         cursor = self.conn.execute(
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

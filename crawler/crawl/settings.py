@@ -59,6 +59,11 @@ DOWNLOAD_HANDLERS = {
 }
 DOWNLOADER_MIDDLEWARES = {
     "crawler.crawl.middlewares.NetPolicyMiddleware": 60,
+    # Scrapy's own raise on a target that is no URL, and the page is lost: same places
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.crawl.middlewares.SafeRedirectMiddleware": 600,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.crawl.middlewares.SafeMetaRefreshMiddleware": 580,
 }
 SPIDER_MIDDLEWARES = {
     "crawler.crawl.middlewares.TrapMiddleware": 550,

@@ -173,6 +173,7 @@ class CensusSpider(Spider):
             warc=warc,
             links=links,
             decode_error=page.decode_error,
+            extract_error=page.extract_error,
             description=page.description,
             headings=page.headings,
         )

@@ -159,3 +159,45 @@ def test_huge_page_is_bounded_and_fast():
     assert time.monotonic() - started < 5
     assert page.truncated and len(body) > MAX_BODY
     assert len(page.text) <= 100_000
+
+
+# Regression cases from the fuzz suite (tests/fuzz/): each once raised out of extract().
+
+
+def test_base_href_with_an_unclosed_ipv6_literal_is_ignored():
+    from crawler.lab.faults import BAD_BASE
+
+    page = extract(BAD_BASE, "http://x.kp/", {"Content-Type": "text/html; charset=utf-8"})
+    assert page.extract_error is None and page.title == "bad base"
+    assert [link.url for link in page.links] == ["http://x.kp/_fault/ok-after-base"]
+
+
+@pytest.mark.parametrize("headers", [None, {"Content-Type": "text/html"},
+                                     {"Content-Type": "text/html; charset=x-nonsense"}])
+def test_nul_and_control_characters_never_reach_lxml(headers):
+    from crawler.lab.faults import CONTROL_CHARS
+
+    page = extract(CONTROL_CHARS, "http://x.kp/", headers)
+    assert page.extract_error is None
+    assert page.title == "control chars" and "조선" in page.text and "tail" in page.text
+    assert [link.url for link in page.links] == ["http://x.kp/_fault/ok-after-controls"]
+
+
+def test_a_step_that_raises_keeps_what_came_before_it(monkeypatch):
+    """The contract for bugs not found yet: the page keeps its links up to the failing one,
+    and the error says which step failed."""
+    import crawler.crawl.extract.links as links
+
+    real = links._absolute
+
+    def third_raises(base, ref):
+        if ref == "/3":
+            raise RuntimeError("boom")
+        return real(base, ref)
+
+    monkeypatch.setattr(links, "_absolute", third_raises)
+    body = b"<title>t</title>" + b"".join(b'<a href="/%d">%d</a>' % (i, i) for i in range(1, 6))
+    page = extract(body, "http://x.kp/", None)
+    assert page.extract_error == "links: RuntimeError: boom"
+    assert [link.url for link in page.links] == ["http://x.kp/1", "http://x.kp/2"]
+    assert page.text is None and page.charset == "utf-8"

@@ -72,13 +72,27 @@ def _absolute(base: str, ref: str) -> tuple[str, str] | None:
     return url, host
 
 
-def page_links(root: lxml.html.HtmlElement, url: str, with_text: bool) -> list[Link]:
-    base = url
+def base_of(root: lxml.html.HtmlElement, url: str) -> str:
+    """The URL relative links resolve against: the first ``<base href>`` that makes a valid
+    http(s) URL, else the page's own (an unclosed IPv6 literal there made urljoin raise)."""
     for b in root.iter("base"):
         if b.get("href"):
-            base = urljoin(url, b.get("href"))
+            try:
+                base = urljoin(url, b.get("href"))
+                if urlsplit(base).scheme in ("http", "https"):
+                    return base
+            except ValueError:
+                pass
             break
-    out: list[Link] = []
+    return url
+
+
+def page_links(root: lxml.html.HtmlElement, url: str, with_text: bool,
+               out: list[Link] | None = None) -> list[Link]:
+    """The page's links, appended to ``out`` as they are found: a caller that passes its own
+    list keeps the links found before anything went wrong."""
+    base = base_of(root, url)
+    out = [] if out is None else out
     seen: set[tuple[str, str]] = set()
 
     def add(ref: str | None, text: str, how: str, tag: str) -> None:

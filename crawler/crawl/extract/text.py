@@ -36,11 +36,15 @@ def clean(s: str | None, limit: int = 1000) -> str | None:
     return s[:limit] or None
 
 
+# What lxml refuses in a text node (C0 controls but tab, LF, CR; surrogates; U+FFFE/U+FFFF):
+# kept in the tree, they made main_text's tail assignment raise.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]+")
+
+
 def parse(text: str) -> lxml.html.HtmlElement | None:
     parser = lxml.html.HTMLParser(recover=True, huge_tree=False, remove_comments=True,
                                   remove_pis=True, no_network=True)
-    # lxml refuses str input with an encoding declaration; strip control chars it rejects.
-    cleaned = text.replace("\x00", "")
+    cleaned = NOT_XML.sub("", text)
     try:
         return lxml.html.document_fromstring(cleaned, parser=parser)
     except (lxml.etree.ParserError, ValueError, lxml.etree.XMLSyntaxError):

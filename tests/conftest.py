@@ -12,10 +12,29 @@ here, by the fixture it asks for: ``python -m pytest -m "not slow"`` is the quic
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from crawler.lab import LabDNS, World, free_port, load_world
+
+FUZZ_MINUTES = 2.0
+"""The CI budget of the whole fuzz suite (``tests/fuzz``), shared by its targets."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-minutes", type=float, default=FUZZ_MINUTES,
+                     help="time budget of all fuzz targets together (default: %(default)s)")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.fuzz.harness import REPORT
+
+    if REPORT:
+        terminalreporter.section("fuzz targets")
+        for name, examples, seconds in REPORT:
+            terminalreporter.write_line(f"{name:<40} {examples:>9} inputs {seconds:7.1f} s")
+
 
 WHOLE_LAB_RUNS = {"lab_census", "two_runs", "crawled", "replay"}
 

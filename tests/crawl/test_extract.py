@@ -183,6 +183,16 @@ def test_nul_and_control_characters_never_reach_lxml(headers):
     assert [link.url for link in page.links] == ["http://x.kp/_fault/ok-after-controls"]
 
 
+@pytest.mark.parametrize("reference", ["&#x1;", "&#0;", "&#xB;", "&#31;", "<&#x1;p>"])
+def test_character_references_to_control_characters_never_reach_lxml(reference):
+    from crawler.crawl.extract.text import NOT_XML
+
+    body = f"<title>t</title><body>{reference}<p>text</p><a href='/a'>a</a></body>".encode()
+    page = extract(body, "http://x.kp/", None)
+    assert page.extract_error is None and page.text.endswith("text\na")
+    assert not NOT_XML.search(page.text)  # no control character stored either
+
+
 def test_a_step_that_raises_keeps_what_came_before_it(monkeypatch):
     """The contract for bugs not found yet: the page keeps its links up to the failing one,
     and the error says which step failed."""

@@ -173,3 +173,14 @@ def test_redirects_to_no_url_keep_the_response_instead_of_raising() -> None:
         request.url, status=302, headers={"Location": b"/new"}, request=request)), Request)
     page = response("http://kcna.kp/base", BAD_BASE.decode())
     assert refresh.process_response(page.request, page) is page
+
+
+def test_a_link_scrapy_refuses_is_stored_not_followed(spider: CensusSpider) -> None:
+    """w3lib refuses URLs that urlsplit accepts: the spider raised mid-page."""
+    body = ('<a href="http://a[::1]@kcna.kp/">bad</a> <a href="http://kcna.kp:99999/">port</a>'
+            '<a href="/next.html">next</a>')
+    out = list(spider.parse(response("http://kcna.kp/", body)))
+    page = next(o for o in out if isinstance(o, PageItem))
+    assert [link[0] for link in page.links] == ["http://a[::1]@kcna.kp/", "http://kcna.kp:99999/",
+                                                "http://kcna.kp/next.html"]
+    assert [o.url for o in out if isinstance(o, Request)] == ["http://kcna.kp/next.html"]

@@ -211,3 +211,10 @@ def test_a_step_that_raises_keeps_what_came_before_it(monkeypatch):
     assert page.extract_error == "links: RuntimeError: boom"
     assert [link.url for link in page.links] == ["http://x.kp/1", "http://x.kp/2"]
     assert page.text is None and page.charset == "utf-8"
+
+
+def test_links_found_by_the_fuzzer_are_followable():
+    """An upper-case scheme was stored as written and never followed."""
+    page = extract(b'<a href="HTTP://kcna.kp/a">a</a><a href="http://a[::1]/">b</a>',
+                   "http://x.kp/", None)
+    assert page.links[0].url == "http://kcna.kp/a"

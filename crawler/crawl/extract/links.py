@@ -69,7 +69,8 @@ def _absolute(base: str, ref: str) -> tuple[str, str] | None:
         return None
     if parts.scheme not in ("http", "https") or not host:
         return None
-    return url, host
+    # urljoin keeps an absolute reference's "HTTP:" as written; the spider follows "http:"
+    return parts.scheme + url[len(parts.scheme):], host
 
 
 def base_of(root: lxml.html.HtmlElement, url: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from . import __version__, migrations
+from . import __version__, migrations, search
 from .errors import DatabaseLocked, RunNotFound
 
 
@@ -71,6 +71,8 @@ def connect(
     else:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=check_same_thread)
     conn.execute("PRAGMA foreign_keys = ON")
+    if not readonly:
+        search.attach(conn)  # the pages a writer inserts get their search form
     return conn
 
 
@@ -88,6 +90,7 @@ def open_census(path: str | Path, *, create: bool = True) -> sqlite_utils.Databa
     db = sqlite_utils.Database(connect(path))
     db.execute("PRAGMA journal_mode = WAL")
     migrations.apply(db)
+    search.attach(db.conn)  # a file that had no pages_fts of this kind before migrating
     return db
 
 

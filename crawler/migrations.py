@@ -402,6 +402,22 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
 
 
 @migration
+def m020_cjk_search(db: sqlite_utils.Database) -> None:
+    """``pages_fts`` indexes the search form of titles and text (``crawler/search.py``), in
+    which any piece of a Korean, Chinese or Japanese word is found, and ranks title matches
+    first; it stores only the index, and ``pages_fts_pending`` queues what leaves it.  The old
+    index (unicode61 over ``pages``, kept by triggers) is dropped and every page is indexed
+    again."""
+    from . import search
+
+    for trigger in ("pages_ai", "pages_ad", "pages_au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    db.execute("DROP TABLE IF EXISTS pages_fts")
+    search.create_index(db.conn)
+    search.reindex(db.conn)
+
+
+@migration
 def m070_page_extract_errors(db: sqlite_utils.Database) -> None:
     """Why a page has no text or only part of it: its charset could not be decoded
     (``decode_error``), or extraction stopped at a step that raised (``extract_error``)."""

@@ -10,6 +10,10 @@ because an immutable reader ignores the WAL.
 Screenshots (``census run --screenshots``) are files under ``<out>/screenshots/``: Datasette
 serves that folder at ``/screenshots/`` and the ``render_cell`` hook below shows the
 ``screenshot`` column of ``sites`` and ``latest_census`` as a thumbnail linking to the PNG.
+
+Search: the ``prepare_connection`` hook below makes Datasette's search of ``pages`` (the box,
+``?_search=``, facets with it) and the ``search_pages`` query read Korean, Chinese and
+Japanese words as ``crawler/search.py`` indexes them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, search
 from .db import reading
 from .errors import CensusError
 
@@ -177,9 +181,20 @@ def register_plugin() -> None:
 
 try:
     from datasette import hookimpl
-except ImportError:  # Datasette is an optional extra: without it only the hook is missing
-    def hookimpl(fn: Any) -> Any:
-        return fn
+except ImportError:  # Datasette is an optional extra: without it only the hooks are missing
+    def hookimpl(fn: Any = None, **_: Any) -> Any:
+        return fn if fn is not None else (lambda f: f)
+
+
+@hookimpl(trylast=True)  # after Datasette's own, so that this escape_fts is the one kept
+def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
+    """On a census: the search box and ``?_search=`` query ``pages_fts`` through
+    :func:`crawler.search.match_query` (Datasette calls ``escape_fts(:search)``), and the
+    canned queries get ``census_match`` and ``census_snippet``."""
+    if not search.has_index(conn):
+        return
+    search.register_functions(conn)
+    conn.create_function("escape_fts", 1, search.match_query, deterministic=True)
 
 
 @hookimpl

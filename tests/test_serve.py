@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -21,12 +22,14 @@ from typing import Any
 import pytest
 
 from crawler.census import STAGES, CensusOptions, run_census
+from crawler.crawl.extract import extract
 from crawler.db import open_census
 from crawler.lab import Lab, free_port, load_world
 from crawler.serve import UndocumentedSchema, build_metadata, datasette_app, missing_descriptions
 from tests.crawlhelp import rows
 
 pytest.importorskip("datasette")
+from urllib.parse import quote
 
 LAB_NET = "127.0.0.0/8"
 
@@ -137,14 +140,97 @@ def test_korean_full_text_search_finds_words_with_particles(
         if "평양에서" in text
     }
     assert with_particle
-    # the search box of the pages table (searchmode raw): a prefix finds 평양에서 and 평양의
-    found = get(db_path, "/census/pages.json?_search=" + "평양*" + "&_shape=array&_size=max")
-    assert with_particle <= {row["domain"] for row in found}
-    assert all("평양" in (row["text"] or "") + (row["title"] or "") for row in found)
-    # the canned query needs no star
+    # the search box of the pages table: 평양 finds 평양에서 and 평양의, as 평양* still does
+    for query in ("평양", "평양*"):
+        found = get(db_path, f"/census/pages.json?_search={quote(query)}&_shape=array&_size=max")
+        assert with_particle <= {row["domain"] for row in found}
+        assert all("평양" in (row["text"] or "") + (row["title"] or "") for row in found)
     canned = get(db_path, "/census/search_pages.json?q=평양&_shape=array")
     assert with_particle <= {row["domain"] for row in canned}
     assert get(db_path, "/census/pages.json?_search=Pyongyang&_shape=array")
+    # the crawl's pipeline wrote the search form: 사랑 is found inside 사랑하는 and 사랑의
+    sarang = {url for url, text in rows(db_path, "SELECT url, text FROM pages")
+              if "사랑" in (text or "")}
+    assert len(sarang) >= 2
+    found = get(db_path, f"/census/pages.json?_search={quote('사랑')}&_shape=array&_size=max")
+    assert {row["url"] for row in found} == sarang
+
+
+def build_page_census(path: Path) -> Path:
+    """A census holding every HTML page of the lab world, as the crawl extracts it, written
+    through the database API (no crawl): the search tests' census."""
+    world = load_world("kp")
+    db = open_census(path)
+    db["runs"].insert({"id": 1, "zone": "kp", "status": "complete"})
+    for site in sorted(p for p in world.sites_root.iterdir() if p.is_dir()):
+        db["domains"].insert({"name": site.name, "suffix": site.name.split(".", 1)[1]})
+        for file in sorted(site.rglob("*.htm*")) + sorted(site.rglob("*.kcmsf")):
+            url = f"http://{site.name}/{file.relative_to(site).as_posix()}"
+            page = extract(file.read_bytes(), url)
+            db["pages"].insert({"run_id": 1, "domain": site.name, "url": url,
+                                "title": page.title, "lang": page.lang, "text": page.text})
+    db.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def page_census(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_page_census(tmp_path_factory.mktemp("pages") / "census.db")
+
+
+def pages_with(db_path: Path, word: str) -> set[str]:
+    """URLs of the pages whose title or text has ``word``, by a LIKE scan."""
+    return {url for (url,) in rows(db_path, "SELECT url FROM pages WHERE coalesce(title, '') "
+                                            "|| ' ' || coalesce(text, '') LIKE ?", f"%{word}%")}
+
+
+def searched(db_path: Path, query: str) -> set[str]:
+    """URLs the pages table's search (the box, ``?_search=``) finds for ``query``."""
+    found = get(db_path, f"/census/pages.json?_search={quote(query)}&_shape=array&_size=max")
+    return {row["url"] for row in found}
+
+
+@pytest.mark.parametrize(
+    "word", ["사랑", "평양", "조선중앙통신", "经济", "朝鲜", "ポータル", "政治"]
+)
+def test_search_finds_exactly_the_pages_with_a_korean_chinese_or_japanese_word(
+    page_census: Path, word: str
+) -> None:
+    expected = pages_with(page_census, word)
+    assert expected
+    assert searched(page_census, word) == expected
+    canned = get(page_census, f"/census/search_pages.json?q={quote(word)}&_shape=array")
+    assert {row["url"] for row in canned} == expected
+    texts = dict(rows(page_census, "SELECT url, text FROM pages"))
+    assert all(f"[{word}]" in row["snippet"] for row in canned if word in texts[row["url"]])
+
+
+def test_a_two_syllable_noun_is_found_inside_longer_words(page_census: Path) -> None:
+    texts = dict(rows(page_census, "SELECT url, text FROM pages"))
+    found = searched(page_census, "사랑")
+    inside = {m.group() for url in found for m in re.finditer(r"\w*사랑\w*", texts[url])}
+    assert {"사랑하는", "사랑의", "사랑을"} <= inside
+    faceted = get(page_census, "/census/pages.json?_search=사랑&_facet=domain&_size=0")
+    assert sum(f["count"] for f in faceted["facet_results"]["domain"]["results"]) == len(found)
+
+
+def test_an_english_word_finds_its_pages_and_no_more(page_census: Path) -> None:
+    texts = rows(page_census, "SELECT url, coalesce(title, '') || ' ' || coalesce(text, '') "
+                              "FROM pages")
+    expected = {url for url, text in texts if re.search(r"\bpyongyang\b", text, re.I)}
+    assert expected
+    assert searched(page_census, "Pyongyang") == expected
+    assert searched(page_census, "pyong*") >= expected
+    assert searched(page_census, '"central news agency"') == pages_with(
+        page_census, "Central News Agency")
+
+
+@pytest.mark.parametrize("word", ["평양", "정치", "Pyongyang"])
+def test_title_matches_come_first_in_search_pages(page_census: Path, word: str) -> None:
+    answer = get(page_census, f"/census/search_pages.json?q={quote(word)}&_shape=array")
+    in_title = [word in (row["title"] or "") for row in answer]
+    assert any(in_title) and not all(in_title)
+    assert in_title == sorted(in_title, reverse=True)
 
 
 def test_canned_queries_answer(lab_census: tuple[Path, int]) -> None:

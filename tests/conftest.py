@@ -7,6 +7,7 @@ cheap, but one per session keeps the two shared cores free.
 
 A test that needs a whole lab census (a probe and a crawl of the world) is marked ``slow``
 here, by the fixture it asks for: ``python -m pytest -m "not slow"`` is the quick run.
+The fuzz targets (``tests/fuzz``, marked ``fuzz`` and ``slow``) share ``--fuzz-minutes``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 WHOLE_LAB_RUNS = {"lab_census", "two_runs", "crawled", "replay"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # a fuzz target runs for its share of the budget: never cut by the per-test timeout
+    fuzz_timeout = config.getoption("--fuzz-minutes") * 60 + 120
     for item in items:
+        if item.get_closest_marker("fuzz"):
+            item.add_marker(pytest.mark.timeout(fuzz_timeout))
         if WHOLE_LAB_RUNS & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 

@@ -214,7 +214,11 @@ def test_a_step_that_raises_keeps_what_came_before_it(monkeypatch):
 
 
 def test_links_found_by_the_fuzzer_are_followable():
-    """An upper-case scheme was stored as written and never followed."""
+    """An upper-case scheme was stored as written and never followed; a control character
+    before the scheme once made "httpss://"."""
+    from crawler.crawl.extract.links import _absolute
+
     page = extract(b'<a href="HTTP://kcna.kp/a">a</a><a href="http://a[::1]/">b</a>',
                    "http://x.kp/", None)
     assert page.links[0].url == "http://kcna.kp/a"
+    assert _absolute("http://kcna.kp/", "\x00https://a") == ("https://a", "a")

@@ -8,7 +8,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
@@ -74,8 +74,11 @@ def _absolute(base: str, ref: str) -> tuple[str, str] | None:
         return None
     if parts.scheme not in ("http", "https") or not host:
         return None
-    # urljoin keeps an absolute reference's "HTTP:" as written; the spider follows "http:"
-    return parts.scheme + url[len(parts.scheme):], host
+    if not url.startswith(parts.scheme + ":"):
+        # urljoin keeps an absolute reference as written ("HTTP://", "\x00https://"), which
+        # urlsplit reads leniently; the spider follows only what starts "http:" or "https:"
+        url = urlunsplit(parts)
+    return url, host
 
 
 def base_of(root: lxml.html.HtmlElement, url: str) -> str:

@@ -318,8 +318,10 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
     """Enumerate ZONE by DNS into the census, as a new run.
 
     NS sets from parent and child, a zone transfer from every nameserver address of the zone
-    and of every delegated sub-zone, then seeds, wordlist, NSEC walk and a PTR sweep; A, AAAA,
-    NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail. hosts.
+    and of every delegated sub-zone, then seeds, wordlist, the NSEC chain walked or the NSEC3
+    chain collected and cracked, a PTR sweep, and the parent's referral of every domain found
+    delegated; A, AAAA, NS, MX, TXT, SOA, CNAME and CAA of every domain and its www. and mail.
+    hosts.
 
     \b
     Example:
@@ -355,10 +357,7 @@ def lab(world: str, world_version: int, dns_port: int | None, http_port: int | N
 
     the_lab = Lab.with_default_ports(load_world(world, world_version), dns_port, http_port,
                                      https_port)
-    with the_lab:
-        click.echo(the_lab.describe())
-        sys.stdout.flush()
-        serve_until_stopped()
+    serve_until_stopped(the_lab, lambda text: click.echo(text) or sys.stdout.flush())
 
 
 @cli.command()

@@ -418,6 +418,20 @@ def m020_cjk_search(db: sqlite_utils.Database) -> None:
 
 
 @migration
+def m050_dnssec_chains(db: sqlite_utils.Database) -> None:
+    """What walking a signed zone's denial chain came to: whether the NSEC / NSEC3 chain
+    closed back at the apex, its length, the queries it cost and (NSEC3) how many hashes
+    no known name explains; per NSEC3 hash its opt-out flag and, once cracked, its name."""
+    db["zones"].add_column("chain_closed", int)
+    db["zones"].add_column("chain_length", int)
+    db["zones"].add_column("chain_queries", int)
+    db["zones"].add_column("chain_unknown", int)
+    db["nsec3_hashes"].add_column("opt_out", int)
+    db["nsec3_hashes"].add_column("name", str)
+    db["nsec3_hashes"].add_column("named_by", str)
+
+
+@migration
 def m070_page_extract_errors(db: sqlite_utils.Database) -> None:
     """Why a page has no text or only part of it: its charset could not be decoded
     (``decode_error``), or extraction stopped at a step that raised (``extract_error``)."""

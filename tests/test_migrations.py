@@ -72,17 +72,16 @@ def legacy_file(path: Path, names: list[str], user_version: int | None = None) -
 
 
 def earlier_file(path: Path, names: list[str]) -> Path:
-    """A census as the release that had these migrations wrote it: before named migrations
-    (only the ``_LEGACY`` ones) with a number, after them with ``census_migrations``."""
+    """A census as the release that had ``names`` wrote it: a file from before named
+    migrations while they are all legacy ones, else one that lists them by name."""
     if all(name in migrations._LEGACY for name in names):
         return legacy_file(path, names)
     db = sqlite_utils.Database(path)
-    with db.conn:
-        migrations._adopt_legacy(db)
+    db["census_migrations"].create({"name": str, "applied_at": str}, pk="name")
     for name in names:
         with db.conn:
             BY_NAME[name](db)
-            db["census_migrations"].insert({"name": name, "applied_at": "then"})
+            db["census_migrations"].insert({"name": name, "applied_at": "earlier release"})
     db.execute(f"PRAGMA user_version = {len(names)}")
     fill(db)
     db.close()

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -126,12 +127,18 @@ class Lab:
         self.stop()
 
 
-def serve_until_stopped() -> None:
-    """Block until SIGTERM or Ctrl-C: the lab runs as a foreground or background command."""
+def serve_until_stopped(lab: Lab, say: Callable[[str], Any]) -> None:
+    """Serve ``lab`` until SIGTERM or Ctrl-C, as a foreground or background command.
+
+    The SIGTERM handler is in place before ``say`` tells what is served: whoever reads that
+    and stops the lab at once still gets a clean exit.
+    """
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    try:
-        while not stopping.wait(0.5):
+    with lab:
+        say(lab.describe())
+        try:
+            while not stopping.wait(0.5):
+                pass
+        except KeyboardInterrupt:
             pass
-    except KeyboardInterrupt:
-        pass

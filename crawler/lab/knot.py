@@ -3,7 +3,8 @@
 ``Knot(workdir, "127.0.0.2", port, zones)`` writes a config and the zone files into
 ``workdir``, starts ``knotd`` in the foreground and waits until every zone answers SOA.
 Transfers are allowed or refused for the whole server (``allow_transfer``); zones named in
-``signing`` are signed on load by Knot itself, with NSEC or NSEC3.
+``signing`` are signed on load by Knot itself with a policy: ``nsec``, ``nsec3`` (salted),
+``nsec3-bare`` (no salt, no extra iterations) or ``nsec3-optout`` (the same with opt-out).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Knot:
             "policy:",
             "  - id: nsec", "    nsec3: off",
             "  - id: nsec3", "    nsec3: on", "    nsec3-iterations: 0",
+            # RFC 9276 parameters (no salt, no extra iterations): the lab's hashes exactly
+            "  - id: nsec3-bare", "    nsec3: on", "    nsec3-iterations: 0",
+            "    nsec3-salt-length: 0",
+            "  - id: nsec3-optout", "    nsec3: on", "    nsec3-iterations: 0",
+            "    nsec3-salt-length: 0", "    nsec3-opt-out: on",
             "template:", "  - id: default", f"    storage: {d}", '    file: "%s.zone"',
             "    zonefile-sync: -1", "    zonefile-load: whole", "    journal-content: none",
             "zone:",

@@ -27,6 +27,7 @@ import dns.rrset
 import dns.zone
 
 from ..errors import CensusError
+from .dnssec import MODES, Denial
 
 _WORLD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})(?:\.[a-z0-9](?:[a-z0-9-]{0,62}))*$")
@@ -78,8 +79,9 @@ class ZoneIndex:
     """A zone with the sets a lookup needs: every existing name (empty non-terminals too)
     and the delegation points."""
 
-    def __init__(self, zone: dns.zone.Zone) -> None:
+    def __init__(self, zone: dns.zone.Zone, denial: Denial | None = None) -> None:
         self.zone = zone
+        self.denial = denial
         self.origin: dns.name.Name = zone.origin
         self.names: set[dns.name.Name] = set()
         self.cuts: set[dns.name.Name] = set()
@@ -98,8 +100,13 @@ class ZoneIndex:
         self._negative.to_wire(buffer)
         self._negative_wire = buffer.getvalue()
 
-    def negative(self, rcode: int = dns.rcode.NOERROR) -> Lookup:
-        """NXDOMAIN or NODATA: the SOA alone in the authority section."""
+    def negative(
+        self, rcode: int = dns.rcode.NOERROR, proof: list[dns.rrset.RRset] | None = None
+    ) -> Lookup:
+        """NXDOMAIN or NODATA: the SOA in the authority section, with the NSEC / NSEC3
+        records of a signed zone that prove the absence."""
+        if proof:
+            return Lookup(rcode=rcode, authority=[self._negative, *proof])
         return Lookup(rcode=rcode, authority=[self._negative], negative_wire=self._negative_wire)
 
     def _rrset(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
@@ -125,21 +132,31 @@ class ZoneIndex:
                 ns = self._rrset(name, dns.rdatatype.NS)
                 assert ns is not None
                 glue = [rrset for target in ns for rrset in self._addresses(target.target)]
-                return Lookup(authority=[ns], additional=glue, aa=False, referral=True), None
+                authority = [ns]
+                if self.denial is not None:
+                    # signed: the DS, or the proof there is none (RFC 4035 3.1.4)
+                    ds = self._rrset(name, dns.rdatatype.DS)
+                    authority += [ds] if ds is not None else self.denial.nodata(name)
+                return Lookup(authority=authority, additional=glue, aa=False,
+                              referral=True), None
         node = self.zone.get_node(qname)
         owner = qname
         if node is None:
             if qname in self.names:
-                return self.negative(), None
+                return self.negative(proof=self._nodata(qname)), None
             encloser = qname.parent()
             while encloser not in self.names:
                 encloser = encloser.parent()
             wildcard = dns.name.Name((b"*", *encloser.labels))
             node = self.zone.get_node(wildcard)
             if node is None:
-                return self.negative(dns.rcode.NXDOMAIN), None
+                proof = self.denial.nxdomain(qname, encloser) if self.denial else None
+                return self.negative(dns.rcode.NXDOMAIN, proof), None
             owner = wildcard
         return self._from_node(qname, owner, rdtype)
+
+    def _nodata(self, name: dns.name.Name) -> list[dns.rrset.RRset] | None:
+        return self.denial.nodata(name) if self.denial is not None else None
 
     def _from_node(
         self, qname: dns.name.Name, owner: dns.name.Name, rdtype: int
@@ -156,7 +173,7 @@ class ZoneIndex:
                 rrset = dns.rrset.from_rdata_list(qname, cname.ttl, list(cname))
                 return Lookup(answer=[rrset]), cname[0].target
         if not rdatasets:
-            return self.negative(), None
+            return self.negative(proof=self._nodata(owner)), None
         answer = [dns.rrset.from_rdata_list(qname, rds.ttl, list(rds)) for rds in rdatasets]
         lookup = Lookup(answer=answer)
         for rrset in answer:
@@ -181,10 +198,13 @@ class World:
     root: Path
     version: int = 1
     description: str = ""
+    denials: dict[str, Denial] = field(default_factory=dict, repr=False)
+    """The signed zones' chains (``[dnssec]`` of world.toml), by origin."""
     _index: dict[dns.name.Name, ZoneIndex] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self._index = {z.origin: ZoneIndex(z) for z in self.zones.values()}
+        self._index = {z.origin: ZoneIndex(z, self.denials.get(origin))
+                       for origin, z in self.zones.items()}
 
     @property
     def sites_root(self) -> Path:
@@ -390,6 +410,13 @@ def load_world(name_or_path: str = "kp", version: int = 1) -> World:
         raise LabError(f"bad world.toml in {root}: {exc}") from None
     if apex not in zones:
         raise LabError(f"world {name_or_path!r} has no zone file for its apex {apex!r}")
+    denials = {}
+    for origin, mode in config.get("dnssec", {}).items():
+        origin = str(origin).rstrip(".").lower()
+        if origin not in zones or mode not in MODES:
+            raise LabError(f"bad [dnssec] entry {origin!r} = {mode!r}: a zone of the world "
+                           f"signed with one of {MODES}")
+        denials[origin] = Denial(zones[origin], mode)
     servers = [_server(spec, zones) for spec in config.get("servers", [])]
     addresses = [s.address for s in servers] + [resolver]
     if len(set(addresses)) != len(addresses):
@@ -403,4 +430,5 @@ def load_world(name_or_path: str = "kp", version: int = 1) -> World:
         root=root,
         version=version,
         description=str(config.get("description", "")),
+        denials=denials,
     )

@@ -2,7 +2,8 @@
 
 Phases, in order, each writing as it goes: nameservers and zone transfers (recursively into
 every delegation), seed names, wordlist probing with wildcard detection, NSEC walking / NSEC3
-sampling, a PTR sweep of the national ranges, then every record type of every registrable
+chain collection and offline cracking, a PTR sweep of the national ranges, the domains found
+delegated (asked of the parent's own servers), then every record type of every registrable
 domain and its ``www.`` / ``mail.`` hosts.
 
 Time bound when nothing answers: a server is given up after ``dead_after`` (3) failed queries
@@ -24,7 +25,7 @@ from ..db import Method, run_domains
 from ..names import normalize_name
 from ..profiles import Profile, read_wordlist
 from .context import Context
-from .nsec import examine_zone
+from .nsec import crack_chains, examine_zone
 from .options import Outcome, ProbeOptions, ProbeResult, ProgressCallback
 from .ptr import ptr_sweep
 from .records import collect_records
@@ -80,11 +81,14 @@ async def _probe(
         await wordlist_sweep(ctx, labels)
     for state in states:
         await examine_zone(ctx, state.zone)
+    crack_chains(ctx, labels)
     ranges = profile.ranges if options.ip_ranges is None else options.ip_ranges
     if ranges:
         await ptr_sweep(ctx, tuple(ranges))
     done = {state.zone for state in states}
-    hidden = await delegated_domains(ctx, [d for d in run_domains(db, run_id) if d not in done])
+    hidden = await delegated_domains(
+        ctx, [d for d in run_domains(db, run_id) if d not in done], states
+    )
     if hidden:
         await enumerate_zones(ctx, hidden, done)
     await collect_records(ctx)

@@ -16,12 +16,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import dns.name
+import dns.rdatatype
+
 from ..db import Method, utcnow
 from ..errors import TransferError
 from ..names import normalize_name
 from .axfr import drain, store_spool
 from .context import Context
-from .engine import Answer
+from .engine import Answer, Rcode, bounded
 from .options import Outcome
 
 log = logging.getLogger(__name__)
@@ -78,15 +81,72 @@ def _insert_nameserver(ctx: Context, zone: str, ns: str, address: str | None, so
     )
 
 
+@dataclass
+class Referral:
+    """What the parent's own servers say of a name: its NS set and the glue they give."""
+
+    ns_names: set[str] = field(default_factory=set)
+    glue: dict[str, set[str]] = field(default_factory=dict)
+    server: str | None = None
+    """The parent server that answered; None if none did."""
+
+
+def _zone_addresses(ctx: Context, zone: str) -> list[str]:
+    rows = ctx.db.execute(
+        "SELECT DISTINCT address FROM nameservers WHERE run_id = ? AND zone = ? "
+        "AND address IS NOT NULL ORDER BY address",
+        [ctx.run_id, zone],
+    )
+    return [a for (a,) in rows if ctx.policy.allowed(a)]
+
+
+async def parent_referral(ctx: Context, parent: str, name: str) -> Referral:
+    """Ask the parent zone's servers, not the resolver, for ``name``'s NS set and glue.
+
+    The referral is the parent's word: it names servers a resolver may never show (stale
+    glue, a lame delegation the resolver answers SERVFAIL for).  The first parent server that
+    answers is taken; one that serves the child too answers with the child's NS set.
+    """
+    qname = dns.name.from_text(name)
+    for address in _zone_addresses(ctx, parent):
+        answer = await ctx.engine.query(ctx.authority(address), qname, "NS", recurse=False)
+        response = answer.response
+        if response is None or answer.rcode in (Rcode.REFUSED, Rcode.SERVFAIL, Rcode.ERROR):
+            continue
+        referral = Referral(server=address)
+        for rrset in response.answer + response.authority:
+            if rrset.rdtype == dns.rdatatype.NS and rrset.name == qname:
+                referral.ns_names |= {n for rd in rrset if (n := normalize_name(rd.to_text()))}
+        for rrset in response.additional:
+            host = normalize_name(rrset.name.to_text())
+            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) and host in referral.ns_names:
+                referral.glue.setdefault(host, set()).update(rd.to_text() for rd in rrset)
+        return referral
+    return Referral()
+
+
 async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
-    """Fill ``state.addresses`` (NS name -> addresses) and write the ``nameservers`` rows."""
+    """Fill ``state.addresses`` (NS name -> addresses) and write the ``nameservers`` rows.
+
+    Side by side, each with its ``source``: the parent's NS names (``parent``, at every
+    address known for them) and its glue (``glue``), then the child's own NS set at the
+    addresses the resolver gives (``child``).  Transfers are tried on the union.
+    """
     parent_names = set(d.ns_names)
+    glue = {ns: set(addrs) for ns, addrs in d.glue.items()}
+    if not parent_names and d.parent is not None:
+        referral = await parent_referral(ctx, d.parent, d.zone)
+        parent_names |= referral.ns_names
+        for ns, addrs in referral.glue.items():
+            glue.setdefault(ns, set()).update(addrs)
     if not parent_names:
         answer = await ctx.engine.query(ctx.resolver_for(d.zone), d.zone, "NS")
         parent_names |= _names(answer, "NS")
     addresses: dict[str, set[str]] = {}
+    resolved: dict[str, set[str]] = {}
     for ns in sorted(parent_names):
-        addresses[ns] = set(d.glue.get(ns, ())) | await resolve_host(ctx, ns)
+        resolved[ns] = await resolve_host(ctx, ns)
+        addresses[ns] = glue.get(ns, set()) | resolved[ns]
     child_names: set[str] = set()
     for addrs in list(addresses.values()):
         for address in sorted(addrs):
@@ -100,17 +160,18 @@ async def nameservers(ctx: Context, d: Delegation, state: ZoneState) -> None:
                     await ctx.engine.query(ctx.authority(address), d.zone, "SOA", recurse=False),
                 )
     for ns in sorted(child_names - addresses.keys()):
-        addresses[ns] = await resolve_host(ctx, ns)
+        addresses[ns] = resolved[ns] = await resolve_host(ctx, ns)
     if state.serial is None:
         _take_soa(state, await ctx.engine.query(ctx.resolver_for(d.zone), d.zone, "SOA"))
     with ctx.db.atomic():
-        for ns, addrs in sorted(addresses.items()):
-            for source, names in (("parent", parent_names), ("child", child_names)):
-                if ns in names:
-                    for address in sorted(addrs) or [None]:
-                        _insert_nameserver(ctx, d.zone, ns, address, source)
-            for address in sorted(d.glue.get(ns, ())):
+        for ns in sorted(parent_names):
+            for address in sorted(addresses[ns]) or [None]:
+                _insert_nameserver(ctx, d.zone, ns, address, "parent")
+            for address in sorted(glue.get(ns, ())):
                 _insert_nameserver(ctx, d.zone, ns, address, "glue")
+        for ns in sorted(child_names):
+            for address in sorted(resolved[ns]) or [None]:
+                _insert_nameserver(ctx, d.zone, ns, address, "child")
     state.addresses = addresses
     if not addresses and not d.from_profile:
         ctx.notes.append(f"no nameservers found for {d.zone}")
@@ -251,19 +312,46 @@ def write_zone(ctx: Context, state: ZoneState) -> None:
         )
 
 
-async def delegated_domains(ctx: Context, domains: list[str]) -> list[Delegation]:
+async def delegated_domains(
+    ctx: Context, domains: list[str], zones: list[ZoneState]
+) -> list[Delegation]:
     """The domains among ``domains`` that are zones of their own (an NS set at the name).
 
     A closed transfer of the parent hides its delegations; a domain found another way (seed,
-    wordlist, PTR, link) is still asked for its NS set, so its own servers get a transfer try.
+    wordlist, walk, PTR, link) is asked of the parent's own servers (when the parent's
+    transfer did not already say) and of the resolver.  The parent's referral counts even
+    when the resolver fails (a lame delegation), and its glue goes with it.
     """
-    found = []
-    for domain in domains:
+    known = {z.zone: z for z in zones}
+
+    async def ask(domain: str) -> Delegation | None:
+        parent = _enclosing(domain, known)
+        referral = Referral()
+        if parent is not None and known[parent].stored_from is None:
+            referral = await parent_referral(ctx, parent, domain)
         answer = await ctx.engine.query(ctx.resolver_for(domain), domain, "NS")
         owners = {r.name.to_text(omit_final_dot=True).lower() for r in answer.rrsets("NS")}
-        if domain in owners:
-            found.append(Delegation(domain, ctx.suffixes.suffix_of(domain), _names(answer, "NS")))
-    return found
+        names = referral.ns_names or (_names(answer, "NS") if domain in owners else set())
+        if not names:
+            return None
+        return Delegation(domain, parent or ctx.suffixes.suffix_of(domain), names,
+                          referral.glue)
+
+    found = []
+    async for _, delegation in bounded(domains, ask, ctx.workers):
+        if delegation is not None:
+            found.append(delegation)
+    return sorted(found, key=lambda d: d.zone)
+
+
+def _enclosing(name: str, zones: dict[str, ZoneState]) -> str | None:
+    """The deepest zone of ``zones`` strictly above ``name``."""
+    labels = name.split(".")
+    for i in range(1, len(labels)):
+        candidate = ".".join(labels[i:])
+        if candidate in zones:
+            return candidate
+    return None
 
 
 async def enumerate_zones(

@@ -1,0 +1,153 @@
+"""The probe against a signed zone that refuses every transfer: the lab world ``signed``.
+
+``zz`` is signed with NSEC and most of its delegations are secure (DS), ``co.zz`` with
+NSEC3, ``net.zz`` with NSEC3 and opt-out; ``stale.zz`` has parent glue pointing at an old
+server that still gives the zone away; ``lame.zz`` is delegated to a server that refuses.
+The same census is taken twice: with the lab serving the national zones, and with Knot
+serving and signing them itself (NSEC, NSEC3 with DS records at the delegations) on the
+national servers' addresses, the lab serving the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from crawler.db import open_census, start_run
+from crawler.lab import LabDNS, free_port, load_world
+from crawler.lab.dnssec import nsec3_hash
+from crawler.lab.knot import Knot, knot_available
+from crawler.probe import ProbeOptions, probe_run
+from crawler.profiles import Profile
+
+WORLD = load_world("signed")
+PROFILE = Profile(zone="zz", suffixes=("co", "net"))
+WORDLIST = ("bank", "news", "shop", "tour", "noc", "www")
+NATIONAL = ("127.45.184.1", "127.45.184.2")
+KNOT_POLICY = {"zz": "nsec", "co.zz": "nsec3-bare", "net.zz": "nsec3-optout"}
+
+
+def _zone_text(origin: str) -> str:
+    return (WORLD.root / "zones" / f"{origin}.zone").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module", params=["lab", pytest.param("knot", marks=pytest.mark.knot)])
+def census(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple]:
+    world = WORLD
+    knots: list[Knot] = []
+    if request.param == "knot":
+        if not knot_available():
+            pytest.skip("no knotd")
+        world = dataclasses.replace(
+            WORLD, servers=[s for s in WORLD.servers if s.address not in NATIONAL])
+    port = free_port(WORLD.addresses())
+    base = tmp_path_factory.mktemp(request.param)
+    with LabDNS(world, port) as lab:
+        if request.param == "knot":
+            zones = {origin: _zone_text(origin) for origin in KNOT_POLICY}
+            for i, address in enumerate(NATIONAL):
+                knot = Knot(base / f"ns{i + 1}", address, port, zones, allow_transfer=False,
+                            signing=KNOT_POLICY)
+                knot.start()
+                knots.append(knot)
+        try:
+            db = open_census(base / "census.db")
+            run_id = start_run(db, "zz", {})
+            options = ProbeOptions(
+                resolvers=(lab.resolver,), ns_port=port, seeds=False, wordlist=WORDLIST,
+                ip_ranges=(), allow_net=("127.0.0.0/8",), queries_per_second=2000,
+                queries_in_flight=16, timeout=1.0, retries=1,
+            )
+            result = probe_run(db, run_id, PROFILE, options)
+            yield db, run_id, result
+        finally:
+            for knot in knots:
+                knot.stop()
+
+
+def test_every_transfer_of_the_signed_zones_is_refused(census) -> None:
+    db, run_id, result = census
+    assert result.status == "complete", result.message
+    outcomes = {(r["zone"], r["address"]): r["outcome"]
+                for r in db["axfr_attempts"].rows_where("run_id = ?", [run_id])}
+    for zone in ("zz", "co.zz", "net.zz"):
+        for address in NATIONAL:
+            assert outcomes[(zone, address)] == "refused"
+
+
+def test_the_walk_crosses_secure_delegations_and_closes_at_the_apex(census) -> None:
+    db, run_id, _ = census
+    expected = {n.to_text(omit_final_dot=True) for n in WORLD.denials["zz"].owners} - {"zz"}
+    walked = {r["name"] for r in db["sightings"].rows_where(
+        "run_id = ? AND method = 'nsec' AND source NOT LIKE 'nsec3:%'", [run_id])}
+    assert expected - walked == set()
+    assert {"bravo.zz", "india.zz", "stale.zz", "lame.zz", "co.zz"} <= walked
+    zone = db["zones"].get((run_id, "zz"))
+    assert (zone["nsec"], zone["chain_closed"]) == ("nsec", 1)
+    assert zone["chain_length"] == len(WORLD.denials["zz"].owners)
+    assert zone["chain_queries"] <= 2 * zone["chain_length"]
+
+
+def test_every_nsec3_hash_is_collected_and_known_labels_named(census) -> None:
+    db, run_id, result = census
+    rows = {r["hash"]: r for r in db["nsec3_hashes"].rows_where(
+        "run_id = ? AND zone = 'co.zz'", [run_id])}
+    assert set(rows) == set(WORLD.denials["co.zz"].hashes)
+    named = {r["name"]: r["named_by"] for r in rows.values() if r["name"]}
+    assert named == {
+        "co.zz": "apex", "bank.co.zz": "wordlist", "news.co.zz": "wordlist",
+        "shop.co.zz": "wordlist", "tour.co.zz": "wordlist",
+        "alpha.co.zz": "sighting", "hotel.co.zz": "sighting",
+    }
+    assert rows[nsec3_hash_of("x7k2q.co.zz")]["name"] is None
+    zone = db["zones"].get((run_id, "co.zz"))
+    assert (zone["chain_closed"], zone["chain_length"], zone["chain_unknown"]) == (1, 9, 2)
+    assert not any(r["opt_out"] for r in rows.values())
+    assert "NSEC3 chain of co.zz: 9 hashes, 7 named, 2 unknown" in result.message
+    assert db["sightings"].count_where("name = 'hotel.co.zz' AND method = 'nsec'") == 1
+
+
+def test_opt_out_spans_are_recorded_as_such(census) -> None:
+    db, run_id, _ = census
+    rows = list(db["nsec3_hashes"].rows_where("run_id = ? AND zone = 'net.zz'", [run_id]))
+    assert {r["hash"] for r in rows} == set(WORLD.denials["net.zz"].hashes)
+    assert len(rows) == 5, "apex, noc, q3z8 and the secure alpha and mesh; not cable fiber isp"
+    assert all(r["opt_out"] == 1 for r in rows)
+    assert db["zones"].get((run_id, "net.zz"))["chain_closed"] == 1
+
+
+def test_stale_parent_glue_is_recorded_and_its_server_transfers(census) -> None:
+    db, run_id, _ = census
+    sources = {(r["ns_name"], r["address"], r["source"])
+               for r in db["nameservers"].rows_where("run_id = ? AND zone = 'stale.zz'",
+                                                     [run_id])}
+    assert ("ns1.stale.zz", "127.45.184.20", "glue") in sources
+    assert ("ns1.stale.zz", "127.45.184.21", "child") in sources
+    assert ("ns1.stale.zz", "127.45.184.20", "child") not in sources
+    outcomes = {r["address"]: r["outcome"]
+                for r in db["axfr_attempts"].rows_where("run_id = ? AND zone = 'stale.zz'",
+                                                        [run_id])}
+    assert outcomes == {"127.45.184.20": "success", "127.45.184.21": "refused"}
+    assert db["sightings"].count_where("name = 'www.stale.zz' AND method = 'axfr'") == 1
+
+
+def test_lame_delegation_has_the_parents_nameservers_and_an_outcome(census) -> None:
+    db, run_id, _ = census
+    sources = {(r["ns_name"], r["address"], r["source"])
+               for r in db["nameservers"].rows_where("run_id = ? AND zone = 'lame.zz'",
+                                                     [run_id])}
+    assert {("ns.lame.zz", "127.45.184.30", "parent"),
+            ("ns.lame.zz", "127.45.184.30", "glue")} <= sources
+    outcomes = [r["outcome"] for r in db["axfr_attempts"].rows_where(
+        "run_id = ? AND zone = 'lame.zz'", [run_id])]
+    assert outcomes == ["refused"]
+    assert db["zones"].get((run_id, "lame.zz"))["parent"] == "zz"
+
+
+def nsec3_hash_of(name: str) -> str:
+    import dns.name
+
+    return nsec3_hash(dns.name.from_text(name))

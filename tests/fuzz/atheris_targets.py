@@ -6,8 +6,10 @@ and exits it), or by hand::
 
     python -m tests.fuzz.atheris_targets wire -max_total_time=60 /tmp/corpus-copy
 
-libFuzzer's ``-timeout=1`` makes any input that takes over a second a failure, and
-``-rss_limit_mb`` bounds memory; a failing input is written where ``-artifact_prefix`` says.
+libFuzzer's ``-timeout`` makes any input that takes longer a failure (wall time, so the test
+gives it 2 s on a shared machine; the CPU bound of 1 s is asserted by the Hypothesis targets),
+and ``-rss_limit_mb`` bounds memory; a failing input is written where ``-artifact_prefix``
+says.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def page(data: bytes) -> None:
 TARGETS = {"wire": wire, "page": page}
 
 if __name__ == "__main__":
+    # the language model loads on the first page that needs it (0.6 s): not inside a timing
+    extract(b"<p>the language model is loaded before any input is timed</p>", "http://k.kp/")
     target = TARGETS[sys.argv.pop(1)]
     atheris.Setup(sys.argv, target)
     atheris.Fuzz()

@@ -38,7 +38,7 @@ def test_fuzz_atheris(target: str, fuzz_seconds: float, tmp_path: Path) -> None:
     started = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "tests.fuzz.atheris_targets", target,
-         f"-max_total_time={seconds}", "-timeout=1", "-rss_limit_mb=2048", "-max_len=65536",
+         f"-max_total_time={seconds}", "-timeout=2", "-rss_limit_mb=2048", "-max_len=65536",
          f"-artifact_prefix={tmp_path}/", "-print_final_stats=1", str(seeds)],
         capture_output=True, text=True, timeout=seconds + 120,
         cwd=Path(__file__).parents[2],

@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -423,24 +424,34 @@ def runs_command(db_path: str, zone: str | None, as_json: bool) -> None:
 @cli.command("classify")
 @db_option
 @click.option("--run", "run_id", type=int, help="The run to classify (default: the latest).")
-@click.option("--evaluate", "eval_path", type=click.Path(exists=True),
-              help="Instead, score the classifier on a labelled .jsonl file or folder.")
+@click.option("--evaluate", "eval_path", is_flag=False, flag_value="cv", default=None,
+              metavar="[PATH]",
+              help="Instead, score the classifier: alone, grouped cross-validation on the "
+                   "real corpus; with PATH, a labelled .jsonl file or folder.")
 @handle_errors
 def classify_command(db_path: str, run_id: int | None, eval_path: str | None) -> None:
     """Give every site of a run a purpose, a confidence and the evidence.
 
-    Human labels (census label) win over the classifier.  With --evaluate, print macro-F1,
-    per-label precision and recall and the confusion matrix of a held-out labelled set.
+    Human labels (census label) win over the classifier.  With --evaluate alone, run a
+    grouped cross-validation on the real corpus (no site in both halves) and print macro-F1
+    with its bootstrap interval, per-label precision and recall, the confusion matrix and
+    the calibration table; with --evaluate PATH, score a held-out labelled set.
 
     \b
     Example:
         census classify --db output/census.db
+        census classify --evaluate
         census classify --evaluate crawler/data/corpus/eval.jsonl
     """
     from .census import census_writer
-    from .classify import classify_run, evaluate, summarize
+    from .classify import classify_run, cross_validate, evaluate, summarize
 
+    if eval_path == "cv":
+        click.echo(cross_validate().format())
+        return
     if eval_path:
+        if not Path(eval_path).exists():
+            raise click.BadParameter(f"{eval_path!r} does not exist", param_hint="--evaluate")
         click.echo(evaluate(eval_path).format())
         return
     with census_writer(db_path, create=False) as db:

@@ -418,6 +418,13 @@ def m020_cjk_search(db: sqlite_utils.Database) -> None:
 
 
 @migration
+def m040_page_self_description(db: sqlite_utils.Database) -> None:
+    """What a page says the site is: ``og:site_name`` and its schema.org JSON-LD ``@type``s."""
+    db["pages"].add_column("site_name", str)
+    db["pages"].add_column("schema_types", str)
+
+
+@migration
 def m050_dnssec_chains(db: sqlite_utils.Database) -> None:
     """What walking a signed zone's denial chain came to: whether the NSEC / NSEC3 chain
     closed back at the apex, its length, the queries it cost and (NSEC3) how many hashes

@@ -19,7 +19,7 @@ from ..db import get_run, utcnow
 from ..errors import CensusError
 from .combine import Classification, classify_docs, classify_site, labels
 from .cues import taxonomy
-from .evaluate import Report, evaluate
+from .evaluate import CrossValidation, Report, composition, cross_validate, evaluate
 from .model import SiteDoc
 from .signals import site_docs
 
@@ -27,12 +27,15 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Classification",
+    "CrossValidation",
     "Report",
     "SiteDoc",
     "UnknownLabel",
     "classify_docs",
     "classify_run",
     "classify_site",
+    "composition",
+    "cross_validate",
     "evaluate",
     "remove_label",
     "set_label",

@@ -1,5 +1,10 @@
-"""One label per site from two halves that agree or argue: cue lexicons a researcher can read
-and the linear model; the evidence names the words that decided and where they were found."""
+"""One label per site: the content model decides, cues a researcher can read explain and break
+ties, and a calibrated confidence below ``UNSURE`` says ``unknown`` with the runner-up named.
+
+``evidence["decided_by"]`` says which signal decided: ``model`` (the embeddings of what the
+site says about itself and shows), ``cues`` (lexicon, host, suffix or JSON-LD words breaking a
+near tie), ``json-ld`` (the site's own schema.org type), or ``below threshold``.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,26 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
+
+import numpy as np
 
 from .cues import CueScores, Hit, fold, lexicon, taxonomy
 from .model import Model, SiteDoc, shipped_model
 
 UNKNOWN = "unknown"
-MODEL_SHARE = 0.55  # the rest of a label's score comes from the cues
+UNSURE = 0.3  # calibrated confidence below which the label is unknown (see README figures)
+TIE_MARGIN = 0.12  # model probabilities this close: the cues decide between the two
+CUE_LEAD = 3.0  # points the runner-up's cues must lead by to break a tie
+# A runner-up the model gives this much, whose cues outweigh the top label's this clearly
+# (points, and times), wins: many of the site's own words against a model's near miss.
+RUNNER_P, CUE_STRONG, CUE_RATIO = 0.2, 15.0, 4.0
 GUESS_CEILING = 0.3  # a guess from the name alone never claims more than this
-WEAK_MODEL = 0.4  # below this, and with no cue words, the model is only guessing
 UNRECOGNISED = "text in a language or script the classifier does not know"
+# The encoder's languages (USE-multilingual-v3) and those our lexicons cover.
+LANGUAGES = {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th",
+             "tr", "zh"}
 
 
 @dataclass
@@ -50,7 +65,23 @@ def labels() -> list[str]:
     return list(taxonomy())
 
 
-def _usable(doc: SiteDoc, content: CueScores, model: Model) -> str | None:
+@cache
+def _identifier() -> Any:  # py3langid has no type hints
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def language(doc: SiteDoc) -> tuple[str | None, float]:
+    """The language of the site's text: what the crawl found, else the detector's view."""
+    sample = (doc.self_description() + "\n" + doc.body())[:1500]
+    lang, conf = _identifier().classify(sample)
+    if doc.lang and doc.lang.split("-")[0].lower() in LANGUAGES and conf < 0.99:
+        return doc.lang.split("-")[0].lower(), 0.9
+    return str(lang), float(conf)
+
+
+def _usable(doc: SiteDoc, content: CueScores) -> str | None:
     """Why ``doc`` has no usable content, or None when it has."""
     if not doc.alive:
         return "site did not answer"
@@ -61,13 +92,15 @@ def _usable(doc: SiteDoc, content: CueScores, model: Model) -> str | None:
     parked = lexicon().is_parked(body)
     if parked:
         return f"parked or default page ({parked!r})"
-    if content.total < 2.0 and model.vocabulary_share(doc) < 0.35:
-        return UNRECOGNISED
+    if content.total < 2.0:
+        lang, conf = language(doc)
+        if lang not in LANGUAGES or conf < 0.6:
+            return UNRECOGNISED
     return None
 
 
 def _where(term: str, doc: SiteDoc) -> str:
-    """The first field that holds ``term``, for the evidence of a model feature."""
+    """The first field that holds ``term``."""
     folded = fold(term)
     for name, text in doc.fields().items():
         if text and folded in fold(text):
@@ -91,6 +124,7 @@ def _guess(doc: SiteDoc, name: CueScores, suffix: str | None, why: str) -> Class
         confidence = min(GUESS_CEILING, 0.1 + 0.04 * name.scores[label])
         evidence["terms"] = _terms(name.hits, label)
         evidence["note"] = f"guess from name and suffix only: {why}"
+        evidence["decided_by"] = "name"
         return Classification(doc.domain, label, confidence, evidence)
     evidence["terms"] = []
     evidence["note"] = f"no usable content: {why}"
@@ -104,61 +138,82 @@ def _clear(content: CueScores, label: str, top_cue: float) -> bool:
     return len(terms) >= 2 and content.scores.get(label, 0.0) >= max(4.0, 0.35 * top_cue)
 
 
-def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None) -> list[Classification]:
-    """Classify many sites at once; the model reads them in one batch, which is much faster."""
+def decide(probs: dict[str, float], cue: dict[str, float], declared: dict[str, float]
+           ) -> tuple[str, str, str]:
+    """(label, runner-up, what decided) from calibrated model probabilities and cue points."""
+    ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+    top, runner = ranked[0], ranked[1]
+    if declared:
+        own = max(declared, key=declared.__getitem__)
+        if own != top and probs.get(own, 0.0) >= 0.1:
+            return own, top, "json-ld"
+    lead = cue.get(runner, 0.0) - cue.get(top, 0.0)
+    if probs[top] - probs[runner] < TIE_MARGIN and lead >= CUE_LEAD:
+        return runner, top, "cues"
+    if probs[runner] >= RUNNER_P and lead >= CUE_STRONG and \
+            cue.get(runner, 0.0) >= CUE_RATIO * cue.get(top, 0.0):
+        return runner, top, "cues"
+    return top, runner, "model"
+
+
+def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None,
+                  vectors: np.ndarray | None = None) -> list[Classification]:
+    """Classify many sites at once; the encoder reads them in one batch, which is faster."""
     model = model or shipped_model()
     lx = lexicon()
     prepared = []
     for doc in docs:
-        name, content = CueScores(), CueScores()
+        name, content, declared = CueScores(), CueScores(), CueScores()
         suffix = lx.name_cues(doc.domain, doc.suffix, name)
         for where, text in doc.fields().items():
             lx.match(text, where, content)
-        prepared.append((doc, name, content, suffix, _usable(doc, content, model)))
-    readable = [p[0] for p in prepared if p[4] is None]
-    predictions = iter(model.predict(readable))
+        lx.schema_cues(doc.schema_types, declared)
+        prepared.append((doc, name, content, declared, suffix, _usable(doc, content)))
+    index = [i for i, p in enumerate(prepared) if p[5] is None]
+    readable = [prepared[i][0] for i in index]
+    predictions = iter(model.predict(readable, None if vectors is None else vectors[index]))
     results = []
-    for doc, name, content, suffix, why in prepared:
+    for doc, name, content, declared, suffix, why in prepared:
         if why is not None:
             results.append(_guess(doc, name, suffix, why))
             continue
         pred = next(predictions)
-        if content.total < 2.0 and max(pred.probabilities.values()) < WEAK_MODEL:
-            results.append(_guess(doc, name, suffix, UNRECOGNISED))
-            continue
         cue = dict(content.scores)
-        for label, score in name.scores.items():
+        for label, score in [*name.scores.items(), *declared.scores.items()]:
             cue[label] = cue.get(label, 0.0) + score
-        total = sum(cue.values())
-        combined = {
-            label: MODEL_SHARE * p + (1 - MODEL_SHARE) * (cue.get(label, 0.0) / total)
-            if total else p
-            for label, p in pred.probabilities.items()
-        }
-        top = max(combined, key=combined.__getitem__)
+        top, runner, decided_by = decide(pred.probabilities, cue, declared.scores)
+        confidence = pred.probabilities[top]
+        if decided_by != "model":
+            # the words overruled the model: half its probability, half their share of points
+            confidence = 0.5 * (confidence + cue.get(top, 0.0) / max(sum(cue.values()), 1e-9))
         secondary = [
-            label for label, score in sorted(combined.items(), key=lambda kv: -kv[1])
-            if label != top and score >= max(0.2, 0.5 * combined[top])
-            and _clear(content, label, cue.get(top, 0.0))
+            label for label, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1])
+            if label not in (top, UNKNOWN) and (
+                p >= max(0.2, 0.5 * confidence) or _clear(content, label, cue.get(top, 0.0)))
         ][:2]
-        model_top = max(pred.probabilities, key=pred.probabilities.__getitem__)
-        terms = _terms(content.hits + name.hits, top)
-        if model_top == top:
-            known = {fold(t["term"]) for t in terms}
-            for term, weight in pred.terms[:4]:
-                if fold(term) not in known:
-                    terms.append({"term": term, "where": _where(term, doc),
-                                  "weight": round(weight, 2), "by": "model"})
+        hits = content.hits + name.hits + declared.hits
         evidence: dict[str, Any] = {
-            "terms": terms,
+            "decided_by": decided_by,
+            "terms": _terms(hits, top),
             "suffix": suffix,
             "lang": doc.lang,
-            "model": {"label": model_top, "p": round(pred.probabilities[model_top], 3)},
+            "model": {"label": max(pred.probabilities, key=pred.probabilities.__getitem__),
+                      "p": round(max(pred.probabilities.values()), 3)},
+            "runner_up": {"label": runner, "p": round(pred.probabilities[runner], 3)},
             "cues": {k: round(v, 1) for k, v in sorted(cue.items(), key=lambda kv: -kv[1])[:3]},
+            "read": "self-description (title, site name, description, @type, host), "
+                    "then headings and body",
         }
         if secondary:
             evidence["secondary_terms"] = {s: _terms(content.hits, s, 3) for s in secondary}
-        results.append(Classification(doc.domain, top, combined[top], evidence,
+        if confidence < UNSURE:
+            evidence["decided_by"] = "below threshold"
+            evidence["runner_up"] = {"label": top, "p": round(confidence, 3)}
+            evidence["note"] = f"confidence {confidence:.2f} below {UNSURE}: unknown"
+            results.append(Classification(doc.domain, UNKNOWN, 1 - confidence, evidence,
+                                          secondary=[top]))
+            continue
+        results.append(Classification(doc.domain, top, confidence, evidence,
                                       secondary=secondary))
     return results
 

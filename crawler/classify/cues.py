@@ -24,10 +24,11 @@ from typing import Any
 # How much a cue counts where it is found: a word in the title says more than one in the body.
 FIELD_WEIGHTS = {
     "host": 2.0,
+    "json-ld": 1.0,
     "title": 3.0,
     "description": 2.0,
     "headings": 2.0,
-    "anchors": 1.5,
+    "anchors": 0.5,  # menu and footer words: a "News" link does not make a news site
     "text": 1.0,
 }
 
@@ -108,6 +109,7 @@ class Lexicon:
         self.suffixes: dict[str, dict[str, float]] = names.get("suffixes", {})
         self.host_tokens: dict[str, dict[str, float]] = names.get("host_tokens", {})
         self.parked: list[str] = [fold(p) for p in names.get("parked", {}).get("phrases", [])]
+        self.schema_types: dict[str, dict[str, float]] = names.get("schema_types", {})
 
     def _add(self, label: str, term: str, weight: float) -> None:
         if weight <= 0:
@@ -207,6 +209,12 @@ class Lexicon:
                     for label, w in by_label.items():
                         scores.add(Hit(label, key, "host", float(w) * FIELD_WEIGHTS["host"] / 2))
         return matched
+
+    def schema_cues(self, types: list[str], scores: CueScores) -> None:
+        """Cues of the schema.org ``@type``s a site declares about itself."""
+        for name in dict.fromkeys(types):
+            for label, w in self.schema_types.get(name, {}).items():
+                scores.add(Hit(label, name, "json-ld", float(w)))
 
     def is_parked(self, text: str) -> str | None:
         """The parked-page phrase ``text`` shows, if it is short enough to be only that."""

@@ -87,3 +87,113 @@ def evaluate(path: str | Path | None = None) -> Report:
     predicted = [UNKNOWN if c.guess else c.label for c in results]
     return Report(source, labels(), [r["label"] for r in records], predicted,
                   [r.get("domain", "") for r in records])
+
+
+@dataclass
+class CrossValidation:
+    """Grouped cross-validation on the real corpus: no site (registrable domain) is ever in
+    both the training and the test half; the self-written smoke corpus only ever trains."""
+
+    report: Report
+    confidence: list[float]
+    langs: list[str]
+    sources: list[str]
+    folds: int
+    seed: int = 11
+
+    def macro_f1_interval(self, rounds: int = 1000) -> tuple[float, float]:
+        """95 % bootstrap interval of macro-F1, resampling test documents."""
+        import numpy as np
+        from sklearn.metrics import f1_score
+
+        truth, pred = np.array(self.report.truth), np.array(self.report.predicted)
+        present = sorted(set(self.report.truth))
+        rng = np.random.default_rng(self.seed)
+        scores = []
+        for _ in range(rounds):
+            idx = rng.integers(0, len(truth), len(truth))
+            scores.append(f1_score(truth[idx], pred[idx], labels=present, average="macro",
+                                   zero_division=0))
+        low, high = np.percentile(scores, [2.5, 97.5])
+        return float(low), float(high)
+
+    def calibration(self) -> list[tuple[str, int, float, float]]:
+        """(confidence bin, documents, mean confidence, share right) of labelled answers."""
+        bins = [(0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.01)]
+        rows = []
+        answered = [(c, t == p) for c, t, p in zip(self.confidence, self.report.truth,
+                                                   self.report.predicted, strict=True)
+                    if p != UNKNOWN]
+        for low, high in bins:
+            inside = [(c, ok) for c, ok in answered if low <= c < high]
+            if inside:
+                rows.append((f"{low:.1f}-{min(high, 1.0):.1f}", len(inside),
+                             sum(c for c, _ in inside) / len(inside),
+                             sum(ok for _, ok in inside) / len(inside)))
+        return rows
+
+    def format(self) -> str:
+        low, high = self.macro_f1_interval()
+        unknown = sum(p == UNKNOWN for p in self.report.predicted)
+        lines = [f"grouped {self.folds}-fold cross-validation on the real corpus "
+                 f"({len(self.report.truth)} sites, no site in both halves)",
+                 f"macro-F1: {self.report.macro_f1:.3f}  (95% bootstrap interval "
+                 f"{low:.3f}-{high:.3f}); unknown answers: {unknown}",
+                 self.report.format().split("\n", 2)[2].split("\nmisclassified:")[0],
+                 "", "calibration (answers other than unknown)",
+                 f"{'confidence':<12}{'n':>5}{'mean conf':>11}{'right':>8}"]
+        for name, n, conf, right in self.calibration():
+            lines.append(f"{name:<12}{n:>5}{conf:>11.2f}{right:>8.2f}")
+        lines += ["", "by language (sites, share right)"]
+        for lang in sorted(set(self.langs)):
+            idx = [i for i, g in enumerate(self.langs) if g == lang]
+            right = sum(self.report.truth[i] == self.report.predicted[i] for i in idx)
+            lines.append(f"  {lang:<6}{len(idx):>5}{right / len(idx):>8.2f}")
+        return "\n".join(lines)
+
+
+def composition(records: list[dict]) -> str:
+    """Labels x languages, and the sources, of a corpus: what the README shows."""
+    from collections import Counter
+
+    langs = [lang for lang, _ in Counter(r.get("lang") or "?" for r in records).most_common()]
+    lines = [f"{'label':<20}" + "".join(f"{lang:>5}" for lang in langs) + f"{'all':>6}"]
+    for label in labels():
+        row = [r for r in records if r["label"] == label]
+        if row:
+            counts = Counter(r.get("lang") or "?" for r in row)
+            lines.append(f"{label:<20}" + "".join(f"{counts.get(lang, 0):>5}" for lang in langs)
+                         + f"{len(row):>6}")
+    origin = Counter(str(r.get("source", "")).split(":", 2)[1] if r.get("source", "").startswith(
+        "github:") else "web pages (pages corpus)" for r in records)
+    lines += ["", "sources: " + ", ".join(f"{k} {v}" for k, v in origin.most_common())]
+    return "\n".join(lines)
+
+
+def cross_validate(folds: int = 5) -> CrossValidation:
+    """Grouped k-fold cross-validation of the whole classifier on ``corpus/real``."""
+    import numpy as np
+    from sklearn.model_selection import GroupKFold
+
+    from .model import Model, embed, real_corpus, site_group, training_corpus
+
+    real = [r for r in real_corpus() if r["label"] != UNKNOWN]
+    smoke = [r for r in training_corpus() if r not in real]
+    docs = [SiteDoc.from_record(r) for r in real + smoke]
+    vectors = embed(docs)
+    n = len(real)
+    groups = [site_group(r["domain"]) for r in real]
+    truth = [r["label"] for r in real]
+    predicted: list[str] = [UNKNOWN] * n
+    confidence = [0.0] * n
+    for train, test in GroupKFold(n_splits=folds).split(np.zeros(n), truth, groups):
+        rows = list(train) + list(range(n, len(docs)))
+        model = Model([(real + smoke)[i] for i in rows], vectors=vectors[rows])
+        results = classify_docs([docs[i] for i in test], model=model, vectors=vectors[test])
+        for i, result in zip(test, results, strict=True):
+            predicted[i] = UNKNOWN if result.guess else result.label
+            confidence[i] = result.confidence
+    report = Report("real corpus, grouped CV", labels(), truth, predicted,
+                    [r["domain"] for r in real])
+    return CrossValidation(report, confidence, [r.get("lang") or "?" for r in real],
+                           [r.get("source", "") for r in real], folds)

@@ -21,7 +21,9 @@ def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
     # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run
     for row in db.execute_returning_dicts(
         "SELECT p.id, p.domain, p.title, p.lang, COALESCE(p.text, r.text) AS text, "
-        "p.description, p.headings FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
+        "p.description, p.headings, COALESCE(p.site_name, r.site_name) AS site_name, "
+        "COALESCE(p.schema_types, r.schema_types) AS schema_types "
+        "FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
         "WHERE p.run_id = ? ORDER BY p.domain, p.id", [run_id]
     ):
         pages[row["domain"]].append(row)
@@ -53,6 +55,11 @@ def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
                 doc.headings.append(row["title"])
             if row["description"] and not doc.description:
                 doc.description = row["description"]
+            if row["site_name"] and not doc.site_name:
+                doc.site_name = row["site_name"]
+            for kind in _as_list(row["schema_types"]) if row["schema_types"] else []:
+                if kind not in doc.schema_types and len(doc.schema_types) < 20:
+                    doc.schema_types.append(kind)
             if row["headings"] and len(doc.headings) < 100:
                 doc.headings.extend(_as_list(row["headings"])[:20])
             if row["text"] and size < SITE_TEXT_LIMIT:

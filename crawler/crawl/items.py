@@ -44,6 +44,8 @@ class PageItem:
     extract_error: str | None = None
     description: str | None = None
     headings: list[str] = field(default_factory=list)
+    site_name: str | None = None
+    schema_types: list[str] = field(default_factory=list)
 
 
 @dataclass

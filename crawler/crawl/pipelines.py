@@ -102,6 +102,8 @@ class CensusPipeline:
             "revisit_of": revisit_of,
             "description": item.description,
             "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,
+            "site_name": item.site_name,
+            "schema_types": json.dumps(item.schema_types) if item.schema_types else None,
             "decode_error": item.decode_error,
             "extract_error": item.extract_error,
         }

@@ -176,6 +176,8 @@ class CensusSpider(Spider):
             extract_error=page.extract_error,
             description=page.description,
             headings=page.headings,
+            site_name=page.site_name,
+            schema_types=page.schema_types,
         )
         if response.meta.get("census_start"):
             start_url = response.meta.get("redirect_urls", [response.url])[0]

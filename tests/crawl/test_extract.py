@@ -161,6 +161,28 @@ def test_huge_page_is_bounded_and_fast():
     assert len(page.text) <= 100_000
 
 
+def test_what_the_page_says_the_site_is():
+    html = b"""<html><head><title>Startseite</title>
+    <meta property="og:site_name" content="Deutscher Handballbund">
+    <script type="application/ld+json">{"@context": "https://schema.org", "@graph": [
+      {"@type": "WebPage", "name": "Startseite"},
+      {"@type": ["SportsOrganization", "Organization"], "name": "DHB"}]}</script>
+    <script type="application/ld+json">{"@type": "NewsArticle",
+      "publisher": {"@type": "NewsMediaOrganization"}}</script>
+    <script type="application/ld+json">{not json</script>
+    </head><body><p>Willkommen</p></body></html>"""
+    got = extract(html, "https://dhb.example/")
+    assert got.site_name == "Deutscher Handballbund"
+    assert got.schema_types == ["WebPage", "SportsOrganization", "Organization", "NewsArticle",
+                                "NewsMediaOrganization"]
+    assert "Willkommen" in got.text and "@graph" not in got.text
+
+
+def test_a_page_without_self_description():
+    got = extract(b"<html><head><title>x</title></head><body>y</body></html>", "http://a/")
+    assert got.site_name is None and got.schema_types == []
+
+
 # Regression cases from the fuzz suite (tests/fuzz/): each once raised out of extract().
 
 

@@ -10,6 +10,7 @@ concern: ``decode``, ``text``, ``language``, ``links``.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 2_000_000
 MAX_ANCHORS = 500
 MAX_HEADINGS = 50
+MAX_SCHEMA_TYPES = 10
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Extracted:
     lang_source: str | None = None
     links: list[Link] = field(default_factory=list)
     truncated: bool = False
+    site_name: str | None = None
+    schema_types: list[str] = field(default_factory=list)
     extract_error: str | None = None
     """The step that failed and its exception, when extraction stopped early."""
 
@@ -91,6 +95,9 @@ def _extract(out: Extracted, body: bytes, url: str, headers: dict[str, str] | No
             out.description = clean(meta.get("content"), 2000)
         elif key == "og:title" and not out.title:
             out.title = clean(meta.get("content"), 500)
+        elif key == "og:site_name" and not out.site_name:
+            out.site_name = clean(meta.get("content"), 200)
+    out.schema_types = schema_types(root)
     out.headings = [h for el in root.iter("h1", "h2", "h3") if (h := text_of(el))][:MAX_HEADINGS]
     if not out.title and out.headings:
         out.title = out.headings[0]
@@ -99,6 +106,32 @@ def _extract(out: Extracted, body: bytes, url: str, headers: dict[str, str] | No
     out.text = main_text(root)
     step[0] = "language"
     _set_language(out, root, headers)
+
+
+def schema_types(root: lxml.html.HtmlElement) -> list[str]:
+    """The schema.org ``@type``s a page's JSON-LD declares, itself and its publisher first:
+    what the site says it is (NewsMediaOrganization, GovernmentOrganization...)."""
+    found: list[str] = []
+    for script in list(root.iter("script"))[:20]:
+        if (script.get("type") or "").strip().lower() != "application/ld+json":
+            continue
+        try:
+            stack = [json.loads((script.text or "")[:100_000])]
+        except ValueError:
+            continue
+        seen = 0
+        while stack and seen < 200:
+            node, seen = stack.pop(0), seen + 1
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                kind = node.get("@type")
+                for name in kind if isinstance(kind, list) else [kind]:
+                    if isinstance(name, str) and name and name not in found:
+                        found.append(name[:60])
+                stack.extend(v for k, v in node.items()
+                             if k in ("@graph", "publisher", "author", "mainEntity", "provider"))
+    return found[:MAX_SCHEMA_TYPES]
 
 
 def _set_language(out: Extracted, root: lxml.html.HtmlElement,
@@ -122,4 +155,4 @@ def _set_language(out: Extracted, root: lxml.html.HtmlElement,
 
 
 __all__ = ["KPS_9566", "MAX_BODY", "Extracted", "Link", "decode_body", "extract", "js_links",
-           "language_of", "normalize_charset", "warm_up"]
+           "language_of", "normalize_charset", "schema_types", "warm_up"]

@@ -244,3 +244,12 @@ def test_links_found_by_the_fuzzer_are_followable():
                    "http://x.kp/", None)
     assert page.links[0].url == "http://kcna.kp/a"
     assert _absolute("http://kcna.kp/", "\x00https://a") == ("https://a", "a")
+
+
+def test_json_ld_nested_past_the_parsers_stack_is_skipped():
+    body = (b'<title>t</title><script type="application/ld+json">' + b"[" * 50_000
+            + b'</script><script type="application/ld+json">{"@type": "NewsMediaOrganization"}'
+            b"</script><p>text</p>")
+    page = extract(body, "http://x.kp/", None)
+    assert page.extract_error is None and page.text == "text"
+    assert page.schema_types == ["NewsMediaOrganization"]

@@ -30,7 +30,9 @@ TOKENS = [b'<base href="http://[::1', b'<base href="', b"\x00", b"\x01", b"\x0b"
           b"&#0;", b"&#x1;", b"&#xD800;", b"<![CDATA[", b"<!--", b"<script>", b"</script>",
           b"<title>", b"<html lang=\"", b"http://", b"//[", b"%", b"\r\n", b"<?xml ",
           b"<svg>", b"<template>", b"<noscript>", b"<body>", b"<h1>", b"<", b">", b'"',
-          b'onclick="location.href=\'', b"window.open('", b"\xc0\x80", b"\x80"]
+          b'onclick="location.href=\'', b"window.open('", b"\xc0\x80", b"\x80",
+          b'<script type="application/ld+json">', b'{"@type": "', b'"@graph": [', b"[[[[",
+          b'<meta property="og:site_name" content="']
 
 CHARSETS = [None, "utf-8", "euc-kr", "cp949", "KPS-9566", "ks_c_5601-1987", "utf-16",
             "utf-16-le", "latin-1", "windows-1252", "iso-2022-kr", "shift_jis", "koi8-r",

@@ -117,7 +117,7 @@ def schema_types(root: lxml.html.HtmlElement) -> list[str]:
             continue
         try:
             stack = [json.loads((script.text or "")[:100_000])]
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." nests past the parser's stack
             continue
         seen = 0
         while stack and seen < 200:

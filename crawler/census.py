@@ -60,6 +60,8 @@ class CensusOptions:
     allow_nets: tuple[str, ...] = ()
     timeout: float | None = None
     qps: float | None = None
+    tsig: str | None = None
+    """``NAME:ALG:SECRET`` for the zone's transfers; runs.options keeps only NAME:ALG."""
     crawl: dict[str, Any] = field(default_factory=dict)
     """Options of the crawl stage (max_pages, http_port, ignore_robots, ...)."""
 
@@ -109,7 +111,16 @@ def probe_options(options: CensusOptions, profile: Profile) -> ProbeOptions:
         timeout=options.timeout,
         queries_per_second=options.qps,
         allow_net=tuple(options.allow_nets),
+        tsig=options.tsig,
     )
+
+
+def recorded(options: CensusOptions) -> dict[str, Any]:
+    """``options`` as ``runs.options`` keeps them: a TSIG secret is not written down."""
+    data = asdict(options)
+    if options.tsig:
+        data["tsig"] = options.tsig.rpartition(":")[0]
+    return data
 
 
 @contextmanager
@@ -299,8 +310,12 @@ def run_census(
     """Start a new run of ``options.zone`` and take it through ``stages``; return its id."""
     profile = load_profile(options.zone, options.profile_path)
     options = CensusOptions(**{**asdict(options), "zone": profile.zone})
+    if options.tsig:
+        from .probe.tsig import TsigKey
+
+        TsigKey.parse(options.tsig)  # a bad key stops here, before a run is started
     with census_writer(options.db_path) as db:
-        run_id = start_run(db, profile.zone, asdict(options))
+        run_id = start_run(db, profile.zone, recorded(options))
         results = []
         for name in stages:
             fn = STAGE_FUNCTIONS.get(name)
@@ -329,12 +344,13 @@ def run_stage(
             k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__
         }
         stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+        stored.pop("tsig", None)  # recorded without its secret; only the probe transfers
         overrides = dict(overrides or {})
         if "crawl" in overrides:
             overrides["crawl"] = {**stored.get("crawl", {}), **overrides["crawl"]}
         options = CensusOptions(**{**stored, **overrides, "db_path": db_path})
         if overrides:
-            set_options(db, run["id"], asdict(options))  # e.g. --ignore-robots on a rerun
+            set_options(db, run["id"], recorded(options))  # e.g. --ignore-robots on a rerun
         fn = STAGE_FUNCTIONS[name]
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)

@@ -99,6 +99,11 @@ def probe_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--timeout", type=float, help="Seconds to wait for one DNS answer."),
         click.option("--qps", type=float, help="Queries per second per server."),
+        click.option(
+            "--tsig",
+            metavar="NAME:ALG:SECRET",
+            help="TSIG key signing the zone's transfers (overrides the profile's).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -179,6 +184,7 @@ def census_options(zone: str | None, db_path: str, **kw: Any) -> Any:
         allow_nets=tuple(kw["allow_nets"]),
         timeout=kw["timeout"],
         qps=kw["qps"],
+        tsig=kw["tsig"],
         crawl=kw.get("crawl", {}),
     )
 

@@ -38,6 +38,17 @@ class Politeness:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Where a registry publishes its zone by AXFR, beyond the zone's own nameservers."""
+
+    servers: tuple[str, ...] = ()
+    """Host names or addresses to ask for AXFR of the zone (e.g. ``zonedata.iis.se``)."""
+    tsig: str | None = None
+    """The published key as ``NAME:ALG:SECRET``, when the registry signs its transfers."""
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Profile:
     zone: str
     title: str = ""
@@ -46,6 +57,7 @@ class Profile:
     seeds: tuple[Seed, ...] = ()
     wordlist: str | None = None
     politeness: Politeness = field(default_factory=Politeness)
+    transfer: Transfer = field(default_factory=Transfer)
     path: str = "<generic>"
 
     @functools.cached_property
@@ -107,6 +119,7 @@ def parse_profile(text: str, where: str) -> Profile:
                     )
                 seeds.append(Seed(clean, source))
         politeness = Politeness(**data.get("politeness", {}))
+        transfer = _transfer(data.get("transfer", {}))
     except ProfileError:
         raise
     except Exception as exc:
@@ -119,7 +132,28 @@ def parse_profile(text: str, where: str) -> Profile:
         seeds=tuple(seeds),
         wordlist=data.get("wordlist"),
         politeness=politeness,
+        transfer=transfer,
         path=where,
+    )
+
+
+def _transfer(data: dict[str, Any]) -> Transfer:
+    """``[transfer]``: servers, source and an optional ``[transfer.tsig]`` key."""
+    from .probe.tsig import TsigKey
+
+    unknown = set(data) - {"servers", "source", "tsig"}
+    if unknown:
+        raise ValueError(f"unknown [transfer] keys {sorted(unknown)}")
+    tsig = None
+    if "tsig" in data:
+        key = data["tsig"]
+        spec = f"{key['name']}:{key['algorithm']}:{key['secret']}"
+        TsigKey.parse(spec)
+        tsig = spec
+    return Transfer(
+        servers=tuple(str(s) for s in data.get("servers", [])),
+        tsig=tsig,
+        source=str(data.get("source", "")),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from pathlib import Path
 
@@ -9,8 +10,18 @@ import pytest
 import sqlite_utils
 
 from crawler import migrations
-from crawler.db import RunStatus, finish_run, get_run, open_census, see_name, start_run
+from crawler.db import (
+    RunStatus,
+    finish_run,
+    get_run,
+    open_census,
+    see_bulk,
+    see_name,
+    see_names,
+    start_run,
+)
 from crawler.errors import RunNotFound
+from crawler.names import Suffixes, normalize_name
 
 
 def test_a_new_census_is_at_the_newest_schema_with_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -92,3 +103,37 @@ def test_a_batch_of_sightings_is_what_one_by_one_gives(tmp_path: Path) -> None:
     assert new_one == new_many == 2
     for table in ("sightings", "domains"):
         assert list(one[table].rows) == list(many[table].rows)
+
+
+TRICKY = [
+    "kp", "com.kp", "a.com.kp", "www.a.com.kp", "b.kp", "x.y.b.kp", "-bad.kp", "bad-.kp",
+    "a..kp", "UP.kp", "a_b.kp", "*.kp", "x\\032y.kp", "rep.kp", "q.w.rep.kp", "com.com.kp",
+    "org.kp.kp", "notkp", "xkp", "a.b.c.d.e.org.kp", "ab-c.kp", "a" * 64 + ".kp", ".kp",
+    "kp.kp", "a" * 63 + ".kp", "ns1.kcna.kp",
+]
+
+
+def test_bulk_sightings_match_one_at_a_time(tmp_path) -> None:
+    rng = random.Random(14)
+    names = TRICKY + [
+        ".".join(rng.choice(["a", "b", "com", "org", "rep", "x-y", "9", "-", "A", "_"])
+                 for _ in range(rng.randint(1, 4))) + rng.choice([".kp", ".com.kp", "", ".kp."])
+        for _ in range(2000)
+    ]
+    suffixes = Suffixes("kp", ["com", "org", "rep"])
+    rows = []
+    for name in names:
+        clean = normalize_name(name)
+        if clean is None or clean != name or not suffixes.in_zone(clean):
+            continue
+        domain, suffix = suffixes.split(clean) or (None, None)
+        rows.append((clean, domain, suffix, "axfr", "127.0.0.2"))
+    one, bulk = open_census(tmp_path / "one.db"), open_census(tmp_path / "bulk.db")
+    new_one = see_names(one, start_run(one, "kp", {}), rows)
+    new_bulk = see_bulk(bulk, start_run(bulk, "kp", {}), "kp", suffixes.suffixes, names, "axfr",
+                        "127.0.0.2")
+    assert new_one == new_bulk > 10
+    for sql in ("SELECT run_id, name, domain, method, source FROM sightings ORDER BY name",
+                "SELECT * FROM domains ORDER BY name"):
+        assert one.execute(sql).fetchall() == bulk.execute(sql).fetchall()
+    assert ("a.com.kp", "a.com.kp") in bulk.execute("SELECT name, domain FROM sightings").fetchall()

@@ -2,8 +2,9 @@
 
 ``Knot(workdir, "127.0.0.2", port, zones)`` writes a config and the zone files into
 ``workdir``, starts ``knotd`` in the foreground and waits until every zone answers SOA.
-Transfers are allowed or refused for the whole server (``allow_transfer``); zones named in
-``signing`` are signed on load by Knot itself with a policy: ``nsec``, ``nsec3`` (salted),
+Transfers are allowed or refused for the whole server (``allow_transfer``), or allowed only
+to queries signed with the TSIG key ``tsig`` (``NAME:ALG:SECRET``); zones named in ``signing``
+are signed on load by Knot itself with a policy: ``nsec``, ``nsec3`` (salted),
 ``nsec3-bare`` (no salt, no extra iterations) or ``nsec3-optout`` (the same with opt-out).
 """
 
@@ -55,6 +56,7 @@ class Knot:
         *,
         allow_transfer: bool = True,
         signing: dict[str, str] | None = None,
+        tsig: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.address = address
@@ -62,6 +64,7 @@ class Knot:
         self.zones = zones
         self.allow_transfer = allow_transfer
         self.signing = signing or {}
+        self.tsig = tsig
         self.process: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
@@ -71,7 +74,14 @@ class Knot:
             "    tcp-io-timeout: 500",
             "database:", f"    storage: {d / 'db'}",
             "log:", "  - target: stderr", "    any: warning",
+        ]
+        if self.tsig:
+            name, algorithm, secret = self.tsig.split(":")
+            lines += ["key:", f"  - id: {name}", f"    algorithm: {algorithm}",
+                      f"    secret: {secret}"]
+        lines += [
             "acl:", "  - id: transfer", "    address: 127.0.0.0/8", "    action: transfer",
+            *([f"    key: {self.tsig.split(':')[0]}"] if self.tsig else []),
             "policy:",
             "  - id: nsec", "    nsec3: off",
             "  - id: nsec3", "    nsec3: on", "    nsec3-iterations: 0",

@@ -33,11 +33,13 @@ import sqlite_utils
 
 from ..errors import TransferError
 from .options import Outcome
+from .tsig import TsigKey, Verifier, rejection, signed_query, split_tsig
 from .wire import Labels, Unusual, WireRecord, read_answers, type_text
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000
+BATCH = 20_000
+NS = dns.rdatatype.NS
 _SOA_TAIL = struct.pack("!HH", dns.rdatatype.SOA, 1)
 
 
@@ -51,14 +53,12 @@ class Drained:
     error: str | None = None
     seconds: float = 0.0
     complete: bool = False
+    request_mac: bytes = b""
+    """The MAC of a TSIG-signed query: the first answer's signature covers it."""
 
 
-@dataclass
-class Record:
-    name: str
-    type: str
-    ttl: int
-    value: str
+Record = tuple[str, str, int, str]
+"""``(name, type, ttl, value)``: a row of ``dns_records`` without its run and source."""
 
 
 def _ends_with_soa(wire: bytes) -> bool:
@@ -82,18 +82,41 @@ def _last_is_soa(wire: bytes, count_needed: int) -> bool:
     return len(answer) >= count_needed and answer[-1].rdtype == dns.rdatatype.SOA
 
 
+def _unsigned(body: bytes, owner: bytes | None) -> bytes:
+    """``body`` without its TSIG record (unchecked: the parser checks), for the end test."""
+    if owner is None:
+        return body
+    start = split_tsig(body, owner)
+    if start is None:
+        return body
+    count = struct.unpack_from("!H", body, 10)[0]
+    return body[:10] + struct.pack("!H", count - 1) + body[12:start]
+
+
 async def drain(
-    address: str, port: int, zone: str, spool: BinaryIO, *, timeout: float, total: float
+    address: str,
+    port: int,
+    zone: str,
+    spool: BinaryIO,
+    *,
+    timeout: float,
+    total: float,
+    tsig: TsigKey | None = None,
 ) -> Drained:
     """Ask ``address`` for AXFR of ``zone`` and copy the answer to ``spool`` as fast as it comes.
 
-    ``timeout`` bounds the connect and each read; ``total`` the whole transfer.
+    ``timeout`` bounds the connect and each read; ``total`` the whole transfer; ``tsig`` signs
+    the query (the answers are checked when the spool is parsed).
     """
     started = time.monotonic()
     deadline = started + total
     result = Drained(outcome=None)
-    request = dns.message.make_query(zone, dns.rdatatype.AXFR)
-    wire = request.to_wire()
+    owner: bytes | None = None
+    if tsig is None:
+        wire = dns.message.make_query(zone, dns.rdatatype.AXFR).to_wire()
+    else:
+        wire, result.request_mac = signed_query(zone, "AXFR", tsig)
+        owner = dns.name.from_text(tsig.name).to_wire().lower()  # type: ignore[union-attr]
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(address, port), timeout
@@ -125,11 +148,12 @@ async def drain(
                 text = dns.rcode.to_text(rcode)
                 refused = rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH)
                 result.outcome = Outcome.REFUSED if refused else Outcome.ERROR
-                result.error = text
+                result.error = rejection(body, tsig, result.request_mac) or text
                 break
-            ancount = struct.unpack_from("!H", body, 6)[0]
+            plain = _unsigned(body, owner)
+            ancount = struct.unpack_from("!H", plain, 6)[0]
             needed = 2 if result.messages == 1 else 1
-            if ancount >= needed and _ends_with_soa(body) and _last_is_soa(body, needed):
+            if ancount >= needed and _ends_with_soa(plain) and _last_is_soa(plain, needed):
                 result.complete = True
                 break
     except TimeoutError:
@@ -206,8 +230,13 @@ class AxfrParser:
     """Records outside the zone, ignored (zone data is hostile input)."""
     fallbacks: int = 0
     """Messages the fast reader handed to dnspython."""
+    owners: list[str] = field(default_factory=list)
+    """Owner names in the order they came, each once (a transfer groups a name's records)."""
+    cuts: set[str] = field(default_factory=set)
+    """Owners of NS records below the apex: the delegation points."""
     _apex: Labels = field(init=False)
     _messages: int = 0
+    _last: str = ""
 
     def __post_init__(self) -> None:
         self._apex = tuple(label.lower() for label in dns.name.from_text(self.zone).labels)
@@ -236,6 +265,7 @@ class AxfrParser:
         apex = self._apex
         depth = -len(apex)
         out: list[Record] = []
+        owners, last = self.owners, self._last
         for key, owner, rdtype, ttl, value, soa in self._decode(wire):
             if self.done:
                 raise TransferError(f"{self.zone}: data after the closing SOA")
@@ -255,8 +285,18 @@ class AxfrParser:
                 self.dropped += 1
                 continue
             self.records += 1
-            out.append(Record(owner, type_text(rdtype), ttl, value))
+            if owner != last:
+                owners.append(owner)
+                last = owner
+            if rdtype == NS and key != apex:
+                self.cuts.add(owner)
+            out.append((owner, type_text(rdtype), ttl, value))
+        self._last = last
         return out
+
+    def names(self) -> list[str]:
+        """Every owner name of the transfer, once each, in the order of the transfer."""
+        return list(dict.fromkeys(self.owners))
 
     def finish(self) -> None:
         if not self.done:
@@ -272,27 +312,43 @@ def store_spool(
     *,
     store: bool = True,
     fast: bool = True,
+    verifier: Verifier | None = None,
 ) -> AxfrParser:
     """Parse ``spool`` and, if ``store``, write its records to ``dns_records`` atomically.
 
+    ``verifier`` checks and strips the TSIG of every message of a signed transfer.
     Raises ``TransferError`` (after rolling back) when the stream is bad.
     """
     parser = AxfrParser(zone, fast)
     spool.seek(0)
-    sql = (
-        "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
-        "VALUES (?, ?, ?, ?, ?, ?)"
-    )
+    conn = db.conn
     with db.atomic():
-        batch: list[tuple[int, str, str, int, str, str]] = []
+        # rows go to an index-free staging table, then into dns_records in one statement
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS census_records "
+            "(name TEXT, type TEXT, ttl INTEGER, value TEXT)"
+        )
+        conn.execute("DELETE FROM temp.census_records")
+        batch: list[Record] = []
         for wire in spool_messages(spool):
-            for rec in parser.feed(wire):
-                if store:
-                    batch.append((run_id, rec.name, rec.type, rec.ttl, rec.value, source))
+            if verifier is not None:
+                wire = verifier.strip(wire)
+            if store:
+                batch += parser.feed(wire)
+            else:
+                parser.feed(wire)
             if len(batch) >= BATCH:
-                db.conn.executemany(sql, batch)
+                conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", batch)
                 batch.clear()
         parser.finish()
+        if verifier is not None:
+            verifier.finish()
         if batch:
-            db.conn.executemany(sql, batch)
+            conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", batch)
+        conn.execute(
+            "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
+            "SELECT ?, name, type, ttl, value, ? FROM temp.census_records",
+            [run_id, source],
+        )
+        conn.execute("DELETE FROM temp.census_records")
     return parser

@@ -107,6 +107,7 @@ class Context:
             see_name(self.db, self.run_id, *row)
 
     def see_many(self, names: Iterable[str], method: str, source: str) -> None:
-        """``see`` for many names of one source, written in batches (zone transfers)."""
+        """``see`` for many names of one source, written in one batch (a zone transfer's
+        sightings use the set-based ``see_bulk`` instead)."""
         rows = [r for name in names if (r := self._sighting(name, method, source))]
         see_names(self.db, self.run_id, rows)

@@ -40,6 +40,8 @@ class ProbeOptions:
     (nameservers, glue) must be globally routable or inside one of these."""
     max_zones: int = 1000
     """Most zones (the zone, its sub-zones and delegated domains) to transfer in one run."""
+    tsig: str | None = None
+    """``NAME:ALG:SECRET`` signing the transfers of the zone itself; None: the profile's key."""
 
 
 ProgressCallback = Callable[[str, int, int | None], None]

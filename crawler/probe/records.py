@@ -16,21 +16,34 @@ TYPES = ("A", "AAAA", "NS", "MX", "TXT", "SOA", "CNAME", "CAA")
 HOSTS = ("", "www.", "mail.")
 
 
-def store_answer(ctx: Context, answer: Answer) -> int:
-    """Write every RR of an answer to ``dns_records`` with the server that gave it."""
-    rows = [
-        (ctx.run_id, rrset.name.to_text(omit_final_dot=True).lower(),
+Row = tuple[int, str, str, int, str, str]
+BATCH = 5000
+
+
+def answer_rows(run_id: int, answer: Answer) -> list[Row]:
+    """The ``dns_records`` rows of every RR of an answer, with the server that gave it."""
+    return [
+        (run_id, rrset.name.to_text(omit_final_dot=True).lower(),
          dns.rdatatype.to_text(rrset.rdtype), rrset.ttl,
          rdata.to_text(), answer.server[0])
         for rrset in answer.rrsets()
         for rdata in rrset
     ]
+
+
+def write_rows(ctx: Context, rows: list[Row]) -> None:
     if rows:
         ctx.db.conn.executemany(
             "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
+
+
+def store_answer(ctx: Context, answer: Answer) -> int:
+    """Write every RR of an answer to ``dns_records`` with the server that gave it."""
+    rows = answer_rows(ctx.run_id, answer)
+    write_rows(ctx, rows)
     return len(rows)
 
 
@@ -46,14 +59,23 @@ async def collect_records(ctx: Context, domains: list[str] | None = None) -> int
 
     async def ask(job: tuple[str, str]) -> Answer:
         name, rdtype = job
-        return await ctx.engine.query(ctx.resolver_for(name), name, rdtype)
+        # the wordlist's fast path: most of these answers are empty (no AAAA, no CAA, no
+        # www.), read from the header; only answers with records meet dnspython
+        return await ctx.engine.sweep(ctx.resolver_for(name), name, rdtype)
 
     done = 0
-    with ctx.db.atomic():
+    rows: list[Row] = []
+    with ctx.db.atomic(), ctx.engine.sweeping():
         async for _, answer in bounded(jobs, ask, ctx.workers):
-            stored += store_answer(ctx, answer)
+            rows += answer_rows(ctx.run_id, answer)
             done += 1
+            if len(rows) >= BATCH:
+                write_rows(ctx, rows)
+                stored += len(rows)
+                rows.clear()
             if done % 100 == 0:
                 ctx.tick("records", done, len(jobs))
+        write_rows(ctx, rows)
+        stored += len(rows)
     ctx.tick("records", len(jobs), len(jobs))
     return stored

@@ -157,6 +157,73 @@ def read_name(wire: bytes, pos: int, end: int, cache: dict[int, Cached]) -> tupl
     return name, first_end
 
 
+def _quick_name(
+    wire: bytes, start: int, limit: int, cache: dict[int, Cached]
+) -> tuple[Cached, int] | None:
+    """The name at ``start`` if it is labels then the root or a pointer to a name read before.
+
+    That is nearly every name of a transfer (Knot writes ``ns2`` + a pointer into the
+    ``ns1.kptc.kp`` of the record before), so each label position is cached too: a later
+    pointer into the middle of this name is then one lookup.  Returns None for anything else,
+    and :func:`read_name` decides, by the same rules.
+    """
+    if start + 2 > limit:
+        return None
+    count = wire[start]
+    if count >= 192:  # only a pointer: the second record of an owner, a repeated target
+        target = ((count & 0x3F) << 8) | wire[start + 1]
+        tail = cache.get(target)
+        if tail is None or target >= start or tail[2] > start or tail[3] >= MAX_HOPS:
+            return None
+        name = (tail[0], tail[1], start + 2, tail[3] + 1, tail[4])
+        cache[start] = name
+        return name, start + 2
+    pos = start
+    starts: list[int] = []
+    labels: list[bytes] = []
+    while True:
+        if pos >= limit:
+            return None
+        count = wire[pos]
+        if count == 0 or count >= 64:
+            break
+        stop = pos + 1 + count
+        if stop > limit:
+            return None
+        starts.append(pos)
+        labels.append(wire[pos + 1 : stop])
+        pos = stop
+    if count == 0:
+        after, hops, tail_key, tail_text, tail_length = pos + 1, 0, (b"",), ".", 1
+    else:
+        if count < 192 or pos + 2 > limit:
+            return None
+        target = ((count & 0x3F) << 8) | wire[pos + 1]
+        tail = cache.get(target)
+        if tail is None or target >= start or tail[2] > start or tail[3] >= MAX_HOPS:
+            return None
+        after, hops = pos + 2, tail[3] + 1
+        tail_key, tail_text, tail_length = tail[0], tail[1], tail[4]
+    length = tail_length
+    name: Cached | None = None
+    for i in range(len(labels) - 1, -1, -1):
+        label = labels[i]
+        length += len(label) + 1
+        if length > 255:
+            return None
+        text = label.decode() if label.isalnum() else _name_label(label)
+        tail_text = text + "." + tail_text if tail_text != "." else text + "."
+        tail_key = (label.lower(), *tail_key)
+        name = (tail_key, tail_text, after, hops, length)
+        cache[starts[i]] = name
+    if name is None:
+        if count == 0:
+            return None
+        name = (tail_key, tail_text, after, hops, tail_length)
+        cache[start] = name
+    return name, after
+
+
 def _rdata_text(
     wire: bytes, rdtype: int, pos: int, end: int, cache: dict[int, Cached]
 ) -> tuple[str, Soa | None]:
@@ -232,7 +299,11 @@ def read_answers(wire: bytes) -> list[WireRecord]:
     out: list[WireRecord] = []
     unpack_rr = _RR.unpack_from
     for _ in range(ancount):
-        owner, pos = read_name(wire, pos, size, cache)
+        found = _quick_name(wire, pos, size, cache)
+        if found is None:
+            owner, pos = read_name(wire, pos, size, cache)
+        else:
+            owner, pos = found
         if pos + 10 > size:
             raise Unusual("torn record header")
         rdtype, rdclass, ttl, rdlen = unpack_rr(wire, pos)
@@ -240,7 +311,13 @@ def read_answers(wire: bytes) -> list[WireRecord]:
         end = pos + rdlen
         if end > size or rdclass != 1 or rdtype in _SPECIAL_TYPES:
             raise Unusual("torn rdata, another class, or a meta record")
-        text, soa = _rdata_text(wire, rdtype, pos, end, cache)
+        soa = None
+        if rdtype in _NAME_TYPES and (found := _quick_name(wire, pos, end, cache)) is not None:
+            if found[1] != end:
+                raise Unusual("rdata longer than its name")
+            text = found[0][1]
+        else:
+            text, soa = _rdata_text(wire, rdtype, pos, end, cache)
         pos = end
         owner_text = _no_dot(owner[1]).lower()
         out.append((owner[0], owner_text, rdtype, 0 if ttl > 0x7FFFFFFF else ttl, text, soa))

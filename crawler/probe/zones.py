@@ -10,6 +10,7 @@ queued for the same treatment, sub-zones first, up to ``ProbeOptions.max_zones``
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import tempfile
 import time
@@ -19,13 +20,14 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.rdatatype
 
-from ..db import Method, utcnow
+from ..db import Method, see_bulk, utcnow
 from ..errors import TransferError
 from ..names import normalize_name
 from .axfr import drain, store_spool
 from .context import Context
 from .engine import Answer, Rcode, bounded
 from .options import Outcome
+from .tsig import TsigKey, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ class ZoneState:
     stored_from: str | None = None
     """The ``dns_records.source`` of the stored transfer, if one succeeded."""
     addresses: dict[str, set[str]] = field(default_factory=dict)
+    owners: list[str] = field(default_factory=list)
+    """Owner names of the stored transfer, each once."""
+    cuts: set[str] = field(default_factory=set)
+    """Delegation points of the stored transfer."""
 
 
 def _names(answer: Answer, rdtype: str) -> set[str]:
@@ -205,6 +211,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
         ctx.db["axfr_attempts"].insert(row)
         return Outcome.ERROR
     source = f"axfr:{state.zone}@{address}"
+    key = tsig_key(ctx, state.zone)
     with tempfile.TemporaryFile(prefix="census-axfr-") as spool:
         drained = await drain(
             address,
@@ -213,13 +220,19 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
             spool,
             timeout=ctx.engine.limits.timeout,
             total=polite.axfr_timeout,
+            tsig=key,
         )
         outcome = drained.outcome
         error = drained.error
+        if key is not None and error and error.startswith("the server rejected TSIG"):
+            ctx.notes.append(f"AXFR of {state.zone} from {address}: {error}")
         if outcome is None:
             store = state.stored_from is None
+            verifier = None if key is None else Verifier(key, drained.request_mac, state.zone)
             try:
-                parser = store_spool(ctx.db, ctx.run_id, state.zone, spool, source, store=store)
+                parser = store_spool(
+                    ctx.db, ctx.run_id, state.zone, spool, source, store=store, verifier=verifier
+                )
             except TransferError as exc:
                 outcome, error = Outcome.ERROR, str(exc)
             else:
@@ -228,6 +241,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
                 state.serial, state.mname, state.rname = parser.serial, parser.mname, parser.rname
                 if store:
                     state.stored_from = source
+                    state.owners, state.cuts = parser.names(), parser.cuts
     row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
     with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
@@ -235,34 +249,49 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
     return outcome
 
 
+def tsig_key(ctx: Context, zone: str) -> TsigKey | None:
+    """The key that signs transfers of the run's zone itself (``--tsig``, else the profile's).
+
+    Published keys are per zone: sub-zones and delegated domains are asked unsigned.
+    """
+    if zone != ctx.profile.zone:
+        return None
+    spec = ctx.options.tsig or ctx.profile.transfer.tsig
+    return TsigKey.parse(spec) if spec else None
+
+
+async def transfer_servers(ctx: Context, state: ZoneState) -> None:
+    """AXFR from the servers where the profile says the registry publishes the zone."""
+    for server in ctx.profile.transfer.servers:
+        try:
+            addresses = {str(ipaddress.ip_address(server))}
+        except ValueError:
+            addresses = await resolve_host(ctx, server)
+        if not addresses:
+            ctx.notes.append(f"transfer server {server} of the profile has no address")
+        for address in sorted(addresses):
+            await transfer(ctx, state, server, address)
+
+
 def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation]:
     """Sightings for the owner names of the stored transfer; its delegations (at most ``room``).
 
     Names below a delegation point are glue, not data of this zone: the child zone says
     whether they exist (a glue name under ``tra.kp`` in ``kp`` may be only a wildcard there).
+    The sightings are written set-based (``see_bulk``): a million names in seconds.
     """
     db, source = ctx.db, state.stored_from
     assert source is not None
-    cuts = {
-        name
-        for (name,) in db.conn.execute(
-            "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
-            "AND name != ?",
-            [ctx.run_id, source, state.zone],
-        )
-    }
+    cuts, zone = state.cuts, state.zone
+    dots = zone.count(".") + 1
     server = source.split("@", 1)[1]
     with db.atomic():
-        names = db.conn.execute(
-            "SELECT DISTINCT name FROM dns_records WHERE run_id = ? AND source = ?",
-            [ctx.run_id, source],
+        see_bulk(
+            db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes,
+            # only names two or more labels under the zone can be below a cut
+            (n for n in state.owners if n.count(".") <= dots or not _below_cut(n, zone, cuts)),
+            Method.AXFR, server,
         )
-        while batch := names.fetchmany(10_000):
-            ctx.see_many(
-                (name for (name,) in batch if not _below_cut(name, state.zone, cuts)),
-                Method.AXFR,
-                server,
-            )
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(
         "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
@@ -383,6 +412,8 @@ async def enumerate_zones(
         await nameservers(ctx, d, state)
         if d.from_profile and not state.addresses:
             continue
+        if d.zone == top and d.parent is None:
+            await transfer_servers(ctx, state)
         for ns, addrs in sorted(state.addresses.items()):
             for address in sorted(addrs):
                 await transfer(ctx, state, ns, address)

@@ -68,7 +68,11 @@ def test_truncation_goes_to_tcp(lab_dns) -> None:
 
 
 def test_lab_sweeps_find_the_same(lab_dns, tmp_path, monkeypatch) -> None:
-    """Wordlist (with the wildcard zone) and PTR over 127.45.176.0/22, both paths."""
+    """Wordlist (with the wildcard zone) and PTR over 127.45.176.0/22, both paths.
+
+    Timeouts generous enough that the lab's Python server, on a loaded machine, answers
+    everything: the paths are compared on answers, not on how each copes with loss.
+    """
     tables = []
     for fast in (True, False):
         if not fast:
@@ -76,7 +80,7 @@ def test_lab_sweeps_find_the_same(lab_dns, tmp_path, monkeypatch) -> None:
         db = open_census(tmp_path / f"{fast}.db")
         run_id = start_run(db, "kp", {})
         options = ProbeOptions(resolvers=(lab_dns.resolver,), ns_port=lab_dns.port,
-                               allow_net=("127.0.0.0/8",), timeout=1.0, retries=1,
+                               allow_net=("127.0.0.0/8",), timeout=3.0, retries=2,
                                queries_per_second=5000, queries_in_flight=16)
         profile = load_profile("kp")
         ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)),

@@ -1,0 +1,177 @@
+"""Bench the DNS phases at volume through one local Unbound: wordlist sweep + record phase.
+
+    python bench/bench_records.py [--wordlist 100000] [--hits 2000] [--in-flight 200]
+
+Knot (loopback) serves a ``kp`` zone of ``--hits`` domains (A, MX, TXT, www. and mail.
+hosts); Unbound (loopback, iterator only, the zone as a stub) is the resolver.  The census's
+wordlist sweep asks ``--wordlist`` labels (``--hits`` of them exist), then its record phase
+asks the 8 types of each domain and its www./mail. hosts (24 queries a domain), answers
+stored in a fresh census.  Baseline in the same run: dnsperf (DNS-OARC, C; massdns is not in
+Debian) sending the same queries through the same Unbound, ``--in-flight`` outstanding.
+Unbound's cache is warmed by one dnsperf pass first, so every measured pass sees the same
+warm cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from crawler.db import open_census, run_domains, start_run
+from crawler.lab.knot import Knot, free_port, knot_available
+from crawler.probe.context import Context, limits_for
+from crawler.probe.engine import Engine
+from crawler.probe.options import ProbeOptions
+from crawler.probe.records import HOSTS, TYPES, collect_records
+from crawler.probe.wordlist import wordlist_sweep
+from crawler.profiles import Profile
+
+KNOT = "127.0.0.3"
+UNBOUND = "127.0.0.4"
+
+
+def zone_text(hits: int) -> str:
+    lines = ["$ORIGIN kp.", "$TTL 3600", "@ SOA ns1.kp. root.kp. 1 3600 600 86400 3600",
+             "@ NS ns1.kp.", f"ns1 A {KNOT}"]
+    for i in range(hits):
+        name = f"h{i:05d}"
+        lines += [f"{name} A 127.1.{i // 250}.{i % 250 + 1}", f"{name} MX 10 mail.{name}.kp.",
+                  f'{name} TXT "v=spf1 -all"', f"www.{name} A 127.1.{i // 250}.{i % 250 + 1}",
+                  f"mail.{name} A 127.2.{i // 250}.{i % 250 + 1}"]
+    return "\n".join(lines) + "\n"
+
+
+def start_unbound(workdir: Path, port: int, knot_port: int) -> subprocess.Popen[bytes]:
+    conf = workdir / "unbound.conf"
+    conf.write_text(f"""server:
+    interface: {UNBOUND}
+    port: {port}
+    do-ip6: no
+    do-daemonize: no
+    use-syslog: no
+    logfile: ""
+    chroot: ""
+    username: ""
+    directory: "{workdir}"
+    pidfile: "{workdir}/unbound.pid"
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    num-threads: 1
+    so-rcvbuf: 4m
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    module-config: "iterator"
+    qname-minimisation: no
+    verbosity: 0
+stub-zone:
+    name: "kp"
+    stub-addr: {KNOT}@{knot_port}
+remote-control:
+    control-enable: no
+""")
+    process = subprocess.Popen(["unbound", "-d", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return process
+
+
+def dnsperf(port: int, queries: Path, in_flight: int) -> tuple[float, float]:
+    """Seconds and queries per second of dnsperf sending ``queries`` once."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["dnsperf", "-s", UNBOUND, "-p", str(port), "-d", str(queries), "-q", str(in_flight),
+         "-n", "1", "-t", "5"], capture_output=True, text=True, check=False,
+    )
+    elapsed = time.perf_counter() - started
+    found = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
+    return elapsed, float(found.group(1)) if found else 0.0
+
+
+def census_pass(workdir: Path, port: int, labels: list[str], in_flight: int) -> dict:
+    db = open_census(workdir / f"census-{time.monotonic_ns()}.db")
+    run_id = start_run(db, "kp", {})
+    profile = Profile(zone="kp")
+    options = ProbeOptions(resolvers=((UNBOUND, port),), queries_in_flight=in_flight,
+                           queries_per_second=1e9, timeout=3.0, retries=2)
+    ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)),
+                  [(UNBOUND, port)])
+
+    async def main() -> tuple[float, float, int]:
+        started = time.perf_counter()
+        await wordlist_sweep(ctx, labels)
+        swept = time.perf_counter()
+        stored = await collect_records(ctx, run_domains(db, run_id))
+        return swept - started, time.perf_counter() - swept, stored
+
+    cpu = time.process_time()
+    sweep_s, records_s, stored = asyncio.run(main())
+    return {"sweep": sweep_s, "records": records_s, "stored": stored,
+            "domains": len(run_domains(db, run_id)), "cpu": time.process_time() - cpu,
+            "queries": ctx.engine.answered + ctx.engine.timeouts,
+            "timeouts": ctx.engine.timeouts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wordlist", type=int, default=100_000)
+    parser.add_argument("--hits", type=int, default=2_000)
+    parser.add_argument("--in-flight", type=int, default=200)
+    parser.add_argument("--also-dnspython", action="store_true",
+                        help="Also time a pass with every query through dnspython (the record "
+                        "phase before it moved to the sweep path).")
+    args = parser.parse_args()
+    if not knot_available() or not shutil.which("unbound") or not shutil.which("dnsperf"):
+        raise SystemExit("needs knotd, unbound and dnsperf (apt-get install knot unbound dnsperf)")
+    labels = [f"h{i:05d}" for i in range(args.hits)]
+    labels += [f"x{i:06d}" for i in range(args.wordlist - args.hits)]
+    with tempfile.TemporaryDirectory(prefix="bench-records-") as tmp:
+        workdir = Path(tmp)
+        knot_port, port = free_port((KNOT,)), free_port((UNBOUND,))
+        queries = workdir / "queries.txt"
+        with open(queries, "w") as out:
+            # the census's own query list: A of every label, AAAA of the hits, 24 per domain
+            for label in labels:
+                out.write(f"{label}.kp A\n")
+            for label in labels[: args.hits]:
+                out.write(f"{label}.kp AAAA\n")
+                for host in HOSTS:
+                    for rdtype in TYPES:
+                        out.write(f"{host}{label}.kp {rdtype}\n")
+        total = len(queries.read_text().splitlines())
+        with Knot(workdir / "knot", KNOT, knot_port, {"kp": zone_text(args.hits)}):
+            unbound = start_unbound(workdir, port, knot_port)
+            try:
+                dnsperf(port, queries, args.in_flight)  # warms Unbound's cache
+                tool_s, tool_qps = dnsperf(port, queries, args.in_flight)
+                print(f"dnsperf: {total:,} queries in {tool_s:.2f} s ({tool_qps:,.0f} q/s)")
+                result = census_pass(workdir, port, labels, args.in_flight)
+                census_s = result["sweep"] + result["records"]
+                print(f"census: wordlist sweep {result['sweep']:.2f} s + record phase "
+                      f"{result['records']:.2f} s = {census_s:.2f} s, {result['queries']:,} "
+                      f"queries ({result['queries'] / census_s:,.0f} q/s, "
+                      f"{result['timeouts']} timeouts), {result['domains']:,} domains, "
+                      f"{result['stored']:,} records stored, {result['cpu']:.1f} s CPU")
+                print(f"ratio: census {census_s:.2f} s / dnsperf {tool_s:.2f} s = "
+                      f"{census_s / tool_s:.1f}x (target <= 1.5x)")
+                if args.also_dnspython:
+                    fast = Engine.sweep
+                    Engine.sweep = Engine.query  # type: ignore[method-assign]
+                    try:
+                        slow = census_pass(workdir, port, labels, args.in_flight)
+                    finally:
+                        Engine.sweep = fast  # type: ignore[method-assign]
+                    print(f"census, every query through dnspython: sweep {slow['sweep']:.2f} s"
+                          f" + record phase {slow['records']:.2f} s, "
+                          f"{slow['stored']:,} records stored")
+            finally:
+                unbound.terminate()
+                unbound.wait(5)
+
+
+if __name__ == "__main__":
+    main()

@@ -24,6 +24,8 @@ from .db import (
     get_run,
     mark_abandoned_runs,
     open_census,
+    record_stage,
+    run_counts,
     run_domains,
     set_options,
     set_stage,
@@ -64,6 +66,8 @@ class CensusOptions:
     """``NAME:ALG:SECRET`` for the zone's transfers; runs.options keeps only NAME:ALG."""
     crawl: dict[str, Any] = field(default_factory=dict)
     """Options of the crawl stage (max_pages, http_port, ignore_robots, ...)."""
+    stages: tuple[str, ...] = ()
+    """The stages the run was asked for (a resumed run does the rest of them)."""
 
 
 @dataclass
@@ -212,6 +216,7 @@ def _crawl_stage(
     from .probe import probe_names
 
     def crawl(extra: dict[str, Any]) -> CrawlResult:
+        """One pass of the crawl; Scrapy's ``shutdown`` means it was asked to stop."""
         result = crawl_run(
             options.db_path,
             run_id,
@@ -224,23 +229,42 @@ def _crawl_stage(
             raise KeyboardInterrupt
         return result
 
-    result = crawl({})
+    crawl({"resume": True} if options.crawl.get("resume") else {})
     profile = load_profile(options.zone, options.profile_path)
     new = probe_names(
         db, run_id, profile, probe_options(options, profile), linked_names(db, run_id, profile)
     )
-    found = ""
     if new:
         log.info("run %d: links revealed %d new domains: %s", run_id, len(new), ", ".join(new))
-        result = crawl({"domains": new})  # its counts are of the whole run
-        found = f"; links revealed {len(new)} new domains ({', '.join(new[:5])})"
-    message = f"crawl: {result.alive} of {result.sites} sites alive, {result.pages} pages{found}"
-    if result.refused:
+        crawl({"domains": new, "resume": False})
+    return StageResult(RunStatus.COMPLETE, crawl_message(db, run_id))
+
+
+def crawl_message(db: sqlite_utils.Database, run_id: int) -> str:
+    """What the crawl stage found, from the census (so a resumed crawl says the same)."""
+    counts = run_counts(db, run_id)
+    linked = [
+        domain for (domain,) in db.execute(
+            "SELECT domain FROM sightings WHERE run_id = ? AND domain IS NOT NULL "
+            "GROUP BY domain HAVING min(method = 'link') = 1 ORDER BY domain", [run_id]
+        )
+    ]
+    refused = db.execute(
+        "SELECT count(*) FROM sites WHERE run_id = ? AND error LIKE '%not crawled:%'", [run_id]
+    ).fetchone()[0]
+    message = f"crawl: {counts['live_sites']} of {counts['sites']} sites alive, " \
+              f"{counts['pages']} pages"
+    if linked:
+        message += f"; links revealed {len(linked)} new domains ({', '.join(linked[:5])})"
+    if counts["unconfirmed_leads"]:
+        message += (f"; {counts['unconfirmed_leads']} linked domains do not exist in DNS "
+                    "(kept in leads)")
+    if refused:
         message += (
-            f"; {result.refused} sites not crawled because their addresses are not globally"
+            f"; {refused} sites not crawled because their addresses are not globally"
             " routable (use --allow-net CIDR to opt a range in)"
         )
-    return StageResult(RunStatus.COMPLETE, message)
+    return message
 
 
 def _classify_stage(
@@ -252,9 +276,14 @@ def _classify_stage(
     from .classify import classify_run
 
     report = (lambda done, total: progress("classify", done, total)) if progress else None
-    results = classify_run(db, run_id, report)
-    labelled = sum(1 for r in results if r.label != "unknown" and not r.guess)
-    return StageResult(RunStatus.COMPLETE, f"classify: {labelled} of {len(results)} sites tagged")
+    classify_run(db, run_id, report)
+    counts = run_counts(db, run_id)
+    unknown = counts["classified"] - counts["tagged"]
+    return StageResult(
+        RunStatus.COMPLETE,
+        f"classify: {counts['tagged']} of {counts['classified']} sites tagged"
+        + (f", {unknown} unknown" if unknown else ""),
+    )
 
 
 def _compare_stage(
@@ -309,25 +338,139 @@ def run_census(
 ) -> int:
     """Start a new run of ``options.zone`` and take it through ``stages``; return its id."""
     profile = load_profile(options.zone, options.profile_path)
-    options = CensusOptions(**{**asdict(options), "zone": profile.zone})
+    # the run's files are found from what it recorded, wherever the database is opened from
+    options = CensusOptions(**{
+        **asdict(options), "zone": profile.zone, "stages": tuple(stages),
+        "out_dir": str(Path(options.out_dir).resolve()),
+    })
     if options.tsig:
         from .probe.tsig import TsigKey
 
         TsigKey.parse(options.tsig)  # a bad key stops here, before a run is started
     with census_writer(options.db_path) as db:
         run_id = start_run(db, profile.zone, recorded(options))
-        results = []
-        for name in stages:
-            fn = STAGE_FUNCTIONS.get(name)
-            if fn is None:
-                continue
+        _take_stages(db, run_id, options, progress, {})
+        return run_id
+
+
+def _take_stages(
+    db: sqlite_utils.Database,
+    run_id: int,
+    options: CensusOptions,
+    progress: ProgressCallback | None,
+    done: dict[str, StageResult],
+    note: str | None = None,
+) -> None:
+    """Take the run through its stages, those in ``done`` (a resumed run) as they ended."""
+    results = []
+    for name in options.stages:
+        fn = STAGE_FUNCTIONS.get(name)
+        if fn is None:
+            continue
+        if name in done:
+            results.append(done[name])
+        else:
             with stage(db, run_id, name):
                 results.append(fn(db, run_id, options, progress))
-            if results[-1].status == RunStatus.FAILED:
-                break
-        message = "; ".join(r.message for r in results if r.message)
-        finish_run(db, run_id, _worst([r.status for r in results]), message or None)
-        return run_id
+            record_stage(db, run_id, name, results[-1].status, results[-1].message)
+        if results[-1].status == RunStatus.FAILED:
+            break
+    messages = [r.message for r in results if r.message] + ([note] if note else [])
+    finish_run(db, run_id, _worst([r.status for r in results]), "; ".join(messages) or None)
+
+
+def stored_options(run: dict[str, Any], **overrides: Any) -> CensusOptions:
+    """The options a run was started with (``runs.options``), with ``overrides``."""
+    stored = {k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__}
+    stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
+    stored.pop("tsig", None)  # recorded without its secret; only the probe transfers
+    if "crawl" in overrides:
+        overrides["crawl"] = {**stored.get("crawl", {}), **overrides["crawl"]}
+    return CensusOptions(**{**stored, **overrides})
+
+
+def resumable_run(db_path: str, zone: str | None = None) -> int | None:
+    """The latest run (of ``zone``, if given) when it was interrupted, else None."""
+    if not Path(db_path).is_file():
+        return None
+    from .db import reading
+
+    with reading(db_path) as conn:
+        if "runs" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}:
+            return None
+        where, params = ("WHERE zone = ?", [zone]) if zone else ("", [])
+        row = conn.execute(
+            f"SELECT id, status FROM runs {where} ORDER BY id DESC LIMIT 1", params
+        ).fetchone()
+    # a run left ``running`` by a killed process is interrupted once the lock is taken
+    if row and row[1] in (RunStatus.INTERRUPTED, RunStatus.RUNNING):
+        return int(row[0])
+    return None
+
+
+def resume_census(
+    db_path: str,
+    run_id: int | None = None,
+    progress: ProgressCallback | None = None,
+    tsig: str | None = None,
+) -> int:
+    """Continue an interrupted run (default: the latest) where it stopped; return its id.
+
+    Stages it finished keep their outcome; the probe, if it was cut short, starts again
+    (its rows of the run are replaced); the crawl keeps every page, failure and start URL it
+    recorded and continues from the links not yet followed, so nothing recorded is fetched
+    twice; classify and compare run as usual.  The run ends with the status it would have
+    had, and its message says it was resumed.
+    """
+    with census_writer(db_path, create=False) as db:
+        run = get_run(db, run_id)
+        if run["status"] != RunStatus.INTERRUPTED:
+            raise CensusError(
+                f"run {run['id']} is {run['status']}, not interrupted: nothing to resume"
+            )
+        # a TSIG secret is never recorded: a resumed probe transfers with the one given again
+        options = stored_options(run, db_path=db_path, tsig=tsig)
+        if not options.stages:  # a run from before stages were recorded
+            options = CensusOptions(**{**asdict(options), "stages": STAGES})
+        done = finished_stages(db, run["id"])
+        stopped = run["stage"] or "probe"
+        if "probe" not in done:
+            clear_probe(db, run["id"])
+        if "crawl" not in done:
+            options = CensusOptions(
+                **{**asdict(options), "crawl": {**options.crawl, "resume": True}}
+            )
+        note = f"resumed after an interruption during {stopped}"
+        log.info("run %d: %s", run["id"], note)
+        _take_stages(db, run["id"], options, progress, done, note)
+        return int(run["id"])
+
+
+def finished_stages(db: sqlite_utils.Database, run_id: int) -> dict[str, StageResult]:
+    """The stages of a run that ended, with their outcome."""
+    return {
+        name: StageResult(RunStatus(status), message or "")
+        for name, status, message in db.execute(
+            "SELECT stage, status, message FROM run_stages WHERE run_id = ?", [run_id]
+        )
+    }
+
+
+PROBE_TABLES = (
+    "leads", "nsec3_hashes", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones",
+)
+
+
+def clear_probe(db: sqlite_utils.Database, run_id: int) -> None:
+    """Forget what an interrupted probe of ``run_id`` wrote, so it can start again."""
+    with db.conn:
+        for table in PROBE_TABLES:
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        db.execute(
+            "UPDATE domains SET last_seen_run = (SELECT max(run_id) FROM sightings "
+            "WHERE domain = domains.name) WHERE last_seen_run = ?", [run_id]
+        )
+        db.execute("DELETE FROM domains WHERE first_seen_run = ?", [run_id])
 
 
 def run_stage(
@@ -337,24 +480,29 @@ def run_stage(
     overrides: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
 ) -> int:
-    """Run one stage again for an existing run (default: the latest); return the run id."""
+    """Run one stage again for an existing run (default: the latest); return the run id.
+
+    The run's status is then the worst of its stages' outcomes when every stage it was
+    asked for has ended (``census crawl --run N`` of a run whose crawl failed can make it
+    complete), else the worst of that and its status before (an interrupted run stays
+    interrupted: use ``census run --resume``).
+    """
     with census_writer(db_path, create=False) as db:
         run = get_run(db, run_id)
-        stored = {
-            k: v for k, v in run["options"].items() if k in CensusOptions.__dataclass_fields__
-        }
-        stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-        stored.pop("tsig", None)  # recorded without its secret; only the probe transfers
         overrides = dict(overrides or {})
-        if "crawl" in overrides:
-            overrides["crawl"] = {**stored.get("crawl", {}), **overrides["crawl"]}
-        options = CensusOptions(**{**stored, **overrides, "db_path": db_path})
+        options = stored_options(run, **overrides, db_path=db_path)
         if overrides:
             set_options(db, run["id"], recorded(options))  # e.g. --ignore-robots on a rerun
         fn = STAGE_FUNCTIONS[name]
         with stage(db, run["id"], name):
             result = fn(db, run["id"], options, progress)
-        status = _worst([RunStatus(run["status"]), result.status])
+        record_stage(db, run["id"], name, result.status, result.message)
+        done = finished_stages(db, run["id"])
+        asked = [s for s in (options.stages or STAGES) if s in STAGE_FUNCTIONS]
+        if all(s in done for s in asked):
+            status = _worst([done[s].status for s in asked])
+        else:
+            status = _worst([RunStatus(run["status"]), result.status])
         rerun = f"{name} rerun: {result.message}" if result.message else f"{name} rerun"
         message = f"{run['message']}; {rerun}" if run["message"] else rerun
         finish_run(db, run["id"], status, message)

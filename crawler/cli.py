@@ -6,10 +6,11 @@ becomes one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,31 +136,85 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     quiet_level = {0: logging.CRITICAL, 1: logging.WARNING}.get(verbose, logging.DEBUG)
     for noisy in ("scrapy", "twisted", "py.warnings", "protego"):
         logging.getLogger(noisy).setLevel(quiet_level)
-    ctx.obj = {"progress": not quiet and sys.stderr.isatty()}
+    mode = None if quiet else "bar" if sys.stderr.isatty() else "lines"
+    ctx.obj = {"progress": mode}
+
+
+UNITS = {"crawl": "page", "classify": "site", "screenshots": "site"}
+PLURALS = {"page": "pages", "site": "sites", "query": "queries"}
 
 
 class Progress:
-    """Draws the library's ``progress(step, done, total)`` callbacks as one tqdm bar per step."""
+    """Draws the library's ``progress(step, done, total)`` callbacks for a person.
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    On a terminal (``mode='bar'``) one tqdm bar per step, with its total when known; off a
+    terminal (``mode='lines'``: cron, a pipe, a log file) one line when a step starts and
+    then one every ``interval`` seconds: done/total, rate, ETA.  The rate is done over the
+    time since the step started, and is shown only after a second, so a step that reports
+    a thousand at once never claims millions per second.
+    """
+
+    def __init__(self, mode: str | None, interval: float = 30.0,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.mode = mode
+        self.interval = interval
+        self.clock = clock or time.monotonic
         self.bar: Any = None
         self.step: str | None = None
+        self.started = 0.0
+        self.last_line = 0.0
 
     def __call__(self, step: str, done: int, total: int | None) -> None:
-        if not self.enabled:
+        if not self.mode:
             return
-        from tqdm import tqdm
-
+        now = self.clock()
         if step != self.step:
             self.close()
-            self.step = step
-            unit = {"crawl": "page", "classify": "site", "screenshots": "site"}.get(step, "query")
-            self.bar = tqdm(total=total, desc=step, unit=unit, leave=False, file=sys.stderr)
+            self.step, self.started, self.last_line = step, now, now
+            if self.mode == "bar":
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=step,
+                                unit=PLURALS[UNITS.get(step, "query")],
+                                leave=False, file=sys.stderr,
+                                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}"
+                                           "{postfix}]" if total else
+                                "{desc}: {n_fmt} {unit} [{elapsed}{postfix}]")
+            else:
+                click.echo(self.line(step, done, total, now), err=True)
+        if self.mode == "lines":
+            if now - self.last_line >= self.interval:
+                self.last_line = now
+                click.echo(self.line(step, done, total, now), err=True)
+            return
         if total is not None and self.bar.total != total:
             self.bar.total = total
         self.bar.n = done
+        rate, eta = self.pace(done, total, now)
+        self.bar.set_postfix_str(", ".join(x for x in (rate, eta and f"ETA {eta}") if x),
+                                 refresh=False)
         self.bar.refresh()
+
+    def pace(self, done: int, total: int | None, now: float) -> tuple[str, str]:
+        """The rate and the time left, as text; empty until they mean something."""
+        elapsed = now - self.started
+        if elapsed < 1.0 or done <= 0:
+            return "", ""
+        per_second = done / elapsed
+        unit = UNITS.get(self.step or "", "query")
+        rate = f"{per_second:.1f} {unit}/s"
+        if not total or done >= total:
+            return rate, ""
+        left = round((total - done) / per_second)
+        return rate, f"{left // 60}:{left % 60:02d}"
+
+    def line(self, step: str, done: int, total: int | None, now: float) -> str:
+        unit = UNITS.get(step, "query")
+        rate, eta = self.pace(done, total, now)
+        text = f"{step}: {done}/{total if total else '?'} {PLURALS[unit]}"
+        return text + "".join(f", {x}" for x in (rate, eta and f"ETA {eta}") if x)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -234,13 +289,43 @@ def crawl_dict(kw: dict[str, Any]) -> dict[str, Any]:
     return crawl
 
 
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM (``systemctl stop``, ``timeout``) stops a run as Ctrl-C does.
+
+    The first signal says so and raises ``KeyboardInterrupt``, which the stage turns into an
+    ``interrupted`` run; later ones only repeat that it is stopping, so the run can be marked
+    and the crawl flushed (within 10 s) without being cut short again.
+    """
+    import signal
+
+    def again(signum: int, frame: Any) -> None:
+        click.echo("still stopping…", err=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, again)
+        signal.signal(signal.SIGTERM, again)
+        click.echo("stopping…", err=True)
+        raise KeyboardInterrupt
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def run_with_progress(ctx: click.Context, fn: Callable[[Progress], int], db_path: str) -> None:
     progress = Progress(ctx.obj["progress"])
     try:
-        run_id = fn(progress)
+        with stop_on_signals():
+            run_id = fn(progress)
     except KeyboardInterrupt:
         progress.close()
-        raise click.ClickException("interrupted: the run is marked 'interrupted'") from None
+        raise click.ClickException(
+            "interrupted: the run is marked 'interrupted'; continue it with census run --resume"
+        ) from None
     progress.close()
     if report_run(db_path, run_id) == "failed":
         ctx.exit(1)  # for cron: a census that learned nothing is not a success
@@ -253,22 +338,46 @@ def run_with_progress(ctx: click.Context, fn: Callable[[Progress], int], db_path
 @crawl_options
 @click.option("--screenshots", is_flag=True,
               help="Screenshot each live site's home page with the system's chromium.")
+@click.option("--resume", is_flag=True,
+              help="Continue the latest run if it was interrupted, with its own options "
+                   "(give --tsig again; no prompt, for cron); otherwise start a new run.")
+@click.option("--new", "new_run", is_flag=True,
+              help="Start a new run even if the latest was interrupted (no prompt).")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, zone: str | None, db_path: str, screenshots: bool,
-        **kw: Any) -> None:
+def run(ctx: click.Context, zone: str | None, db_path: str, screenshots: bool, resume: bool,
+        new_run: bool, **kw: Any) -> None:
     """Take the census of ZONE (default: kp, with the embedded profile): probe, then crawl.
 
     A new run in the census database: the DNS probe enumerates the zone, then the crawl
     snapshots every live site into WARC files under --out and pages into the census.
+    When the latest run was interrupted, --resume continues it (the run's own options are
+    used), --new starts afresh, and with neither a terminal asks which.
 
     \b
     Example:
         census run                                  # .kp from the embedded profile
         census run kp --resolver 127.45.179.53:5300 ...  # the lab: see census lab
+        census run --resume                         # cron: continue an interrupted run
     """
-    from .census import STAGES, run_census
+    from .census import STAGES, resumable_run, resume_census, run_census
 
+    if resume and new_run:
+        raise click.UsageError("give --resume or --new, not both")
+    interrupted = None if new_run else resumable_run(db_path, zone)
+    if interrupted is not None and not resume:
+        if sys.stdin.isatty():
+            resume = click.confirm(f"run {interrupted} was interrupted; continue it?",
+                                   default=True)
+        else:
+            click.echo(f"run {interrupted} was interrupted; starting a new run "
+                       "(census run --resume continues it)", err=True)
+    if resume and interrupted is not None:
+        run_with_progress(
+            ctx, lambda progress: resume_census(db_path, interrupted, progress, kw.get("tsig")),
+            db_path
+        )
+        return
     crawl = crawl_dict(kw)
     options = census_options(zone, db_path, crawl=crawl, **kw)
     stages = list(STAGES)
@@ -345,9 +454,9 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
 @click.argument("world", default="kp")
 @click.option("--version", "world_version", type=click.IntRange(1, 2), default=1,
               show_default=True, help="Version of the world (2: the re-run changes).")
-@click.option("--dns-port", type=int, help="DNS port [default: 53 as root, else 5300].")
-@click.option("--http-port", type=int, help="HTTP port [default: 80 as root, else 8080].")
-@click.option("--https-port", type=int, help="HTTPS port [default: 443 as root, else 8443].")
+@click.option("--dns-port", type=int, default=5300, show_default=True, help="DNS port.")
+@click.option("--http-port", type=int, default=8080, show_default=True, help="HTTP port.")
+@click.option("--https-port", type=int, default=8443, show_default=True, help="HTTPS port.")
 @handle_errors
 def lab(world: str, world_version: int, dns_port: int | None, http_port: int | None,
         https_port: int | None) -> None:
@@ -460,8 +569,12 @@ def classify_command(db_path: str, run_id: int | None, eval_path: str | None) ->
             raise click.BadParameter(f"{eval_path!r} does not exist", param_hint="--evaluate")
         click.echo(evaluate(eval_path).format())
         return
+    from .db import get_run
+    from .diff import refresh_changes
+
     with census_writer(db_path, create=False) as db:
         results = classify_run(db, run_id)
+        refresh_changes(db, [get_run(db, run_id)["id"]])
     click.echo(summarize(results))
 
 
@@ -483,7 +596,8 @@ def label_command(
         census label kass.org.kp --remove
     """
     from .census import census_writer
-    from .classify import remove_label, set_label
+    from .classify import labelled_runs, remove_label, set_label
+    from .diff import refresh_changes
     from .names import normalize_name
 
     if not remove and not label:
@@ -495,10 +609,12 @@ def label_command(
     with census_writer(db_path) as db:
         if remove:
             existed = remove_label(db, domain)
+            refresh_changes(db, labelled_runs(db, domain))
             click.echo(f"removed the label of {domain}" if existed
                        else f"{domain} had no label")
             return
         known = set_label(db, domain, label, note)
+        refresh_changes(db, labelled_runs(db, domain))
     if not known:
         click.echo(f"warning: {domain} is not in the census yet; the label waits for it",
                    err=True)
@@ -511,7 +627,7 @@ def label_command(
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
               help="Port to listen on.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Where the screenshots are [default: the database's folder].")
+              help="Where the screenshots are [default: the --out the latest run recorded].")
 @click.option("--immutable", is_flag=True,
               help="Open a finished census immutable (faster; never while a run writes).")
 @click.option("--open", "open_browser", is_flag=True, help="Open a browser on it.")
@@ -537,7 +653,7 @@ def serve_command(db_path: str, host: str, port: int, out_dir: str | None, immut
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="The HTML file [default: report-run<ID>.html beside --db].")
 @click.option("--screenshots", "shots_dir", type=click.Path(file_okay=False),
-              help="Folder holding screenshots/ [default: the database's folder].")
+              help="Folder holding screenshots/ [default: the --out the run recorded].")
 @handle_errors
 def report_command(db_path: str, run_id: int | None, out_path: str | None,
                    shots_dir: str | None) -> None:

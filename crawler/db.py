@@ -164,6 +164,27 @@ def finish_run(
         db["runs"].update(run_id, {"status": status, "finished_at": utcnow(), "message": message})
 
 
+def record_stage(
+    db: sqlite_utils.Database, run_id: int, stage: str, status: str, message: str | None
+) -> None:
+    """A stage of the run ended with ``status``: kept so a resumed run need not redo it."""
+    with db.conn:
+        db.execute(
+            "INSERT OR REPLACE INTO run_stages (run_id, stage, status, message, finished_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [run_id, stage, str(status), message, utcnow()],
+        )
+
+
+def run_counts(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    """Every count of a run, from the ``run_counts`` view that Datasette shows too."""
+    cursor = db.execute("SELECT * FROM run_counts WHERE run_id = ?", [run_id])
+    row = cursor.fetchone()
+    if row is None:
+        raise RunNotFound(f"no run {run_id}")
+    return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+
 def get_run(db: sqlite_utils.Database, run_id: int | None = None) -> dict[str, Any]:
     """The run ``run_id``, or the latest run when it is None."""
     if run_id is None:

@@ -401,6 +401,67 @@ def m006_page_signals(db: sqlite_utils.Database) -> None:
     db["links"].add_column("anchor", str)
 
 
+_RUN_COUNTS = """
+SELECT
+    r.id AS run_id,
+    r.zone AS zone,
+    (SELECT count(DISTINCT domain) FROM sightings
+        WHERE run_id = r.id AND domain IS NOT NULL) AS domains,
+    (SELECT count(*) FROM domains WHERE first_seen_run = r.id) AS new_domains,
+    (SELECT count(DISTINCT domain) FROM leads
+        WHERE run_id = r.id AND domain IS NOT NULL AND NOT confirmed) AS unconfirmed_leads,
+    (SELECT count(DISTINCT domain) FROM sites WHERE run_id = r.id) AS sites,
+    (SELECT count(DISTINCT domain) FROM sites WHERE run_id = r.id AND alive) AS live_sites,
+    (SELECT count(*) FROM pages WHERE run_id = r.id) AS pages,
+    (SELECT count(DISTINCT domain) FROM classifications WHERE run_id = r.id) AS classified,
+    (SELECT count(DISTINCT domain) FROM classifications
+        WHERE run_id = r.id AND label != 'unknown') AS tagged,
+    (SELECT count(*) FROM changes WHERE to_run = r.id AND from_run =
+        (SELECT max(from_run) FROM changes WHERE to_run = r.id)) AS changes
+FROM runs AS r
+"""
+
+
+@migration
+def m010_truthful_runs(db: sqlite_utils.Database) -> None:
+    """What a cron job needs to trust a run and to resume it.
+
+    ``leads``: names found outside the DNS (links) and whether the DNS confirmed them in the
+    run; only a confirmed lead becomes a sighting.  ``page_failures``: pages of a site that
+    gave no answer (timeout, reset), so a page that existed is not reported removed.
+    ``site_attempts``: each start URL as it was fetched, written as it happens, so a resumed
+    crawl knows what it already did.  ``run_stages``: each finished stage's outcome, so a
+    resumed run ends with the status it would have had.  ``run_counts``: every count a run
+    prints, the report shows and ``census runs`` lists, from one query.
+    """
+    db["leads"].create(
+        {"run_id": int, "name": str, "domain": str, "method": str, "source": str,
+         "rcode": str, "confirmed": int},
+        pk=("run_id", "name", "method"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["page_failures"].create(
+        {"id": int, "run_id": int, "domain": str, "url": str, "error": str, "failed_at": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["page_failures"].create_index(["run_id", "url"])
+    db["site_attempts"].create(
+        {"id": int, "run_id": int, "domain": str, "url": str, "final_url": str,
+         "http_status": int, "address": str, "title": str, "lang": str, "server": str,
+         "tls": str, "error": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["site_attempts"].create_index(["run_id", "domain"])
+    db["run_stages"].create(
+        {"run_id": int, "stage": str, "status": str, "message": str, "finished_at": str},
+        pk=("run_id", "stage"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.create_view("run_counts", _RUN_COUNTS)
+
+
 @migration
 def m020_cjk_search(db: sqlite_utils.Database) -> None:
     """``pages_fts`` indexes the search form of titles and text (``crawler/search.py``), in
@@ -464,6 +525,7 @@ _LEGACY: dict[str, Callable[[sqlite_utils.Database], bool]] = {
     "m004_latest_census_views": lambda db: "axfr_history" in db.view_names(),
     "m005_latest_census_partial": lambda db: "'partial'" in _view_sql(db, "latest_census"),
     "m006_page_signals": lambda db: _has_column(db, "pages", "description"),
+    "m010_truthful_runs": lambda db: "run_stages" in db.table_names(),
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from . import __version__
 from .db import reading
 from .errors import CensusError, RunNotFound
+from .runs import files_root
 
 PALETTE = ("#1f6f8b", "#e07a3f", "#5b8c5a", "#b5485d", "#7a5ea8", "#c9a227", "#3f8fd2",
            "#8a6d3b", "#4c9f9f", "#a05195", "#6b7b8c", "#d45087")
@@ -131,23 +132,67 @@ def gather(db_path: str | Path, run_id: int | None = None,
            shots_root: str | Path | None = None) -> dict[str, Any]:
     """Everything the report shows about ``run_id`` (default: the latest run)."""
     with reading(db_path) as conn:
-        return _gather(conn, run_id, Path(shots_root if shots_root else Path(db_path).parent))
+        return _gather(conn, run_id, Path(shots_root) if shots_root else None, Path(db_path))
 
 
-def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path) -> dict[str, Any]:
+DEAD_REASONS = (
+    ("refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("dnslookup", "no address"),
+    ("no address", "no address in DNS"),
+    ("not crawled", "not globally routable"),
+    ("connectionlost", "connection lost"),
+    ("responsenevercompleted", "connection lost"),
+    ("ssl", "TLS error"),
+    ("tls", "TLS error"),
+)
+
+
+def dead_reason(error: str | None, status: int | None) -> str:
+    """A short reason for one failed start URL ("connection refused", "HTTP 502")."""
+    if status:
+        return f"HTTP {status}"
+    low = (error or "").lower()
+    for needle, reason in DEAD_REASONS:
+        if needle in low:
+            return reason
+    return (error or "no answer").split(":")[0][:40]
+
+
+def dead_summary(attempts: list[dict[str, Any]]) -> str:
+    """"connection refused on 2 URLs, HTTP 502 on 1 URL": one line per dead site."""
+    counts: dict[str, int] = {}
+    for a in attempts:
+        reason = dead_reason(a["error"], a["http_status"])
+        counts[reason] = counts.get(reason, 0) + 1
+    return ", ".join(f"{r} on {n} URL{'s' if n > 1 else ''}" for r, n in counts.items())
+
+
+def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path | None,
+            db_path: Path) -> dict[str, Any]:
     sql = "SELECT * FROM runs WHERE id = ?" if run_id else "SELECT * FROM runs ORDER BY id DESC"
     runs = _rows(conn, sql + " LIMIT 1", *([run_id] if run_id else []))
     if not runs:
         raise RunNotFound(f"no run {run_id}" if run_id else "the census has no runs")
     run = runs[0]
     rid = run["id"]
+    options = json.loads(run["options"] or "{}")
+    root = shots_root or files_root(db_path, options)
     sites = _rows(conn, _SITES, rid)
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for a in _rows(conn, "SELECT domain, url, http_status, error FROM site_attempts "
+                   "WHERE run_id = ? ORDER BY id", rid):
+        attempts.setdefault(a["domain"], []).append(a)
     for site in sites:
-        site["screenshot_uri"] = _screenshot(shots_root, site["screenshot"])
+        site["screenshot_uri"] = _screenshot(root, site["screenshot"])
+        failed = [a for a in attempts.get(site["domain"], [])
+                  if not (a["http_status"] and 200 <= a["http_status"] < 300)]
+        site["attempts"] = failed or [{"url": site["url"], "http_status": site["http_status"],
+                                       "error": site["error"]}]
+        site["summary"] = dead_summary(site["attempts"])
     one = lambda sql, *p: conn.execute(sql, p).fetchone()[0]  # noqa: E731
-    domains = one("SELECT count(DISTINCT domain) FROM sightings WHERE run_id = ? "
-                  "AND domain IS NOT NULL", rid)
-    live = sum(1 for s in sites if s["alive"])
+    counts = _rows(conn, "SELECT * FROM run_counts WHERE run_id = ?", rid)[0]
     purposes: dict[str, int] = {}
     for site in sites:
         if site["alive"]:
@@ -167,21 +212,24 @@ def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path) -> d
     axfr = _rows(conn, "SELECT zone, ns_name, address, outcome, records FROM axfr_attempts "
                  "WHERE run_id = ? ORDER BY outcome != 'success', zone, ns_name, address", rid)
     previous = one("SELECT max(from_run) FROM changes WHERE to_run = ?", rid)
-    changes = _rows(conn, "SELECT kind, subject, before, after FROM changes "
+    changes = _rows(conn, "SELECT kind, subject, before, after, detail FROM changes "
                     "WHERE to_run = ? AND from_run = ? ORDER BY id", rid, previous)
+    earlier = one("SELECT count(*) FROM runs WHERE zone = ? AND id < ?", run["zone"], rid)
     return {
-        "run": run | {"options": json.loads(run["options"] or "{}")},
+        "run": run | {"options": options},
         "version": __version__,
         "numbers": {
-            "domains": domains,
-            "live": live,
-            "pages": one("SELECT count(*) FROM pages WHERE run_id = ?", rid),
+            "domains": counts["domains"],
+            "live": counts["live_sites"],
+            "pages": counts["pages"],
             "zones": one("SELECT count(*) FROM zones WHERE run_id = ?", rid),
             "axfr_open": sum(1 for a in axfr if a["outcome"] == "success"),
             "axfr_tried": len(axfr),
-            "changes": len(changes),
+            "changes": counts["changes"],
         },
-        "sites": sites,
+        "first_census": previous is None and earlier == 0,
+        "sites": [site for site in sites if site["alive"]],
+        "dead_sites": [site for site in sites if not site["alive"]],
         "axfr": axfr,
         "previous": previous,
         "changes": _group_changes(changes),

@@ -1,26 +1,49 @@
 """``census runs``: every run of the census with its status and what it found.
 
-Counts come from one grouped query per table over indexed ``run_id`` columns, so listing the
-runs of a census of a million domains does not read their rows one by one.
+Counts come from the ``run_counts`` view, the one query behind every count a run prints,
+the report shows and Datasette lists.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from .errors import RunNotFound
 
-_COUNTS = {
-    "domains": "SELECT run_id, count(DISTINCT domain) FROM sightings "
-    "WHERE domain IS NOT NULL GROUP BY run_id",
-    "live_sites": "SELECT run_id, count(DISTINCT domain) FROM sites WHERE alive GROUP BY run_id",
-    "pages": "SELECT run_id, count(*) FROM pages GROUP BY run_id",
-    "changes": "SELECT to_run, count(*) FROM changes GROUP BY to_run",
-}
+_COUNTS = ("domains", "live_sites", "pages", "changes")
+"""Columns of the ``run_counts`` view (one query, shared with the report and Datasette)."""
+
+
+def files_root(db_path: str | Path, options: dict[str, Any]) -> Path:
+    """Where a run wrote its files: the ``out_dir`` it recorded (absolute since runs record
+    it so), else relative to the database's folder, else that folder."""
+    out = options.get("out_dir")
+    if out:
+        path = Path(out)
+        if path.is_absolute():
+            return path
+        if (Path(db_path).parent / path).is_dir():
+            return Path(db_path).parent / path
+        if path.is_dir():
+            return path
+    return Path(db_path).parent
+
+
+def latest_files_root(db_path: str | Path) -> Path:
+    """Where the latest run that wrote files put them (``files_root`` of its options)."""
+    from .db import reading
+
+    try:
+        with reading(db_path) as conn:
+            row = conn.execute("SELECT options FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    except Exception:  # no census yet, or not one: the database's folder
+        row = None
+    return files_root(db_path, json.loads(row[0] or "{}") if row else {})
 
 
 @dataclass(frozen=True)
@@ -58,7 +81,10 @@ def summary_line(run: RunSummary, db_path: str) -> str:
 
 def _summaries(db: sqlite_utils.Database, where: str | None, params: list[Any]
                ) -> list[RunSummary]:
-    counts = {name: dict(db.execute(sql).fetchall()) for name, sql in _COUNTS.items()}
+    counts: dict[str, dict[int, int]] = {name: {} for name in _COUNTS}
+    for row in db.execute(f"SELECT run_id, {', '.join(_COUNTS)} FROM run_counts"):
+        for name, value in zip(_COUNTS, row[1:], strict=True):
+            counts[name][row[0]] = value
     return [
         RunSummary(
             id=run["id"],

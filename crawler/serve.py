@@ -123,8 +123,12 @@ def build_metadata(db_path: str | Path, database: str | None = None) -> dict[str
 
 
 def screenshot_dir(db_path: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Where the screenshots are: ``<out>/screenshots``, --out defaulting to the db's folder."""
-    return Path(out_dir if out_dir is not None else Path(db_path).parent) / "screenshots"
+    """Where the screenshots are: ``<out>/screenshots``, --out defaulting to where the latest
+    run recorded that it wrote its files (wherever the database lives)."""
+    from .runs import latest_files_root
+
+    root = Path(out_dir) if out_dir is not None else latest_files_root(db_path)
+    return root / "screenshots"
 
 
 def datasette_app(db_path: str | Path, out_dir: str | Path | None = None) -> Any:

@@ -86,6 +86,53 @@ def test_first_and_last_seen_carry_across_runs(two_runs: tuple[Path, int, int]) 
     assert seen["newsite.com.kp"] == (b, b)
 
 
+def test_a_link_to_a_deleted_domain_is_a_lead_not_a_sighting(
+    two_runs: tuple[Path, int, int],
+) -> None:
+    """friend.com.kp left the zone in v2; an unchanged page still links it."""
+    db_path, a, b = two_runs
+    assert query(
+        db_path, "SELECT name, rcode, confirmed FROM leads WHERE run_id = ? AND domain = ?",
+        b, "friend.com.kp",
+    ) == [("www.friend.com.kp", "nxdomain", 0)]
+    assert query(
+        db_path, "SELECT count(*) FROM sightings WHERE run_id = ? AND domain = ?",
+        b, "friend.com.kp",
+    ) == [(0,)]
+    assert query(db_path, "SELECT last_seen_run FROM domains WHERE name = 'friend.com.kp'") == [
+        (a,)
+    ]
+    removed = query(
+        db_path, "SELECT subject, after FROM changes WHERE to_run = ? AND kind = ?",
+        b, "page_removed",
+    )
+    assert removed == [("http://tourismdprk.gov.kp/ja/", "http 404")]
+
+
+def test_every_count_comes_from_one_query(two_runs: tuple[Path, int, int]) -> None:
+    """What the run printed, census runs, the report and Datasette's run_counts agree."""
+    from crawler.report import gather
+    from tests.test_serve import get
+
+    db_path, _, b = two_runs
+    (counts,) = [r for r in get(db_path, "/census/run_counts.json?_shape=array")
+                 if r["run_id"] == b]
+    (message,) = query(db_path, "SELECT message FROM runs WHERE id = ?", b)[0]
+    assert f"{counts['live_sites']} of {counts['sites']} sites alive" in message
+    assert f"{counts['pages']} pages" in message
+    assert f"{counts['tagged']} of {counts['classified']} sites tagged" in message
+    assert f"compare: {counts['changes']} changes" in message
+    runs = CliRunner().invoke(cli, ["runs", "--db", str(db_path), "--json"])
+    (listed,) = [r for r in json.loads(runs.output) if r["id"] == b]
+    assert {k: listed[k] for k in ("domains", "live_sites", "pages", "changes")} == {
+        k: counts[k] for k in ("domains", "live_sites", "pages", "changes")
+    }
+    numbers = gather(db_path, b)["numbers"]
+    assert (numbers["domains"], numbers["live"], numbers["pages"], numbers["changes"]) == (
+        counts["domains"], counts["live_sites"], counts["pages"], counts["changes"]
+    )
+
+
 def test_link_discovery_probes_and_crawls_new_names(two_runs: tuple[Path, int, int]) -> None:
     db_path, a, _ = two_runs
     assert query(
@@ -130,6 +177,9 @@ EXPECTED = {
     # the bare and the www. home page are two captures of the edited page
     ("page_changed", "http://youth.rep.kp/"),
     ("page_changed", "http://www.youth.rep.kp/"),
+    # a page now 404 is removed; a page that times out is unreachable, not removed or changed
+    ("page_removed", "http://tourismdprk.gov.kp/ja/"),
+    ("page_unreachable", "http://tourismdprk.gov.kp/zh/"),
 }
 
 

@@ -196,38 +196,6 @@ def test_help_explains_every_command() -> None:
 
 
 @pytest.mark.slow
-def test_census_lab_then_census_run_in_another_shell(tmp_path: Path) -> None:
-    """The README's lab walk-through: ``census lab`` prints flags; ``census run`` uses them."""
-    db_path = tmp_path / "lab.db"
-    with census_lab() as flags:
-        run = subprocess.run(
-            census_run(flags, tmp_path, db_path, "--delay", "0", "--download-timeout", "3",
-                       "--max-pages", "5"),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert run.returncode == 0, run.stderr
-    assert "run 1 of .kp: complete" in run.stdout
-    assert run.stderr.strip() == ""  # dead sites are data, not terminal noise
-    conn = sqlite3.connect(db_path)
-    try:
-        outcomes = dict(
-            conn.execute(
-                "SELECT address, group_concat(DISTINCT outcome) FROM axfr_attempts "
-                "WHERE zone = 'kp' GROUP BY address"
-            ).fetchall()
-        )
-        alive = conn.execute("SELECT count(*) FROM sites WHERE alive = 1").fetchone()[0]
-        labelled = conn.execute("SELECT count(*) FROM classifications").fetchone()[0]
-    finally:
-        conn.close()
-    assert outcomes == {"127.45.176.15": "refused", "127.45.176.16": "success"}
-    assert alive >= 15 and labelled >= alive
-    assert list((tmp_path / "warc").glob("*.warc.gz"))
-
-
-@pytest.mark.slow
 def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupted(
     tmp_path: Path,
 ) -> None:
@@ -267,3 +235,30 @@ def test_kill_9_during_the_crawl_stops_all_writing_and_the_run_becomes_interrupt
     ((_, status, message),) = runs(db_path)
     assert status == "interrupted"
     assert "ended before the run finished" in message
+
+
+def test_progress_off_a_terminal_is_a_line_per_stage_every_thirty_seconds() -> None:
+    from crawler.cli import Progress
+
+    now = [0.0]
+    lines: list[str] = []
+    progress = Progress("lines", clock=lambda: now[0])
+    import click
+
+    real_echo = click.echo
+    click.echo = lambda text, err=False: lines.append(text)  # type: ignore[assignment]
+    try:
+        progress("records", 1000, 5000)  # a step starting with a burst: no rate yet
+        for t in range(1, 61):
+            now[0] = float(t)
+            progress("records", 1000 + t * 50, 5000)
+        now[0] = 61.0
+        progress("crawl", 3, None)
+    finally:
+        click.echo = real_echo  # type: ignore[assignment]
+    assert lines == [
+        "records: 1000/5000 queries",
+        "records: 2500/5000 queries, 83.3 query/s, ETA 0:30",
+        "records: 4000/5000 queries, 66.7 query/s, ETA 0:15",
+        "crawl: 3/? pages",
+    ]

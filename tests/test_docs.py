@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from crawler.cli import cli
 
@@ -59,3 +62,98 @@ def test_the_cron_and_systemd_lines_of_the_readme_parse() -> None:
     for command in commands:
         result = CliRunner().invoke(cli, [*shlex.split(command), "--help"])
         assert result.exit_code == 0, f"census {command}: {result.output}"
+
+
+def readme_lab_commands() -> tuple[list[str], list[str]]:
+    """The ``census lab`` and ``census run`` lines of the README's lab block, as argv."""
+    import shlex
+
+    text = README.read_text()
+    block = text[text.index("```bash\ncensus lab"):]
+    block = block[len("```bash\n"): block.index("\n```")]
+    lines = block.replace("\\\n", " ").splitlines()
+    lab = shlex.split(lines[0], comments=True)
+    run = shlex.split(lines[1], comments=True)
+    assert lab[0] == "census" and run[:2] == ["census", "run"]
+    return lab[1:], run[1:]
+
+
+def as_user(argv: list[str]) -> list[str] | None:
+    """``argv`` as a normal user would run it: as ``nobody`` when that user can run this
+    Python; else as root without any capability (no privileged ports, which is what made
+    the README's command fail as root before); None if neither is possible."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    for drop in ([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"],
+                 [setpriv, "--bounding-set=-all", "--inh-caps=-all"]):
+        check = [*drop, sys.executable, "-c", "import crawler.cli"]
+        if subprocess.run(check, capture_output=True, env=env).returncode == 0:
+            return drop + argv
+    return None
+
+
+def start_lab(argv: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """``census lab`` as printed; returns the process and the lines it printed."""
+    lab = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=README.parent,
+                           env={**os.environ, "PYTHONPATH": str(README.parent)})
+    assert lab.stdout is not None
+    printed = []
+    for line in lab.stdout:
+        printed.append(line.rstrip("\n"))
+        if line.startswith("flags: "):
+            break
+    return lab, printed
+
+
+@pytest.mark.slow
+def test_the_readme_lab_commands_work_as_printed(tmp_path: Path) -> None:
+    """As root and as a normal user the lab serves, and prints, exactly what the README shows;
+    the README's ``census run`` then takes a complete census of it, as printed."""
+    lab_args, run_args = readme_lab_commands()
+    census = [sys.executable, "-m", "crawler"]
+    for who, argv in (("root" if os.geteuid() == 0 else "user", census + lab_args),
+                      ("user", as_user(census + lab_args))):
+        if argv is None:
+            continue  # no unprivileged user can run this interpreter here
+        lab, printed = start_lab(argv)
+        try:
+            flags = printed[-1].split()[1:]
+            assert " ".join(flags) in " ".join(run_args), (who, printed)
+            assert "  resolver  127.45.179.53:5300" in printed, printed
+            assert "  web       http :8080  https :8443" in printed, printed
+            if argv[0] == census[0]:  # as whoever runs the tests: the run, as printed
+                run = subprocess.run(census + run_args, cwd=tmp_path, capture_output=True,
+                                     text=True, timeout=300,
+                                     env={**os.environ, "PYTHONPATH": str(README.parent)})
+                assert run.returncode == 0, run.stdout + run.stderr
+                assert "run 1 of .kp: complete" in run.stdout, run.stdout
+                assert_lab_census(tmp_path / "lab.db", tmp_path / "output", run.stderr)
+        finally:
+            lab.terminate()
+            lab.wait(timeout=10)
+
+
+def assert_lab_census(db_path: Path, out: Path, stderr: str) -> None:
+    """What the README's lab run must have found; off a terminal it prints only progress."""
+    import re
+    import sqlite3
+
+    # dead sites are data, not terminal noise: off a terminal only progress lines
+    progress = re.compile(r"^[a-z]+: \d+/(\d+|\?) [a-z]+(, [\d.]+ [a-z]+/s)?(, ETA [\d:]+)?$")
+    assert [line for line in stderr.splitlines() if not progress.match(line)] == []
+    with sqlite3.connect(db_path) as conn:
+        outcomes = dict(conn.execute(
+            "SELECT address, group_concat(DISTINCT outcome) FROM axfr_attempts "
+            "WHERE zone = 'kp' GROUP BY address"
+        ).fetchall())
+        alive = conn.execute("SELECT count(*) FROM sites WHERE alive = 1").fetchone()[0]
+        labelled = conn.execute("SELECT count(*) FROM classifications").fetchone()[0]
+    assert outcomes == {"127.45.176.15": "refused", "127.45.176.16": "success"}
+    assert alive >= 15 and labelled >= alive
+    assert list((out / "warc").glob("*.warc.gz"))

@@ -23,6 +23,7 @@ from tests.test_serve import build_lab_census
 
 CHROMIUM = shutil.which("chromium")
 DOCS_IMAGE = Path(__file__).parent.parent / "docs" / "images" / "report.png"
+DOCS_FULL_IMAGE = DOCS_IMAGE.with_name("report-full.png")
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +68,20 @@ def test_report_renders_in_chromium(
     dom = chromium("--dump-dom", report.as_uri(), profile=tmp_path / "p1").stdout.decode()
     table = dom[dom.index('<table id="sites">'):]
     table = table[: table.index("</table>")]
+    dead = dom[dom.index('<table id="dead-sites"'):]
+    dead = dead[: dead.index("</table>")]
     conn = sqlite3.connect(db_path)
-    domains = {d for (d,) in conn.execute("SELECT domain FROM sites WHERE run_id = ?", [run_id])}
+    live = {d for (d,) in conn.execute(
+        "SELECT domain FROM sites WHERE run_id = ? AND alive", [run_id])}
+    down = {d for (d,) in conn.execute(
+        "SELECT domain FROM sites WHERE run_id = ? AND NOT alive", [run_id])}
     conn.close()
-    assert set(re.findall(r'<tr data-domain="([^"]+)"', table)) == domains
+    assert set(re.findall(r'<tr data-domain="([^"]+)"', table)) == live
+    assert set(re.findall(r'<tr data-domain="([^"]+)"', dead)) == down
     assert 'class="pill up">up 200' in table and "news_media" in table
+    # dead sites: one line each, the raw errors folded away
+    assert "connection refused on" in dead or "timed out on" in dead
+    assert dead.count("<details>") == len(down)
     for chart in ("chart-purposes", "chart-languages", "chart-runs"):
         block = dom[dom.index(f'id="{chart}"'):]
         block = block[: block.index("</svg>")]
@@ -81,6 +91,31 @@ def test_report_renders_in_chromium(
     chromium("--window-size=1280,1600", f"--screenshot={png}", report.as_uri(),
              profile=tmp_path / "p2")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_dead_sites_fit_in_two_screen_heights_per_twenty(
+    report: Path, lab_census: tuple[Path, int], tmp_path: Path
+) -> None:
+    """Measured as drawn: a copy of the report writes the table's height into its title."""
+    db_path, run_id = lab_census
+    conn = sqlite3.connect(db_path)
+    (down,) = conn.execute("SELECT count(*) FROM sites WHERE run_id = ? AND NOT alive",
+                           [run_id]).fetchone()
+    conn.close()
+    assert down >= 10  # the lab world has many dead sites
+    probe = tmp_path / "measure.html"
+    probe.write_text(report.read_text().replace(
+        "</body>", "<script>document.title = 'h=' + "
+        "document.getElementById('dead-sites').offsetHeight + ' ' + "
+        "document.body.scrollHeight;</script></body>"))
+    dom = chromium("--window-size=1280,800", "--dump-dom", probe.as_uri(),
+                   profile=tmp_path / "p3").stdout.decode()
+    height, page = map(int, re.search(r"<title>h=(\d+) (\d+)</title>", dom).groups())
+    assert height <= 2 * 800 * max(1, down) / 20, (height, down)
+    if os.environ.get("CENSUS_UPDATE_DOCS"):  # the whole report, dead sites included
+        chromium(f"--window-size=1280,{page}", f"--screenshot={DOCS_FULL_IMAGE}",
+                 report.as_uri(), profile=tmp_path / "p4")
 
 
 def test_census_report_command(lab_census: tuple[Path, int], tmp_path: Path) -> None:

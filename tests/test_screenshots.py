@@ -93,3 +93,32 @@ def test_every_live_site_has_its_screenshot(lab_census: tuple[Path, int]) -> Non
         png = db_path.parent / shot
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"screenshots: {len(live)} of {len(live)} sites" in message
+
+
+def test_screenshots_are_found_where_the_run_wrote_them_wherever_the_db_lives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's layout: ``--db lab.db`` in one folder, the files under ``output/``."""
+    from crawler.db import open_census, start_run
+    from crawler.report import gather
+    from crawler.serve import screenshot_dir
+
+    out = tmp_path / "output"
+    png = out / "screenshots" / "run1" / "kcna.kp.png"
+    png.parent.mkdir(parents=True)
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    db_path = tmp_path / "lab.db"
+    db = open_census(db_path)
+    run_id = start_run(db, "kp", {"out_dir": str(out)})
+    db["domains"].insert({"name": "kcna.kp", "suffix": "kp", "first_seen_run": run_id,
+                          "last_seen_run": run_id})
+    db["sites"].insert({"run_id": run_id, "domain": "kcna.kp", "url": "http://kcna.kp/",
+                        "alive": 1, "http_status": 200,
+                        "screenshot": "screenshots/run1/kcna.kp.png"})
+    db.close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # opened from another folder than the run's
+    (site,) = gather(db_path, run_id)["sites"]
+    assert site["screenshot_uri"].startswith("data:image/png;base64,")
+    assert screenshot_dir(db_path) == out / "screenshots"

@@ -131,6 +131,14 @@ def remove_label(db: sqlite_utils.Database, domain: str) -> bool:
     return existed
 
 
+def labelled_runs(db: sqlite_utils.Database, domain: str) -> list[int]:
+    """The runs whose classification of ``domain`` a label sets or removes (the latest)."""
+    row = db.execute(
+        "SELECT MAX(run_id) FROM classifications WHERE domain = ?", [domain]
+    ).fetchone()
+    return [row[0]] if row and row[0] is not None else []
+
+
 def _latest_rows(db: sqlite_utils.Database, domain: str) -> list[dict[str, Any]]:
     return list(db.execute_returning_dicts(
         "SELECT * FROM classifications WHERE domain = ? AND run_id = "

@@ -175,12 +175,12 @@ def cross_validate(folds: int = 5) -> CrossValidation:
     import numpy as np
     from sklearn.model_selection import GroupKFold
 
-    from .model import Model, embed, real_corpus, site_group, training_corpus
+    from .model import Model, real_corpus, site_group, training_corpus, training_vectors
 
     real = [r for r in real_corpus() if r["label"] != UNKNOWN]
     smoke = [r for r in training_corpus() if r not in real]
     docs = [SiteDoc.from_record(r) for r in real + smoke]
-    vectors = embed(docs)
+    vectors = training_vectors(docs)
     n = len(real)
     groups = [site_group(r["domain"]) for r in real]
     truth = [r["label"] for r in real]

@@ -8,10 +8,12 @@ lock and turns the close reason into the stage's status.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import queue
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,13 @@ OPTION_SETTINGS = {
     "concurrent_requests": "CONCURRENT_REQUESTS",
     "concurrent_per_domain": "CONCURRENT_REQUESTS_PER_DOMAIN",
     "domains": "CENSUS_DOMAINS",
+    "resume": "CENSUS_RESUME",
 }
+
+STOP_GRACE = 5.0
+"""Seconds a stopping crawl gets to finish what is in flight before it is told again."""
+STOP_FORCE = 3.0
+"""Seconds after the second request before the crawl process is killed."""
 
 
 @dataclass
@@ -86,7 +94,6 @@ def _die_with_parent() -> None:
     """
     try:
         import ctypes
-        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -120,9 +127,34 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(CensusSpider)
     process.crawl(crawler)
+    from twisted.internet import reactor
+
+    # The parent decides when the crawl stops (Ctrl-C and SIGTERM alike reach it); a Ctrl-C
+    # in the terminal also reaches this process, and must not count as a second request.
+    # Scrapy installs its handlers at startup, so this runs just after them.
+    reactor.callWhenRunning(  # type: ignore[attr-defined]
+        reactor.callLater, 0, signal.signal, signal.SIGINT, signal.SIG_IGN  # type: ignore
+    )
     process.start()
     stats = {k: str(v) for k, v in crawler.stats.get_stats().items()}
     messages.put(("done", stats))
+
+
+def stop_child(child: Any) -> None:
+    """Stop the crawl within ``STOP_GRACE + STOP_FORCE`` seconds.
+
+    SIGTERM asks Scrapy to finish what is in flight (every page it wrote is already
+    committed); a second one stops its reactor; then it is killed.  A resumed crawl picks up
+    from what it recorded, whichever way it ended.
+    """
+    for wait in (STOP_GRACE, STOP_FORCE):
+        if child.is_alive() and child.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+        child.join(timeout=wait)
+    if child.is_alive():
+        child.kill()
+        child.join()
 
 
 def crawl_run(
@@ -158,11 +190,11 @@ def crawl_run(
                 stats = value
         child.join()
     except KeyboardInterrupt:
-        # The child got the same SIGINT and shuts Scrapy down gracefully; give it time.
-        child.join(timeout=30)
-        if child.is_alive():
-            child.terminate()
+        stop_child(child)
         raise
+    finally:
+        messages.close()
+        messages.join_thread()
     if stats is None:
         raise RuntimeError(f"the crawl process ended with exit code {child.exitcode}")
     with reading(db_path) as conn:

@@ -62,3 +62,12 @@ class SiteAttempt:
     lang: str | None = None
     server: str | None = None
     tls: dict[str, Any] | None = None
+
+
+@dataclass
+class PageFailure:
+    """A page of a site that gave no answer (timeout, reset, refused): not proof it is gone."""
+
+    domain: str
+    url: str
+    error: str

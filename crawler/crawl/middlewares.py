@@ -10,8 +10,13 @@ from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
 
 from ..netpolicy import NetPolicy
 from .traps import TrapFilter
@@ -70,13 +75,32 @@ class SafeMetaRefreshMiddleware(_KeepUnfollowable, MetaRefreshMiddleware):
 class TrapMiddleware:
     """Drop followed requests that look like crawler traps (rules in ``data/traps.txt``)."""
 
-    def __init__(self, stats: Any) -> None:
+    def __init__(self, stats: Any, crawler: Any = None) -> None:
         self.filter = TrapFilter()
         self.stats = stats
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
-        return cls(crawler.stats)
+        return cls(crawler.stats, crawler)
+
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The frontier of a resumed crawl is filtered as if its pages had just linked it.
+
+        The filter first counts the URLs the interrupted crawl already requested, so a
+        family of URLs gets no fresh budget from a resume.
+        """
+        primed = False
+        async for r in start:
+            if isinstance(r, Request) and r.meta.get("census_frontier"):
+                if not primed:
+                    primed = True
+                    spider = getattr(self.crawler, "spider", None)
+                    for url, site in getattr(spider, "requested", ()):
+                        self.filter.why_trap(url, site)
+                if not self._keep(r):
+                    continue
+            yield r
 
     def _keep(self, result: Any) -> bool:
         if not isinstance(result, Request) or not result.meta.get("census_site"):
@@ -99,3 +123,32 @@ class TrapMiddleware:
         async for r in result:
             if self._keep(r):
                 yield r
+
+
+class RobotsPerOrigin(RobotsTxtMiddleware):
+    """robots.txt per scheme, host and port (RFC 9309, 2.3), not per host and port.
+
+    Scrapy keeps one parser per ``netloc``, fetched with the scheme of the first request to
+    it: when ``https://`` of a site is refused, its ``http://`` rules were lifted too, and
+    which came first depended on the order of requests (a resumed crawl has another order).
+    """
+
+    async def robot_parser(self, request: Request) -> Any:
+        url = urlparse_cached(request)
+        origin = f"{url.scheme}://{url.netloc}"
+        if origin not in self._parsers:
+            self._parsers[origin] = Deferred()
+            robots = Request(f"{origin}/robots.txt", priority=self.DOWNLOAD_PRIORITY,
+                             meta={"dont_obey_robotstxt": True}, callback=NO_CALLBACK)
+            try:
+                response = await self.crawler.engine.download_async(robots)
+                await self._parse_robots(response, origin, request)
+            except Exception as exc:
+                if not isinstance(exc, IgnoreRequest):
+                    log.info("robots.txt of %s: %s", origin, exc)
+                self._robots_error(exc, origin)
+            self._stats.inc_value("robotstxt/request_count")
+        parser = self._parsers[origin]
+        if isinstance(parser, Deferred):
+            return await maybe_deferred_to_future(parser)
+        return parser

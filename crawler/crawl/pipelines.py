@@ -9,10 +9,11 @@ from typing import Any, Self
 
 from scrapy import Spider
 
-from ..db import connect
-from .items import PageItem, SiteAttempt
+from ..db import connect, utcnow
+from .items import PageFailure, PageItem, SiteAttempt
 
-BATCH = 50
+SCOPED_TABLES = ("page_failures", "site_attempts", "sites")
+"""Rows of a crawl besides pages and links, replaced when the stage is rerun."""
 
 
 def alive(attempt: SiteAttempt) -> bool:
@@ -35,29 +36,44 @@ def best_attempt(attempts: list[SiteAttempt]) -> SiteAttempt:
 
 
 class CensusPipeline:
-    def __init__(self, db_path: str, run_id: int, only: list[str] | None = None) -> None:
+    """Writes every item as it comes, committed at once: what was fetched is on disk even
+    if the crawl is killed, and a resumed crawl (``CENSUS_RESUME``) reads it back instead of
+    fetching it again."""
+
+    def __init__(
+        self, db_path: str, run_id: int, only: list[str] | None = None, resume: bool = False
+    ) -> None:
         self.db_path = db_path
         self.run_id = run_id
         self.only = only or []
-        self.attempts: dict[str, list[SiteAttempt]] = defaultdict(list)
-        self.pages: dict[str, int] = defaultdict(int)
-        self.pending = 0
+        self.resume = resume
         self.conn: sqlite3.Connection | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
         s = crawler.settings
-        return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"))
+        return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"),
+                   s.getbool("CENSUS_RESUME"))
 
-    def open_spider(self, spider: Spider | None = None) -> None:
-        self.conn = connect(self.db_path)
-        # a rerun of the crawl stage replaces what an earlier attempt of it wrote
+    def scope(self) -> tuple[str, list[Any]]:
         scope = "run_id = ?"
         params: list[Any] = [self.run_id]
         if self.only:
             scope += f" AND domain IN ({', '.join('?' * len(self.only))})"
             params += self.only
+        return scope, params
+
+    def open_spider(self, spider: Spider | None = None) -> None:
+        self.conn = connect(self.db_path)
+        # durable against the process being killed (WAL), without a disk flush per page
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        if self.resume:
+            return
+        # a rerun of the crawl stage replaces what an earlier attempt of it wrote
+        scope, params = self.scope()
         with self.conn:
+            for table in SCOPED_TABLES:
+                self.conn.execute(f"DELETE FROM {table} WHERE {scope}", params)
             self.conn.execute(
                 f"DELETE FROM links WHERE page_id IN (SELECT id FROM pages WHERE {scope})", params
             )
@@ -67,14 +83,44 @@ class CensusPipeline:
                 params,
             )
             self.conn.execute(f"DELETE FROM pages WHERE {scope}", params)
-            self.conn.execute(f"DELETE FROM sites WHERE {scope}", params)
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
-        if isinstance(item, SiteAttempt):
-            self.attempts[item.domain].append(item)
-        elif isinstance(item, PageItem):
-            self.write_page(item)
+        assert self.conn is not None
+        with self.conn:
+            if isinstance(item, SiteAttempt):
+                self.write_attempt(item)
+            elif isinstance(item, PageItem):
+                self.write_page(item)
+            elif isinstance(item, PageFailure):
+                self.conn.execute(
+                    "INSERT INTO page_failures (run_id, domain, url, error, failed_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [self.run_id, item.domain, item.url, item.error, utcnow()],
+                )
         return item
+
+    def write_attempt(self, item: SiteAttempt) -> None:
+        assert self.conn is not None
+        self.conn.execute(
+            "INSERT INTO site_attempts (run_id, domain, url, final_url, http_status, address,"
+            " title, lang, server, tls, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.run_id, item.domain, item.url, item.final_url, item.http_status,
+             item.address, item.title, item.lang, item.server,
+             json.dumps(item.tls) if item.tls is not None else None, item.error],
+        )
+
+    def recorded_attempts(self) -> dict[str, list[SiteAttempt]]:
+        """Every start URL the crawl of this run recorded, resumed parts included."""
+        assert self.conn is not None
+        scope, params = self.scope()
+        attempts: dict[str, list[SiteAttempt]] = defaultdict(list)
+        for row in self.conn.execute(
+            "SELECT domain, url, final_url, http_status, address, error, title, lang, server, "
+            f"tls FROM site_attempts WHERE {scope} ORDER BY id", params
+        ):
+            *fields, tls = row
+            attempts[row[0]].append(SiteAttempt(*fields, tls=json.loads(tls) if tls else None))
+        return attempts
 
     def write_page(self, item: PageItem) -> None:
         assert self.conn is not None
@@ -111,23 +157,25 @@ class CensusPipeline:
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
         )
-        self.pages[item.domain] += 1
         self.conn.executemany(
             "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how, anchor) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(self.run_id, cursor.lastrowid, *link) for link in item.links],
         )
-        self.pending += 1
-        if self.pending >= BATCH:
-            self.conn.commit()
-            self.pending = 0
 
     def close_spider(self, spider: Spider | None = None) -> None:
         assert self.conn is not None
+        scope, params = self.scope()
+        pages = dict(self.conn.execute(
+            f"SELECT domain, count(*) FROM pages WHERE {scope} GROUP BY domain", params
+        ).fetchall())
         rows = []
-        for domain, attempts in sorted(self.attempts.items()):
+        for domain, attempts in sorted(self.recorded_attempts().items()):
             best = best_attempt(attempts)
-            errors = [f"{a.url}: {a.error or a.http_status}" for a in attempts if not alive(a)]
+            # in the order the start URLs are tried, not the order their answers came in
+            ordered = sorted(attempts, key=lambda a: (a.url.split("/")[2] != a.domain,
+                                                      a.url.startswith("https:"), a.url))
+            errors = [f"{a.url}: {a.error or a.http_status}" for a in ordered if not alive(a)]
             tls = next((a.tls for a in attempts if a.tls), None) or {}
             rows.append(
                 [
@@ -140,7 +188,7 @@ class CensusPipeline:
                     int(alive(best)),
                     best.title,
                     best.lang,
-                    self.pages.get(domain, 0),
+                    pages.get(domain, 0),
                     None if alive(best) else "; ".join(errors)[:2000] or None,
                     best.server,
                     tls.get("issuer"),
@@ -151,6 +199,7 @@ class CensusPipeline:
                 ]
             )
         with self.conn:
+            self.conn.execute(f"DELETE FROM sites WHERE {scope}", params)
             self.conn.executemany(
                 "INSERT INTO sites (run_id, domain, url, final_url, http_status, address, alive,"
                 " title, lang, pages, error, server, tls_issuer, tls_subject, tls_names,"

@@ -59,6 +59,9 @@ DOWNLOAD_HANDLERS = {
 }
 DOWNLOADER_MIDDLEWARES = {
     "crawler.crawl.middlewares.NetPolicyMiddleware": 60,
+    # robots.txt per scheme, host and port (RFC 9309), not per host and port
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.crawl.middlewares.RobotsPerOrigin": 100,
     # Scrapy's own raise on a target that is no URL, and the page is lost: same places
     "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
     "crawler.crawl.middlewares.SafeRedirectMiddleware": 600,
@@ -85,3 +88,6 @@ CENSUS_ALLOW_NET: list[str] = []
 CENSUS_HTTP_PORT = None
 CENSUS_HTTPS_PORT = None
 CENSUS_WARC_MAX_SIZE = 1024 * 1024 * 1024
+# Continue the run's interrupted crawl: what it recorded (pages, failures, start URLs) is
+# kept and not fetched again; the links of its pages not yet requested are the frontier.
+CENSUS_RESUME = False

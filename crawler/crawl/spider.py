@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from twisted.python.failure import Failure
 from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
 from .extract import Extracted, extract, warm_up
-from .items import WARC_META, PageItem, SiteAttempt, WarcLocation
+from .items import WARC_META, PageFailure, PageItem, SiteAttempt, WarcLocation
 from .resolver import CensusResolver, census_addresses
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
@@ -62,6 +63,15 @@ def tls_facts(certificate: Any) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
+@dataclass
+class FetchRecord:
+    """What an interrupted crawl recorded: start URLs tried, sites done, links to follow."""
+
+    started: set[str] = field(default_factory=set)
+    attempted: set[str] = field(default_factory=set)
+    frontier: list[tuple[str, str, int]] = field(default_factory=list)
+
+
 class CensusSpider(Spider):
     name = "census"
 
@@ -79,6 +89,10 @@ class CensusSpider(Spider):
         self.seen: dict[str, set[str]] = {}
         self.only: list[str] = []
         """Crawl only these domains (a second pass for names found in links)."""
+        self.resume = False
+        """Continue an interrupted crawl of the run: what it recorded is not fetched again."""
+        self.requested: list[tuple[str, str]] = []
+        """``(url, site)`` the interrupted crawl requested (pages and failures)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
@@ -92,6 +106,7 @@ class CensusSpider(Spider):
             **kwargs,
         )
         spider.only = s.getlist("CENSUS_DOMAINS")
+        spider.resume = s.getbool("CENSUS_RESUME")
         spider._set_crawler(crawler)
         return spider
 
@@ -106,18 +121,71 @@ class CensusSpider(Spider):
         warm_up()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
+        done = self.recorded() if self.resume else FetchRecord()
         for domain in self.only or run_sites(self.db_path, self.run_id):
             urls = self.start_urls_of(domain, addresses)
+            recorded = domain in done.attempted
             if not urls:
-                yield SiteAttempt(domain, f"http://{domain}/", error="no address in DNS")
+                if not recorded:
+                    yield SiteAttempt(domain, f"http://{domain}/", error="no address in DNS")
                 continue
             reasons = [resolver.lookup(u.split("/")[2])[1] for u in urls]
             if all(reasons):
-                yield SiteAttempt(domain, urls[0], error=f"not crawled: {reasons[0]}")
+                if not recorded:
+                    yield SiteAttempt(domain, urls[0], error=f"not crawled: {reasons[0]}")
                 continue
             for url in urls:
                 self.first_time(url, domain)
-                yield self.page_request(url, domain, start=True)
+                if url not in done.started:
+                    yield self.page_request(url, domain, start=True)
+        limit = self.settings.getint("DEPTH_LIMIT") if hasattr(self, "settings") else 0
+        for url, domain, depth in done.frontier:
+            if limit and depth > limit:
+                continue
+            if self.scheduled[domain] < self.max_pages and self.first_time(url, domain):
+                request = self.page_request(url, domain, depth=depth)
+                request.meta["census_frontier"] = True
+                yield request
+
+    def recorded(self) -> FetchRecord:
+        """What the interrupted crawl of this run already did, from the census' own record.
+
+        Every page, failure and start URL it recorded counts as requested, so none is fetched
+        again; the internal links of its pages not requested yet are the frontier, in the
+        order they were found.
+        """
+        record = FetchRecord()
+        with reading(self.db_path) as conn:
+            scope = "run_id = ?"
+            params: list[Any] = [self.run_id]
+            if self.only:
+                scope += f" AND domain IN ({', '.join('?' * len(self.only))})"
+                params += self.only
+            for domain, url in conn.execute(
+                f"SELECT domain, url FROM site_attempts WHERE {scope}", params
+            ):
+                record.started.add(url)
+                record.attempted.add(domain)
+            for domain, url in conn.execute(
+                f"SELECT domain, url FROM pages WHERE {scope} UNION ALL "
+                f"SELECT domain, url FROM page_failures WHERE {scope} ORDER BY 1", params * 2
+            ):
+                self.first_time(url, domain)
+                self.scheduled[domain] += 1
+                self.requested.append((url, domain))
+            record.frontier = [
+                (url, domain, depth + 1)
+                for url, domain, depth in conn.execute(
+                    "SELECT l.to_url, p.domain, p.depth FROM links AS l "
+                    "JOIN pages AS p ON p.id = l.page_id "
+                    f"WHERE p.{scope.replace('AND domain', 'AND p.domain')} "
+                    "AND l.internal AND p.http_status < 400 "
+                    "AND (l.to_url LIKE 'http://%' OR l.to_url LIKE 'https://%') "
+                    "ORDER BY p.id, l.id",
+                    params,
+                )
+            ]
+        return record
 
     def first_time(self, url: str, domain: str) -> bool:
         parts = urlsplit(url)
@@ -128,20 +196,27 @@ class CensusSpider(Spider):
         seen.add(key)
         return True
 
-    def page_request(self, url: str, domain: str, start: bool = False) -> Request:
+    def page_request(
+        self, url: str, domain: str, start: bool = False, depth: int | None = None
+    ) -> Request:
         self.scheduled[domain] += 1
+        meta = {"census_site": domain, "census_start": start, "download_slot": domain}
+        if depth is not None:
+            meta["depth"] = depth
         return Request(
             url,
             callback=self.parse,
             errback=self.failed,
             # one download slot per site: its bare and www. hosts share one connection, in
             # order, so which host a page is fetched from is the same in every run
-            meta={"census_site": domain, "census_start": start, "download_slot": domain},
+            meta=meta,
             dont_filter=start,
         )
 
     def parse(self, response: Response) -> Iterator[Any]:
         domain = response.meta["census_site"]
+        # where a redirect ended counts as requested too: a link to it is not fetched again
+        self.first_time(response.url, domain)
         headers = {
             k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
             for k, v in response.headers.items()
@@ -208,9 +283,14 @@ class CensusSpider(Spider):
 
     def failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
-        if not request.meta.get("census_start"):
-            return
         error = failure.getErrorMessage() or failure.type.__name__
+        if not request.meta.get("census_start"):
+            if request.meta.get("census_site"):
+                yield PageFailure(
+                    request.meta["census_site"], request.url,
+                    f"{failure.type.__name__}: {error}"[:500],
+                )
+            return
         yield SiteAttempt(
             request.meta["census_site"],
             request.url,

@@ -25,6 +25,7 @@ from .compare import (
     compare_runs,
     compare_with_previous,
     load_changes,
+    refresh_changes,
     text_diff,
 )
 from .formats import JSON_FORMAT, Diff
@@ -45,5 +46,6 @@ __all__ = [
     "compare_runs",
     "compare_with_previous",
     "load_changes",
+    "refresh_changes",
     "text_diff",
 ]

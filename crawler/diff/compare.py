@@ -58,6 +58,25 @@ def compare_with_previous(db: sqlite_utils.Database, run_id: int) -> Diff | None
     return Diff(zone=run["zone"], run_a=a, run_b=run, changes=changes, notes=notes)
 
 
+def refresh_changes(db: sqlite_utils.Database, run_ids: list[int]) -> int:
+    """Compare again every stored pair of runs that involves ``run_ids``; return how many.
+
+    ``changes`` is derived from the runs' rows: when a label or a classification of a run
+    changes, its stored changes and the report follow at once, not at the next diff.
+    """
+    if not run_ids:
+        return 0
+    marks = ", ".join("?" * len(run_ids))
+    pairs = db.execute(
+        f"SELECT DISTINCT from_run, to_run FROM changes WHERE from_run IN ({marks}) "
+        f"OR to_run IN ({marks})",
+        [*run_ids, *run_ids],
+    ).fetchall()
+    for a, b in pairs:
+        _compute(db, a, b, write=True)
+    return len(pairs)
+
+
 def load_changes(db: sqlite_utils.Database, run_a: int, run_b: int) -> list[Change]:
     """The changes stored for a pair of runs, in report order."""
     get_run(db, run_a)

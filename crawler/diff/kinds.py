@@ -45,6 +45,10 @@ class Kind(StrEnum):
     LABEL_CHANGED = "label_changed"
     PAGE_ADDED = "page_added"
     PAGE_REMOVED = "page_removed"
+    """Answered before; now absent from the crawl or 404/410 (``after`` says which)."""
+    PAGE_UNREACHABLE = "page_unreachable"
+    """Answered before; now 5xx, another error status or no answer (a timeout): it may
+    still exist, so it is neither removed nor changed."""
     PAGE_CHANGED = "page_changed"
     """Content hash differs; ``detail`` is a bounded unified diff of the extracted text."""
 
@@ -74,6 +78,7 @@ TITLES: dict[Kind, str] = {
     Kind.LABEL_CHANGED: "Purpose labels",
     Kind.PAGE_ADDED: "Pages added",
     Kind.PAGE_REMOVED: "Pages removed",
+    Kind.PAGE_UNREACHABLE: "Pages unreachable",
     Kind.PAGE_CHANGED: "Pages changed",
 }
 

@@ -33,6 +33,8 @@ TEMP_TABLES = (
     "diff_site_pairs",
     "diff_l_a",
     "diff_l_b",
+    "diff_p_a",
+    "diff_p_b",
     "diff_page_pairs",
 )
 
@@ -233,19 +235,56 @@ def _labels() -> list[str]:
     ]
 
 
+# A page's site and path: the URL without scheme and host ("http://" is 7 characters, so the
+# first "/" from the 9th on ends the host of either scheme).
+_PAGE_KEY = (
+    "domain || ' ' || CASE WHEN instr(substr(url, 9), '/') THEN "
+    "substr(url, instr(substr(url, 9), '/') + 8) ELSE '/' END"
+)
+
+
 def _pages() -> list[str]:
+    """Pages by what they answered: a page that answered (< 400) in run a and is absent or
+    answers 404/410 in run b is removed; one that answers 5xx, another error or nothing
+    (a timeout, recorded in ``page_failures``) is unreachable, not removed and not changed;
+    its text is compared again once it answers.  A page that comes back is added.
+
+    Pages are matched by site and path, not by URL: the crawl fetches each path of a site once,
+    from whichever of its bare and ``www.`` hosts and http and https reached it first, and
+    that can differ from run to run without the site changing."""
     quiet = "domain NOT IN (SELECT domain FROM diff_quiet)"
+    per_run = (
+        "CREATE TEMP TABLE diff_p_{r} (key TEXT PRIMARY KEY, url TEXT, domain TEXT, "
+        "state TEXT, id INT, sha256 TEXT, title TEXT) WITHOUT ROWID",
+        # the best answer per page: live, then gone, then unreachable
+        f"INSERT INTO diff_p_{{r}} SELECT {_PAGE_KEY}, url, domain, state, id, sha256, title "
+        "FROM (SELECT url, domain, CASE WHEN http_status < 400 THEN 'live' "
+        "WHEN http_status IN (404, 410) THEN 'gone' ELSE 'unreachable' END AS state, id, "
+        "sha256, title, row_number() OVER "
+        f"(PARTITION BY {_PAGE_KEY} ORDER BY http_status >= 400, http_status NOT IN (404, 410), "
+        "id DESC) AS rank FROM pages WHERE run_id = :{r}) WHERE rank = 1",
+        f"INSERT OR IGNORE INTO diff_p_{{r}} SELECT {_PAGE_KEY}, url, domain, 'unreachable', "
+        "NULL, NULL, NULL FROM page_failures WHERE run_id = :{r}",
+    )
     return [
-        "INSERT INTO diff_out SELECT 'page_added', url, domain, NULL, max(sha256), "
-        "max(title) FROM pages AS n WHERE run_id = :b AND NOT EXISTS (SELECT 1 FROM pages "
-        f"AS o WHERE o.run_id = :a AND o.url = n.url) AND {quiet} GROUP BY url",
-        "INSERT INTO diff_out SELECT 'page_removed', url, domain, max(sha256), NULL, "
-        "max(title) FROM pages AS o WHERE run_id = :a AND NOT EXISTS (SELECT 1 FROM pages "
-        f"AS n WHERE n.run_id = :b AND n.url = o.url) AND {quiet} GROUP BY url",
+        *_each_run(*per_run),
+        "INSERT INTO diff_out SELECT 'page_added', n.url, n.domain, o.state, n.sha256, "
+        "n.title FROM diff_p_b AS n LEFT JOIN diff_p_a AS o ON o.key = n.key "
+        "WHERE n.state = 'live' AND coalesce(o.state, 'gone') = 'gone' "
+        f"AND n.{quiet}",
+        "INSERT INTO diff_out SELECT 'page_removed', o.url, o.domain, o.sha256, "
+        "coalesce('http ' || (SELECT http_status FROM pages WHERE id = n.id), NULL), o.title "
+        "FROM diff_p_a AS o LEFT JOIN diff_p_b AS n ON n.key = o.key "
+        f"WHERE o.state = 'live' AND coalesce(n.state, 'gone') = 'gone' AND o.{quiet}",
+        "INSERT INTO diff_out SELECT 'page_unreachable', o.url, o.domain, o.sha256, "
+        "coalesce('http ' || (SELECT http_status FROM pages WHERE id = n.id), (SELECT error "
+        "FROM page_failures WHERE run_id = :b AND url = n.url LIMIT 1)), o.title "
+        "FROM diff_p_a AS o JOIN diff_p_b AS n ON n.key = o.key "
+        f"WHERE o.state = 'live' AND n.state = 'unreachable' AND o.{quiet}",
         "CREATE TEMP TABLE diff_page_pairs AS SELECT o.url AS url, o.domain AS domain, "
-        "max(o.id) AS id_a, max(n.id) AS id_b FROM pages AS o JOIN pages AS n "
-        "ON n.run_id = :b AND n.url = o.url WHERE o.run_id = :a "
-        f"AND o.sha256 IS NOT n.sha256 AND o.{quiet} GROUP BY o.url",
+        "o.id AS id_a, n.id AS id_b FROM diff_p_a AS o JOIN diff_p_b AS n ON n.key = o.key "
+        "WHERE o.state = 'live' AND n.state = 'live' "
+        f"AND o.sha256 IS NOT n.sha256 AND o.{quiet}",
     ]
 
 

@@ -7,7 +7,6 @@ says which options point a census run at it.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -21,6 +20,10 @@ __all__ = ["Lab", "LabDNS", "LabError", "ServerSpec", "World", "free_port", "loa
            "serve_until_stopped"]
 
 log = logging.getLogger(__name__)
+
+
+DEFAULT_PORTS = (5300, 8080, 8443)
+"""DNS, HTTP and HTTPS ports of ``census lab`` when none are given."""
 
 
 def _web_class() -> Any:
@@ -54,13 +57,13 @@ class Lab:
     def with_default_ports(
         cls, world: World, dns_port: int | None, http_port: int | None, https_port: int | None
     ) -> Self:
-        """Ports not given are the standard ones as root, unprivileged ones otherwise."""
-        root = os.geteuid() == 0
+        """Ports not given are 5300, 8080 and 8443 for root and everyone else alike, so the
+        command the README shows works as printed whoever runs it."""
         return cls(
             world,
-            dns_port if dns_port is not None else (53 if root else 5300),
-            http_port if http_port is not None else (80 if root else 8080),
-            https_port if https_port is not None else (443 if root else 8443),
+            dns_port if dns_port is not None else DEFAULT_PORTS[0],
+            http_port if http_port is not None else DEFAULT_PORTS[1],
+            https_port if https_port is not None else DEFAULT_PORTS[2],
         )
 
     def describe(self) -> str:

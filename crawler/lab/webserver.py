@@ -71,6 +71,7 @@ class Site:
     status: int | None = None
     delay: float = 0.0
     hang: bool = False
+    hang_paths: list[str] = field(default_factory=list)
     reset_mid_body: bool = False
     https: bool = False
     http: bool = True
@@ -91,6 +92,7 @@ class Site:
         site = cls(host=host, root=root, purpose=config.get("purpose", "unknown"),
                    aliases=list(config.get("aliases", [])), status=config.get("status"),
                    delay=float(config.get("delay", 0.0)), hang=bool(config.get("hang", False)),
+                   hang_paths=list(config.get("hang_paths", [])),
                    reset_mid_body=bool(config.get("reset_mid_body", False)),
                    https=bool(config.get("https", False)), http=bool(config.get("http", True)),
                    charset=config.get("charset", "utf-8"),
@@ -193,6 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head: bool) -> None:
         try:
             self.close_connection = True
+            self.lab.requests.append((self.server.scheme, self.headers.get("Host", ""), self.path))
             self.lab.respond(self, head)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
             self.close_connection = True
@@ -244,6 +247,8 @@ class LabWeb:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.requests: list[tuple[str, str, str]] = []
+        """The web log: ``(scheme, Host header, path)`` of every request, in order."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -337,7 +342,7 @@ class LabWeb:
         if (scheme == "http" and not site.http) or (scheme == "https" and not site.https):
             req.close_connection = True
             return
-        if site.hang:
+        if site.hang or path in site.hang_paths:
             self._stop.wait()
             return
         if site.delay:

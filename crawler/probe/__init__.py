@@ -25,11 +25,12 @@ from ..db import Method, run_domains
 from ..names import normalize_name
 from ..profiles import Profile, read_wordlist
 from .context import Context
+from .engine import Answer, Rcode, bounded
 from .nsec import crack_chains, examine_zone
 from .options import Outcome, ProbeOptions, ProbeResult, ProgressCallback
 from .ptr import ptr_sweep
 from .records import collect_records
-from .seeds import probe_seeds
+from .seeds import EXISTS, probe_seeds
 from .wordlist import wordlist_sweep
 from .zones import delegated_domains, enumerate_zones
 
@@ -66,6 +67,9 @@ async def _probe(
     ctx = Context.for_run(db, run_id, profile, options, progress)
     if not ctx.resolvers:
         return ProbeResult("failed", "no resolver: none given and none configured")
+    denied = await _zone_denied(ctx)
+    if denied:
+        return ProbeResult("failed", denied, 0, ctx.engine.answered, ctx.engine.timeouts)
     states = await enumerate_zones(ctx)
     seeds = []
     if options.seeds:
@@ -102,11 +106,13 @@ def probe_names(
     options: ProbeOptions,
     sightings: list[tuple[str, str, str]],
 ) -> list[str]:
-    """See names found outside the DNS (``(name, method, source)``, e.g. in crawled links).
+    """Probe names found outside the DNS (``(name, method, source)``, e.g. in crawled links).
 
-    Every name under the zone becomes a sighting, whether or not it resolves: a link is
-    evidence of its own.  The records of the registrable domains that are new to the run are
-    then collected as for any domain; returns those domains.
+    A link is a lead, not proof of existence: every name under the zone is kept in ``leads``
+    with what the resolver answered for its registrable domain, and only a domain the DNS
+    says exists in this run becomes a sighting (and moves ``domains.last_seen_run``).  The
+    records of the confirmed domains that are new to the run are then collected as for any
+    domain; returns those domains.
     """
     return asyncio.run(_probe_names(db, run_id, profile, options, sightings))
 
@@ -120,13 +126,57 @@ async def _probe_names(
 ) -> list[str]:
     ctx = Context.for_run(db, run_id, profile, options)
     known = set(run_domains(db, run_id))
+    leads = []
+    for name, method, source in sightings:
+        clean = normalize_name(name)
+        split = ctx.suffixes.split(clean) if clean and ctx.suffixes.in_zone(clean) else None
+        if split:
+            leads.append((clean, split[0], method, source))
+    if not leads or not ctx.resolvers:
+        return []
+
+    async def ask(domain: str) -> Answer:
+        return await ctx.engine.query(ctx.resolver_for(domain), domain, "SOA")
+
+    answers = {}
+    async for domain, answer in bounded(sorted({d for _, d, _, _ in leads}), ask, ctx.workers):
+        answers[domain] = answer.rcode
     with db.atomic():
-        for name, method, source in sightings:
-            ctx.see(name, method, source)
+        for name, domain, method, source in leads:
+            rcode = answers.get(domain)
+            confirmed = rcode in EXISTS
+            db.execute(
+                "INSERT OR REPLACE INTO leads (run_id, name, domain, method, source, rcode, "
+                "confirmed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, name, domain, method, source, str(rcode), int(confirmed)],
+            )
+            if confirmed:
+                ctx.see(name, method, source)
     new = sorted(set(run_domains(db, run_id)) - known)
-    if new and ctx.resolvers:
+    if new:
         await collect_records(ctx, new)
     return new
+
+
+TRY_RESOLVER = (
+    "a filtering or captive resolver answers like this; try another one with "
+    "--resolver HOST[:PORT]"
+)
+
+
+async def _zone_denied(ctx: Context) -> str | None:
+    """Why the census cannot start, when every resolver says the zone does not exist."""
+    zone = ctx.profile.zone
+    said = {}
+    for resolver in ctx.resolvers:
+        answer = await ctx.engine.query(resolver, zone, "SOA")
+        said[f"{resolver[0]}:{resolver[1]}"] = answer.rcode
+    if said and all(rcode == Rcode.NXDOMAIN for rcode in said.values()):
+        return (
+            f"the resolver ({', '.join(said)}) answered NXDOMAIN for {zone}: it says the zone "
+            f"does not exist; {TRY_RESOLVER}"
+        )
+    return None
 
 
 def _result(ctx: Context) -> ProbeResult:
@@ -141,16 +191,24 @@ def _result(ctx: Context) -> ProbeResult:
     ).fetchone()[0]
     silent = [f"{a}:{p}" for a, p in engine.silent_servers()]
     parts = [
-        f"{domains} domains ({first_seen} seen for the first time), "
+        f"probe: {domains} domains ({first_seen} seen for the first time), "
         f"{transfers} zone transfers succeeded",
         f"{engine.answered} queries answered, {engine.timeouts} timeouts",
     ]
     if silent:
         parts.append("never answered: " + ", ".join(sorted(silent)))
     parts += ctx.notes
+    zone = ctx.profile.zone
+    servers = ctx.db.execute(
+        "SELECT count(*) FROM nameservers WHERE run_id = ? AND zone = ? AND address IS NOT NULL",
+        [ctx.run_id, zone],
+    ).fetchone()[0]
     if engine.answered == 0 and transfers == 0:
         status = "failed"
         parts.insert(0, "nothing answered")
+    elif servers == 0 and domains == 0:
+        status = "failed"
+        parts.insert(0, f"no nameservers found for {zone} and no domains: {TRY_RESOLVER}")
     elif silent:
         status = "partial"
     else:

@@ -177,3 +177,56 @@ def test_limits_bound_one_query_and_a_dead_server() -> None:
     assert limits.worst_query_seconds() == 9.75
     assert limits.give_up_seconds() == 32.25
 
+
+
+@pytest.fixture
+def nxdomain_resolver() -> Iterator[tuple[str, int]]:
+    """A filtering resolver: every question gets NXDOMAIN (as on locked-down networks)."""
+    import threading
+
+    import dns.message
+    import dns.rcode
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            reply = dns.message.make_response(dns.message.from_wire(data))
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()
+    stop.set()
+    thread.join()
+    sock.close()
+
+
+def test_a_resolver_that_denies_the_zone_fails_the_run_and_says_what_to_try(
+    tmp_path, nxdomain_resolver
+) -> None:
+    from click.testing import CliRunner
+
+    from crawler.cli import cli
+
+    host, port = nxdomain_resolver
+    db = tmp_path / "census.db"
+    result = CliRunner().invoke(
+        cli, ["run", "kp", "--db", str(db), "--out", str(tmp_path), "--resolver",
+              f"{host}:{port}", "--timeout", "0.3", "--no-wordlist"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "failed, 0 domains" in result.output
+    assert f"the resolver ({host}:{port}) answered NXDOMAIN for kp" in result.output
+    assert "--resolver" in result.output.split("NXDOMAIN", 1)[1]
+    assert "complete" not in result.output

@@ -110,7 +110,10 @@ class TrapFilter:
         rules = self.rules
         if len(url) > rules.max_url_length:
             return "url-too-long"
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # "http://[" : not a URL any downloader could fetch
+            return "bad-url"
         if len(parse_qsl(parts.query, keep_blank_values=True)) > rules.max_query_params:
             return "too-many-query-params"
         segments = [s for s in parts.path.split("/") if s]

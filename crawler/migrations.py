@@ -534,6 +534,14 @@ def m050_dnssec_chains(db: sqlite_utils.Database) -> None:
     db["nsec3_hashes"].add_column("named_by", str)
 
 
+@migration
+def m070_page_extract_errors(db: sqlite_utils.Database) -> None:
+    """Why a page has no text or only part of it: its charset could not be decoded
+    (``decode_error``), or extraction stopped at a step that raised (``extract_error``)."""
+    db["pages"].add_column("decode_error", str)
+    db["pages"].add_column("extract_error", str)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -7,21 +7,46 @@ cheap, but one per session keeps the two shared cores free.
 
 A test that needs a whole lab census (a probe and a crawl of the world) is marked ``slow``
 here, by the fixture it asks for: ``python -m pytest -m "not slow"`` is the quick run.
+The fuzz targets (``tests/fuzz``, marked ``fuzz`` and ``slow``) share ``--fuzz-minutes``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from crawler.lab import LabDNS, World, free_port, load_world
 
+FUZZ_MINUTES = 1.5
+"""The CI budget of the fuzz targets (``tests/fuzz``), shared by them; with the pathological
+pages (about 20 s) the fuzz suite takes about two minutes."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-minutes", type=float, default=FUZZ_MINUTES,
+                     help="time budget of all fuzz targets together (default: %(default)s)")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.fuzz.harness import REPORT
+
+    if REPORT:
+        terminalreporter.section("fuzz targets")
+        for name, examples, seconds in REPORT:
+            terminalreporter.write_line(f"{name:<40} {examples:>9} inputs {seconds:7.1f} s")
+
+
 WHOLE_LAB_RUNS = {"lab_census", "two_runs", "crawled", "replay"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # a fuzz target runs for its share of the budget: never cut by the per-test timeout
+    fuzz_timeout = config.getoption("--fuzz-minutes") * 60 + 120
     for item in items:
+        if item.get_closest_marker("fuzz"):
+            item.add_marker(pytest.mark.timeout(fuzz_timeout))
         if WHOLE_LAB_RUNS & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 

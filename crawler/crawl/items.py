@@ -41,6 +41,7 @@ class PageItem:
     links: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     """(to_url, to_host, internal, how, anchor text) of every link on the page."""
     decode_error: str | None = None
+    extract_error: str | None = None
     description: str | None = None
     headings: list[str] = field(default_factory=list)
     site_name: str | None = None

@@ -10,6 +10,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -52,6 +53,29 @@ class NetPolicyMiddleware:
         if not self.policy.allowed(host):
             raise IgnoreRequest(self.policy.why_not(host))
         return None
+
+
+class _KeepUnfollowable:
+    """A redirect whose target is no URL (``Location: http://[::1``, or a meta refresh under
+    such a ``<base href>``) made Scrapy's middleware raise: the response never reached the
+    spider and the page lost its row.  Here it goes on as it came, unfollowed."""
+
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
+        try:
+            return super().process_response(request, response)  # type: ignore[misc]
+        except ValueError as exc:
+            log.info("redirect of %s not followed: %s", request.url, exc)
+            return response
+
+
+class SafeRedirectMiddleware(_KeepUnfollowable, RedirectMiddleware):
+    """Scrapy's 3xx redirects; an invalid ``Location`` keeps the 3xx response."""
+
+
+class SafeMetaRefreshMiddleware(_KeepUnfollowable, MetaRefreshMiddleware):
+    """Scrapy's meta refresh; an invalid target or base keeps the page."""
 
 
 class TrapMiddleware:

@@ -170,6 +170,8 @@ class CensusPipeline:
             "headings": json.dumps(item.headings, ensure_ascii=False) if item.headings else None,
             "site_name": item.site_name,
             "schema_types": json.dumps(item.schema_types) if item.schema_types else None,
+            "decode_error": item.decode_error,
+            "extract_error": item.extract_error,
         }
         cursor = self.conn.execute(
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

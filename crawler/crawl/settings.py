@@ -62,6 +62,11 @@ DOWNLOADER_MIDDLEWARES = {
     # robots.txt per scheme, host and port (RFC 9309), not per host and port
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "crawler.crawl.middlewares.RobotsPerOrigin": 100,
+    # Scrapy's own raise on a target that is no URL, and the page is lost: same places
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "crawler.crawl.middlewares.SafeRedirectMiddleware": 600,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "crawler.crawl.middlewares.SafeMetaRefreshMiddleware": 580,
 }
 SPIDER_MIDDLEWARES = {
     "crawler.crawl.middlewares.TrapMiddleware": 550,

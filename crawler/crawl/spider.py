@@ -472,6 +472,7 @@ class CensusSpider(Spider):
             warc=warc,
             links=links,
             decode_error=page.decode_error,
+            extract_error=page.extract_error,
             description=page.description,
             headings=page.headings,
             site_name=page.site_name,
@@ -505,7 +506,11 @@ class CensusSpider(Spider):
             if self.scheduled[domain] >= self.max_pages:
                 break
             if self.first_time(url, domain):
-                yield self.page_request(url, domain)
+                try:
+                    request = self.page_request(url, domain)
+                except ValueError:  # a URL Scrapy refuses (http://a[::1]/): a link, not a fetch
+                    continue
+                yield request
 
     def failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]

@@ -98,7 +98,10 @@ class TrapFilter:
     def judge(self, url: str, found_on: str | None = None, found_chain: int = 0) -> Verdict:
         """Whether to follow ``url``, found on the page ``found_on`` that sat ``found_chain``
         links deep in a chain of its own family."""
-        own = family(url)
+        try:
+            own = family(url)
+        except ValueError:  # "http://[" : not a URL any downloader could fetch
+            return Verdict("bad-url")
         chain = found_chain + 1 if own is not None and found_on and family(found_on) == own else 0
         return Verdict(self._why(url, chain), chain)
 
@@ -110,7 +113,10 @@ class TrapFilter:
         rules = self.rules
         if len(url) > rules.max_url_length:
             return "url-too-long"
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # "http://[" : not a URL any downloader could fetch
+            return "bad-url"
         if len(parse_qsl(parts.query, keep_blank_values=True)) > rules.max_query_params:
             return "too-many-query-params"
         segments = [s for s in parts.path.split("/") if s]

@@ -243,6 +243,18 @@ _PAGE_KEY = (
 )
 
 
+def _url_rank(url: str) -> str:
+    return f"((instr({url}, '://www.') > 0) * 2 + ({url} LIKE 'https:%'))"
+
+
+# The name of a page seen in both runs: its bare host and http where either run has it so,
+# whichever host each run happened to fetch it from.
+_BOTH_URL = (
+    f"CASE WHEN n.url IS NOT NULL AND {_url_rank('n.url')} < {_url_rank('o.url')} "
+    "THEN n.url ELSE o.url END"
+)
+
+
 def _pages() -> list[str]:
     """Pages by what they answered: a page that answered (< 400) in run a and is absent or
     answers 404/410 in run b is removed; one that answers 5xx, another error or nothing
@@ -263,7 +275,7 @@ def _pages() -> list[str]:
         "sha256, title, row_number() OVER "
         f"(PARTITION BY {_PAGE_KEY} ORDER BY http_status >= 400, http_status NOT IN (404, 410), "
         # named by its bare host and http where the crawl has it so, as sites are
-        "instr(url, '://www.') > 0, url LIKE 'https:%', id DESC) AS rank "
+        f"{_url_rank('url')}, id DESC) AS rank "
         "FROM pages WHERE run_id = :{r}) WHERE rank = 1",
         f"INSERT OR IGNORE INTO diff_p_{{r}} SELECT {_PAGE_KEY}, url, domain, 'unreachable', "
         "NULL, NULL, NULL FROM page_failures WHERE run_id = :{r}",
@@ -274,16 +286,16 @@ def _pages() -> list[str]:
         "n.title FROM diff_p_b AS n LEFT JOIN diff_p_a AS o ON o.key = n.key "
         "WHERE n.state = 'live' AND coalesce(o.state, 'gone') = 'gone' "
         f"AND n.{quiet}",
-        "INSERT INTO diff_out SELECT 'page_removed', o.url, o.domain, o.sha256, "
+        f"INSERT INTO diff_out SELECT 'page_removed', {_BOTH_URL}, o.domain, o.sha256, "
         "coalesce('http ' || (SELECT http_status FROM pages WHERE id = n.id), NULL), o.title "
         "FROM diff_p_a AS o LEFT JOIN diff_p_b AS n ON n.key = o.key "
         f"WHERE o.state = 'live' AND coalesce(n.state, 'gone') = 'gone' AND o.{quiet}",
-        "INSERT INTO diff_out SELECT 'page_unreachable', o.url, o.domain, o.sha256, "
+        f"INSERT INTO diff_out SELECT 'page_unreachable', {_BOTH_URL}, o.domain, o.sha256, "
         "coalesce('http ' || (SELECT http_status FROM pages WHERE id = n.id), (SELECT error "
         "FROM page_failures WHERE run_id = :b AND url = n.url LIMIT 1)), o.title "
         "FROM diff_p_a AS o JOIN diff_p_b AS n ON n.key = o.key "
         f"WHERE o.state = 'live' AND n.state = 'unreachable' AND o.{quiet}",
-        "CREATE TEMP TABLE diff_page_pairs AS SELECT o.url AS url, o.domain AS domain, "
+        f"CREATE TEMP TABLE diff_page_pairs AS SELECT {_BOTH_URL} AS url, o.domain AS domain, "
         "o.id AS id_a, n.id AS id_b FROM diff_p_a AS o JOIN diff_p_b AS n ON n.key = o.key "
         "WHERE o.state = 'live' AND n.state = 'live' "
         f"AND o.sha256 IS NOT n.sha256 AND o.{quiet}",

@@ -26,6 +26,8 @@ FAULTS = {
     "/_fault/to-private": "redirect to http://10.0.0.1/",
     "/_fault/wrong-charset": "UTF-8 Korean body served as charset=euc-kr",
     "/_fault/unknown-charset": "body declared as charset=x-lab-nonsense",
+    "/_fault/bad-base": "<base href> with an unclosed IPv6 literal (made urljoin raise)",
+    "/_fault/control-chars": "NUL and C0 control characters in text, no charset declared",
     "/_fault/drip": "a small page sent one byte every half second",
     "/_fault/hang": "accepts, reads the request, never answers",
     "/_fault/reset": "headers and half the body, then a TCP reset",
@@ -35,6 +37,14 @@ BIG_PAGE_SIZE = 50 * 2**20
 
 _KOREAN = ("<html><head><title>조선</title></head>"
            "<body><p>조선민주주의인민공화국</p></body></html>")
+
+# The two pages the issue-15 fuzzer found raising out of extract(): each must keep its row.
+BAD_BASE = (b'<html><head><title>bad base</title><base href="http://[::1/x/"></head><body>'
+            b'<p>relative links resolve against the page</p>'
+            b'<a href="/_fault/ok-after-base">next</a></body></html>')
+CONTROL_CHARS = ("<html><head><title>control\x01 chars</title></head><body><p>조선</p>\x00\x01"
+                 "tail<b>bold</b>\x0b\x1f<a href='/_fault/ok-after-controls'>next</a>"
+                 "</body></html>").encode()
 
 
 def serve_fault(req: _Handler, path: str, head: bool, stop: threading.Event) -> None:
@@ -58,6 +68,10 @@ def serve_fault(req: _Handler, path: str, head: bool, stop: threading.Event) -> 
         req.send(200, _KOREAN.encode("utf-8"), "text/html; charset=euc-kr", head=head)
     elif path == "/_fault/unknown-charset":
         req.send(200, _KOREAN.encode("utf-8"), "text/html; charset=x-lab-nonsense", head=head)
+    elif path == "/_fault/bad-base":
+        req.send(200, BAD_BASE, head=head)
+    elif path == "/_fault/control-chars":
+        req.send(200, CONTROL_CHARS, "text/html", head=head)
     elif path == "/_fault/drip":
         _drip(req, head, stop)
     elif path == "/_fault/hang":
@@ -141,5 +155,5 @@ def iter_faults() -> Iterator[tuple[str, str]]:
     yield from FAULTS.items()
 
 
-__all__ = ["BIG_PAGE_SIZE", "FAULTS", "GZIP_BOMB_SIZE", "iter_faults", "malformed_html",
-           "serve_fault"]
+__all__ = ["BAD_BASE", "BIG_PAGE_SIZE", "CONTROL_CHARS", "FAULTS", "GZIP_BOMB_SIZE",
+           "iter_faults", "malformed_html", "serve_fault"]

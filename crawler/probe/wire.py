@@ -13,7 +13,8 @@ exactly as dnspython would -- another opcode or class, authority or additional r
 truncated or malformed record, trailing bytes.  The caller then parses that message with
 dnspython, which either accepts it or gives the error the census has always recorded; so the
 rows and outcomes of a transfer do not depend on which reader ran.  Types other than A, AAAA,
-NS, CNAME, PTR, DNAME, MX, TXT and SOA go through ``dns.rdata.from_wire``.
+NS, CNAME, PTR, MX, TXT and SOA go through ``dns.rdata.from_wire`` -- DNAME too: its target
+must not be compressed (RFC 6672), which dnspython enforces and a name reader would not.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ _RR = struct.Struct("!HHIH")
 _SOA_NUMBERS = struct.Struct("!IIIII")
 _NAME_ESCAPE = re.compile(rb'[^\x21-\x7e]|["().;\\@$]')
 _TXT_ESCAPE = re.compile(rb'[^\x20-\x7e]|["\\]')
-_NAME_TYPES = frozenset({2, 5, 12, 39})
-"""NS, CNAME, PTR, DNAME: rdata is one compressible name."""
+_NAME_TYPES = frozenset({2, 5, 12})
+"""NS, CNAME, PTR: rdata is one compressible name."""
 _SPECIAL_TYPES = frozenset({dns.rdatatype.OPT, dns.rdatatype.TSIG})
 _TYPE_TEXT: dict[int, str] = {}
 

@@ -134,3 +134,70 @@ def test_trap_middleware_hands_each_request_its_chain_depth() -> None:
                Request("http://x.kp/news/1.html", meta=dict(meta))])
     assert isinstance(deeper, TrapItem) and deeper.rule == "endless-chain"
     assert other.meta["census_chain"] == 0
+
+
+def test_a_page_whose_extraction_fails_keeps_its_row_links_and_error(
+    tmp_path: Path, spider: CensusSpider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both pages the fuzzer found now extract; a step that still raises is recorded."""
+    from crawler.lab.faults import BAD_BASE, CONTROL_CHARS
+
+    def fails(root: object) -> str:
+        raise ValueError("All strings must be XML compatible")
+
+    db = open_census(tmp_path / "c.db")
+    run_id = start_run(db, "kp", {})
+    see_name(db, run_id, "kcna.kp", "kcna.kp", "kp", "seed", "test")
+    pipeline = CensusPipeline(str(tmp_path / "c.db"), run_id)
+    pipeline.open_spider()
+    for url, body in (("http://kcna.kp/base", BAD_BASE), ("http://kcna.kp/ctl", CONTROL_CHARS)):
+        for item in spider.parse(response(url, body.decode())):
+            if not isinstance(item, Request):
+                pipeline.process_item(item)
+    monkeypatch.setattr("crawler.crawl.extract.main_text", fails)
+    for item in spider.parse(response("http://kcna.kp/", HOME, start=True)):
+        if not isinstance(item, Request):
+            pipeline.process_item(item)
+    pipeline.close_spider()
+
+    pages = {r["url"]: r for r in db["pages"].rows_where("run_id = ?", [run_id])}
+    assert pages["http://kcna.kp/base"]["extract_error"] is None
+    assert pages["http://kcna.kp/ctl"]["title"] == "control chars"
+    home = pages["http://kcna.kp/"]
+    assert home["extract_error"] == "text: ValueError: All strings must be XML compatible"
+    assert home["title"] == "조선중앙통신" and home["text"] is None
+    assert db["links"].count_where("page_id = ?", [home["id"]]) == 2  # found before the failure
+    assert next(db["sites"].rows_where("run_id = ?", [run_id]))["alive"] == 1
+
+
+def test_redirects_to_no_url_keep_the_response_instead_of_raising() -> None:
+    """Scrapy's redirect middlewares raised ValueError on these, and the page was lost."""
+    from scrapy.http import Response
+
+    from crawler.crawl.middlewares import SafeMetaRefreshMiddleware, SafeRedirectMiddleware
+    from crawler.lab.faults import BAD_BASE
+
+    crawler = get_crawler(settings_dict={})
+    redirects = SafeRedirectMiddleware.from_crawler(crawler)
+    refresh = SafeMetaRefreshMiddleware.from_crawler(crawler)
+    for location in (b"http://[::1", b"http://kcna.kp:99999/", b"//["):
+        request = Request("http://kcna.kp/old")
+        moved = Response(request.url, status=302, headers={"Location": location},
+                         request=request)
+        assert redirects.process_response(request, moved) is moved
+    request = Request("http://kcna.kp/old")
+    assert isinstance(redirects.process_response(request, Response(
+        request.url, status=302, headers={"Location": b"/new"}, request=request)), Request)
+    page = response("http://kcna.kp/base", BAD_BASE.decode())
+    assert refresh.process_response(page.request, page) is page
+
+
+def test_a_link_scrapy_refuses_is_stored_not_followed(spider: CensusSpider) -> None:
+    """w3lib refuses URLs that urlsplit accepts: the spider raised mid-page."""
+    body = ('<a href="http://a[::1]@kcna.kp/">bad</a> <a href="http://kcna.kp:99999/">port</a>'
+            '<a href="/next.html">next</a>')
+    out = list(spider.parse(response("http://kcna.kp/", body)))
+    page = next(o for o in out if isinstance(o, PageItem))
+    assert [link[0] for link in page.links] == ["http://a[::1]@kcna.kp/", "http://kcna.kp:99999/",
+                                                "http://kcna.kp/next.html"]
+    assert [o.url for o in out if isinstance(o, Request)] == ["http://kcna.kp/next.html"]

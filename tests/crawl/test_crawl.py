@@ -292,6 +292,8 @@ def faults_world(folder: Path) -> World:
         "wrong-charset",
         "reset",
         "unknown-charset",
+        "bad-base",
+        "control-chars",
     ]
     links = "".join(f'<a href="/_fault/{name}">{name}</a>\n' for name in faults)
     (site / "index.html").write_text(f"<html><title>Faults</title><body>{links}</body></html>")
@@ -320,6 +322,16 @@ def test_hostile_pages_lose_nothing_and_hang_nothing(tmp_path: Path) -> None:
         db_path, "SELECT text FROM pages WHERE url = 'http://faults.com.kp/_fault/wrong-charset'"
     )[0]
     assert "조선" in text  # declared EUC-KR, really UTF-8: decoded right, not mojibake
+    # the two pages that once raised out of extract(): each keeps its row, text and links
+    kept = rows(db_path, "SELECT p.url, p.title, p.extract_error, l.to_url FROM pages p "
+                "JOIN links l ON l.page_id = p.id WHERE p.url LIKE '%bad-base' "
+                "OR p.url LIKE '%control-chars' ORDER BY p.url")
+    assert kept == [
+        ("http://faults.com.kp/_fault/bad-base", "bad base", None,
+         "http://faults.com.kp/_fault/ok-after-base"),
+        ("http://faults.com.kp/_fault/control-chars", "control chars", None,
+         "http://faults.com.kp/_fault/ok-after-controls"),
+    ]
 
 
 @pytest.mark.slow

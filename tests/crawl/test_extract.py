@@ -179,3 +179,75 @@ def test_what_the_page_says_the_site_is():
 def test_a_page_without_self_description():
     got = extract(b"<html><head><title>x</title></head><body>y</body></html>", "http://a/")
     assert got.site_name is None and got.schema_types == []
+
+
+# Regression cases from the fuzz suite (tests/fuzz/): each once raised out of extract().
+
+
+def test_base_href_with_an_unclosed_ipv6_literal_is_ignored():
+    from crawler.lab.faults import BAD_BASE
+
+    page = extract(BAD_BASE, "http://x.kp/", {"Content-Type": "text/html; charset=utf-8"})
+    assert page.extract_error is None and page.title == "bad base"
+    assert [link.url for link in page.links] == ["http://x.kp/_fault/ok-after-base"]
+
+
+@pytest.mark.parametrize("headers", [None, {"Content-Type": "text/html"},
+                                     {"Content-Type": "text/html; charset=x-nonsense"}])
+def test_nul_and_control_characters_never_reach_lxml(headers):
+    from crawler.lab.faults import CONTROL_CHARS
+
+    page = extract(CONTROL_CHARS, "http://x.kp/", headers)
+    assert page.extract_error is None
+    assert page.title == "control chars" and "조선" in page.text and "tail" in page.text
+    assert [link.url for link in page.links] == ["http://x.kp/_fault/ok-after-controls"]
+
+
+@pytest.mark.parametrize("reference", ["&#x1;", "&#0;", "&#xB;", "&#31;", "<&#x1;p>"])
+def test_character_references_to_control_characters_never_reach_lxml(reference):
+    from crawler.crawl.extract.text import NOT_XML
+
+    body = f"<title>t</title><body>{reference}<p>text</p><a href='/a'>a</a></body>".encode()
+    page = extract(body, "http://x.kp/", None)
+    assert page.extract_error is None and page.text.endswith("text\na")
+    assert not NOT_XML.search(page.text)  # no control character stored either
+
+
+def test_a_step_that_raises_keeps_what_came_before_it(monkeypatch):
+    """The contract for bugs not found yet: the page keeps its links up to the failing one,
+    and the error says which step failed."""
+    import crawler.crawl.extract.links as links
+
+    real = links._absolute
+
+    def third_raises(base, ref):
+        if ref == "/3":
+            raise RuntimeError("boom")
+        return real(base, ref)
+
+    monkeypatch.setattr(links, "_absolute", third_raises)
+    body = b"<title>t</title>" + b"".join(b'<a href="/%d">%d</a>' % (i, i) for i in range(1, 6))
+    page = extract(body, "http://x.kp/", None)
+    assert page.extract_error == "links: RuntimeError: boom"
+    assert [link.url for link in page.links] == ["http://x.kp/1", "http://x.kp/2"]
+    assert page.text is None and page.charset == "utf-8"
+
+
+def test_links_found_by_the_fuzzer_are_followable():
+    """An upper-case scheme was stored as written and never followed; a control character
+    before the scheme once made "httpss://"."""
+    from crawler.crawl.extract.links import _absolute
+
+    page = extract(b'<a href="HTTP://kcna.kp/a">a</a><a href="http://a[::1]/">b</a>',
+                   "http://x.kp/", None)
+    assert page.links[0].url == "http://kcna.kp/a"
+    assert _absolute("http://kcna.kp/", "\x00https://a") == ("https://a", "a")
+
+
+def test_json_ld_nested_past_the_parsers_stack_is_skipped():
+    body = (b'<title>t</title><script type="application/ld+json">' + b"[" * 50_000
+            + b'</script><script type="application/ld+json">{"@type": "NewsMediaOrganization"}'
+            b"</script><p>text</p>")
+    page = extract(body, "http://x.kp/", None)
+    assert page.extract_error is None and page.text == "text"
+    assert page.schema_types == ["NewsMediaOrganization"]

@@ -79,3 +79,9 @@ def test_rules_are_data() -> None:
     traps = TrapFilter(rules)
     assert traps.why_trap("http://x.kp/" + "a" * 60) == "url-too-long"
     assert traps.why_trap("http://x.kp/private/1") == "regex:/private/"
+
+
+def test_a_url_that_does_not_split_is_a_trap_not_an_exception() -> None:
+    from crawler.crawl.traps import TrapFilter
+
+    assert TrapFilter().why_trap("http://[") == "bad-url"  # found by tests/fuzz

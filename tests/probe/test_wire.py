@@ -161,6 +161,8 @@ HOSTILE = {
     "MX exchange pointing into the preference": header(1) + QUESTION
     + rr(b"\xc0\x0c", 15, b"\x00\x00\xc0\x1c"),
     "huge TTL": header(1) + QUESTION + rr(b"\xc0\x0c", 1, b"1234", ttl=0xFFFFFFFF),
+    # found by the atheris target (tests/fuzz): the fast reader took a compressed DNAME target
+    "DNAME target compressed": header(1) + QUESTION + rr(b"\xc0\x0c", 39, b"\x03new\xc0\x0c"),
 }
 
 

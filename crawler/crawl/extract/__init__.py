@@ -11,6 +11,7 @@ concern: ``decode``, ``text``, ``language``, ``links``.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
 import lxml.html
@@ -19,6 +20,8 @@ from .decode import KPS_9566, decode_body, normalize_charset
 from .language import declared_lang, language_by_script, language_of, warm_up
 from .links import Link, js_links, page_links
 from .text import clean, main_text, parse, text_of
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 2_000_000
 MAX_ANCHORS = 500
@@ -42,27 +45,48 @@ class Extracted:
     truncated: bool = False
     site_name: str | None = None
     schema_types: list[str] = field(default_factory=list)
+    extract_error: str | None = None
+    """The step that failed and its exception, when extraction stopped early."""
 
 
 def extract(body: bytes, url: str, headers: dict[str, str] | None = None) -> Extracted:
-    """Everything the census keeps about one HTML page; never raises on the body."""
+    """Everything the census keeps about one HTML page; never raises on the body.
+
+    Whatever a step of extraction raises (a bug that hostile bytes found) is caught here:
+    the page keeps what the steps before it found, its links up to the failing one, and
+    ``extract_error`` says which step failed and how, so the spider still writes its row.
+    """
     out = Extracted(truncated=len(body) > MAX_BODY)
-    body = body[:MAX_BODY]
+    step = ["decode"]
+    try:
+        _extract(out, body[:MAX_BODY], url, headers, step)
+    except Exception as exc:  # the contract: a page always keeps its row
+        out.extract_error = f"{step[0]}: {type(exc).__name__}: {exc}"[:500]
+        log.info("extraction of %s stopped at %s", url, out.extract_error)
+    return out
+
+
+def _extract(out: Extracted, body: bytes, url: str, headers: dict[str, str] | None,
+             step: list[str]) -> None:
+    """Fill ``out`` step by step, naming the step in ``step[0]`` for the error message."""
     text, out.charset, out.decode_error = decode_body(body, headers)
     decodable = text is not None
     if text is None:
         # URLs are ASCII: parse a lossless latin-1 view for links only, keep no text from it.
         text = body.decode("latin-1")
+    step[0] = "parse"
     root = parse(text)
     if root is None:
-        out.lang, out.lang_confidence, out.lang_source = (None, None, None)
-        return out
-    out.links = page_links(root, url, with_text=decodable)
+        return
+    step[0] = "links"
+    page_links(root, url, decodable, out.links)
+    step[0] = "language"
     if not decodable:
         declared = declared_lang(root, headers)
         if declared:
             out.lang, out.lang_confidence, out.lang_source = declared, 0.5, "declared"
-        return out
+        return
+    step[0] = "title"
     title = root.find(".//title")
     out.title = clean(title.text_content() if title is not None else None, 500)
     for meta in root.iter("meta"):
@@ -78,9 +102,10 @@ def extract(body: bytes, url: str, headers: dict[str, str] | None = None) -> Ext
     if not out.title and out.headings:
         out.title = out.headings[0]
     out.anchors = [link.text for link in out.links if link.text and link.tag == "a"][:MAX_ANCHORS]
+    step[0] = "text"
     out.text = main_text(root)
+    step[0] = "language"
     _set_language(out, root, headers)
-    return out
 
 
 def schema_types(root: lxml.html.HtmlElement) -> list[str]:
@@ -92,7 +117,7 @@ def schema_types(root: lxml.html.HtmlElement) -> list[str]:
             continue
         try:
             stack = [json.loads((script.text or "")[:100_000])]
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." nests past the parser's stack
             continue
         seen = 0
         while stack and seen < 200:

@@ -26,7 +26,8 @@ import pytest
 
 from crawler.lab import Lab, free_port, load_world
 
-pytestmark = pytest.mark.slow
+# three lab censuses, one killed or stopped in each stage: minutes, not the default 120 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 STAGES = ("probe", "crawl", "classify", "compare")
 ROOT = Path(__file__).resolve().parent.parent

@@ -258,7 +258,8 @@ def site_group(domain: str) -> str:
     """The registrable part of a host, so www.x.de and news.x.de fall in one CV group."""
     parts = domain.lower().removeprefix("www.").split(".")
     if len(parts) >= 3 and len(parts[-1]) == 2 and parts[-2] in {
-            "co", "com", "gov", "go", "ac", "or", "org", "ne", "net", "edu", "rep", "gob"}:
+            "co", "com", "gov", "go", "ac", "or", "org", "ne", "net", "edu", "rep", "gob",
+            "gouv", "govt", "gv", "nic", "mil", "sch", "asso", "ltd", "plc", "nhs"}:
         return ".".join(parts[-3:])
     return ".".join(parts[-2:])
 

@@ -144,6 +144,20 @@ def test_a_page_without_lexicon_cues_gets_a_content_label(domain, title, text, l
     assert result.evidence["decided_by"] in ("model", "cues", "json-ld")
 
 
+def test_a_korean_page_is_a_language_the_classifier_knows():
+    """Issue 13: a Korean government page amid English menu words was "a language the
+    classifier does not know"; its script says it is Korean, which the encoder reads."""
+    for doc in (SiteDoc(domain="ma.gov.kp", title="해사감독국",
+                        text="HOME LOGIN SITEMAP ENGLISH 해사감독국 선박등록 항만안전"),
+                SiteDoc(domain="ma.gov.kp", title="해사감독국")):
+        result = classify_site(doc)
+        assert result.label == "government", result.evidence
+        assert "does not know" not in result.evidence.get("note", "")
+    swahili = classify_site(SiteDoc(domain="habari.kp", text="Karibu kwenye tovuti yetu. "
+                                    "Habari za leo kutoka mji mkuu na mikoa yote ya nchi. " * 3))
+    assert swahili.evidence["note"].endswith("a language the classifier does not know (sw)")
+
+
 def test_a_menu_word_does_not_decide():
     doc = SiteDoc(domain="austria.info", title="Der offizielle Reiseführer für Österreich",
                   description="Urlaub in Österreich: Städte, Berge, Seen und Kultur.",

@@ -310,14 +310,23 @@ class Model:
                 for i in range(len(docs))]
 
 
+@cache
+def _suffixes() -> Any:
+    """The Public Suffix List snapshot that ships with tldextract (a Scrapy dependency);
+    nothing is fetched.  Private suffixes count: every blogspot.com blog is its own site."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None,
+                                 include_psl_private_domains=True)
+
+
 def site_group(domain: str) -> str:
-    """The registrable part of a host, so www.x.de and news.x.de fall in one CV group."""
-    parts = domain.lower().removeprefix("www.").split(".")
-    if len(parts) >= 3 and len(parts[-1]) == 2 and parts[-2] in {
-            "co", "com", "gov", "go", "ac", "or", "org", "ne", "net", "edu", "rep", "gob",
-            "gouv", "govt", "gv", "nic", "mil", "sch", "asso", "ltd", "plc", "nhs"}:
-        return ".".join(parts[-3:])
-    return ".".join(parts[-2:])
+    """The registrable domain of a host, so www.x.de and news.x.de fall in one CV group."""
+    host = domain.lower().strip().rstrip(".").removeprefix("www.")
+    parts = _suffixes()(host)
+    if parts.domain and parts.suffix:
+        return f"{parts.domain}.{parts.suffix}"
+    return ".".join(host.split(".")[-2:])
 
 
 @cache

@@ -30,12 +30,16 @@ log = logging.getLogger(__name__)
 
 # Body text beyond this says little more about purpose and costs time.
 TEXT_LIMIT = 6000
-# Passages are short and of one length for every site: the real corpus's news pages are long
-# article pages and its other pages short excerpts, so a longer passage let length stand in
-# for the label (news 289/900 characters median, the rest 41/158) and every long article page
-# of any site came out news.  Cut to these lengths, length says nothing.
+# Passages are of bounded length.  A real site's text is long; what the classifier learns from
+# must not let length, or which fields a source happens to keep, stand in for the label: the
+# corpus's news documents are whole saved article pages (description, site name, headings,
+# 1,500 characters) and its other documents excerpts (title and 150-700 characters), and a
+# model trained on them as they are called every whole article page of any site news.  So a
+# real training document is read as every source shows it (``training_view``): title and text,
+# the text cut to a length drawn from the excerpts' range.
 SELF_CHARS = 150  # the self-description passage
-BODY_CHARS = 300  # the headings-and-body passage
+BODY_CHARS = 500  # the description, body and headings passage
+VIEW_TEXT = (150, 700)  # characters of text a training document keeps (see training_view)
 # Types of the page, not the site: any site's press release is an Article.
 PAGE_TYPES = {"Article", "NewsArticle", "BlogPosting", "Blog", "ReportageNewsArticle",
               "AnalysisNewsArticle", "OpinionNewsArticle", "BackgroundNewsArticle",
@@ -163,6 +167,19 @@ def is_real(record: dict[str, Any]) -> bool:
     return bool(record.get("source"))
 
 
+def training_view(record: dict[str, Any]) -> dict[str, Any]:
+    """What the model learns of a real document: only the fields every source has (title and
+    text), the text cut to a length in ``VIEW_TEXT`` drawn from the domain's digest (so the
+    same every run).  Self-written documents are kept whole; they weigh little."""
+    if not is_real(record):
+        return record
+    low, high = VIEW_TEXT
+    digest = int(hashlib.sha256(record["domain"].encode()).hexdigest()[:8], 16)
+    keep = low + digest % (high - low + 1)
+    return {"domain": record["domain"], "label": record["label"], "lang": record.get("lang"),
+            "title": record.get("title", ""), "text": (record.get("text") or "")[:keep]}
+
+
 @cache
 def encoder() -> Any:
     """USE-multilingual-v3, loaded once per process (about 1 s, 150 MB)."""
@@ -251,15 +268,19 @@ class Model:
     C = 4.0
 
     def __init__(self, records: Sequence[dict[str, Any]], vectors: np.ndarray | None = None,
-                 calibrate: bool = True):
+                 calibrate: bool = True, whole: np.ndarray | None = None):
+        """``vectors``: embeddings of the records' training views; ``whole``: of the records
+        as they are, which the calibration is tested on (default: the training views)."""
         labels = [r["label"] for r in records]
-        x = embed([SiteDoc.from_record(r) for r in records]) if vectors is None else vectors
+        if vectors is None:
+            vectors = embed([SiteDoc.from_record(training_view(r)) for r in records])
+        x = vectors
         weights = self._weights(records)
         self.clf = self._classifier().fit(x, labels, sample_weight=weights)
         self.labels: list[str] = [str(c) for c in self.clf.classes_]
         self.temperature = 1.0
         if calibrate:
-            self.temperature = self._calibrate(records, x, labels)
+            self.temperature = self._calibrate(records, x, labels, x if whole is None else whole)
 
     def _classifier(self) -> LogisticRegression:
         return LogisticRegression(C=self.C, max_iter=3000)
@@ -276,7 +297,7 @@ class Model:
                                                                        strict=True)])
 
     def _calibrate(self, records: Sequence[dict[str, Any]], x: np.ndarray,
-                   labels: list[str]) -> float:
+                   labels: list[str], whole: np.ndarray) -> float:
         """Fit the temperature on grouped out-of-fold logits of the real documents: no site
         in both halves, self-written documents only ever in training."""
         from sklearn.model_selection import GroupKFold
@@ -292,7 +313,7 @@ class Model:
             clf = self._classifier().fit(x[rows], [labels[i] for i in rows],
                                          sample_weight=self._weights([records[i] for i in rows]))
             cols = [self.labels.index(str(c)) for c in clf.classes_]
-            logits[np.ix_(test, cols)] = clf.decision_function(x[[real[i] for i in test]])
+            logits[np.ix_(test, cols)] = clf.decision_function(whole[[real[i] for i in test]])
             missing = [j for j in range(len(self.labels)) if j not in cols]
             logits[np.ix_(test, missing)] = -1e3
         truth = np.array([self.labels.index(labels[i]) for i in real])
@@ -333,7 +354,9 @@ def site_group(domain: str) -> str:
 def shipped_model() -> Model:
     """The model trained on the shipped corpora, once per process."""
     records = training_corpus()
-    model = Model(records, training_vectors([SiteDoc.from_record(r) for r in records]))
+    views = training_vectors([SiteDoc.from_record(training_view(r)) for r in records])
+    whole = training_vectors([SiteDoc.from_record(r) for r in records])
+    model = Model(records, views, whole=whole)
     log.info("purpose model trained on %d documents, temperature %.2f", len(records),
              model.temperature)
     return model

@@ -81,14 +81,14 @@ class SiteDoc:
         }
 
     def self_description(self) -> str:
-        """What the site says about itself, most telling first: its name, the parts of its
-        title (shortest first: the site's name is the short part of "Headline | Site"), the
-        site-level schema.org types, the host name's words."""
+        """What the site says about itself, most telling first: its name, the host name's
+        words, the parts of its title (shortest first: the site's name is the short part of
+        "Headline | Site"), the site-level schema.org types."""
         host = self.domain.lower().removeprefix("www.")
         tokens = " ".join(t for t in _HOST_SPLIT.split(host) if len(t) > 1)
         types = " ".join(_CAMEL.sub(" ", t) for t in self.schema_types
                          if t not in GENERIC_TYPES and t not in PAGE_TYPES)
-        parts = [self.site_name, title_parts(self.title), types, tokens]
+        parts = [self.site_name, tokens, title_parts(self.title), types]
         return " . ".join(p.strip() for p in parts if p and p.strip())[:SELF_CHARS]
 
     def body(self) -> str:

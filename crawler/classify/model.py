@@ -157,9 +157,10 @@ def training_corpus() -> list[dict[str, Any]]:
     return [r for r in real_corpus() + read_corpus(name="train.jsonl") if r["label"] != "unknown"]
 
 
-# How much a self-written document weighs against a real one: enough to keep the lab's
-# phrasings (the lab world is written like it), little enough that real sites decide.
-SMOKE_WEIGHT = 0.3
+# How much a self-written document weighs against a real one.  Grouped CV on the 704 real
+# sites: macro-F1 0.838 without them, 0.855 at 0.3, 0.860 at 0.6, 0.859 at 1.0; they also
+# keep the lab's phrasings (the lab world is written like them).
+SMOKE_WEIGHT = 0.6
 
 
 def is_real(record: dict[str, Any]) -> bool:

@@ -368,7 +368,11 @@ def test_cli_evaluate_alone_cross_validates_the_real_corpus():
     assert "grouped 5-fold cross-validation on the real corpus" in result.output
     assert "bootstrap interval" in result.output and "calibration" in result.output
     macro = float(result.output.split("macro-F1: ")[1].split()[0])
-    assert macro >= 0.7, result.output
+    assert macro >= 0.85, result.output  # issue 11's targets, reached on 704 real sites
+    table = result.output.split("f1    n\n")[1].split("\n\n")[0]
+    per_label = {line.split()[0]: float(line.split()[3]) for line in table.splitlines()}
+    assert {label: f1 for label, f1 in per_label.items()
+            if label != "unknown" and f1 < 0.7} == {}, result.output
 
 
 def test_the_crawls_self_description_reaches_the_classifier(tmp_path):

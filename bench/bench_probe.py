@@ -81,6 +81,7 @@ def _census_axfr(port: int, path: str, out: multiprocessing.Queue) -> None:
         "outcome": str(outcome), "records": row["records"], "drain+parse+store": stored - started,
         "sightings": indexed - stored, "domains": db["domains"].count, "subs": len(subs),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "parser_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     })
 
 
@@ -189,8 +190,9 @@ def main() -> None:
             print(f"census AXFR ({result['outcome']}): {result['records']:,} records, "
                   f"drain+parse+store {result['drain+parse+store']:.1f} s "
                   f"({result['records'] / result['drain+parse+store']:,.0f} records/s), "
-                  f"sightings {result['sightings']:.1f} s for {result['domains']:,} domains, "
-                  f"peak RSS {result['peak_rss_mb']:.0f} MB")
+                  f"then sightings {result['sightings']:.1f} s ({result['domains']:,} domains), "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB, "
+                  f"forked parser {result['parser_rss_mb']:.0f} MB")
             seconds, size = drain_only(port, workdir)
             print(f"drain only (spool, no parse): {seconds:.2f} s, {size / 1e6:.1f} MB")
             readers = [(True, "fast reader")]
@@ -207,7 +209,8 @@ def main() -> None:
                 census = result["drain+parse+store"] + result["sightings"]
                 print(f"ratio: AXFR until every delegation is a domains row {census:.1f} s / "
                       f"kdig {kdig[0]:.2f} s = {census / kdig[0]:.1f}x (target <= 4x), "
-                      f"peak RSS {result['peak_rss_mb']:.0f} MB (target <= 500 MB)")
+                      f"peak RSS {result['peak_rss_mb']:.0f} MB + parser "
+                      f"{result['parser_rss_mb']:.0f} MB (target <= 500 MB)")
             if not args.no_dnspython:
                 elapsed, note = dnspython_xfr(port)
                 print(f"baseline dnspython inbound_xfr: {elapsed:.1f} s, {note}")

@@ -55,7 +55,8 @@ class ZoneState:
     """The ``dns_records.source`` of the stored transfer, if one succeeded."""
     addresses: dict[str, set[str]] = field(default_factory=dict)
     owners: list[str] = field(default_factory=list)
-    """Owner names of the stored transfer, each once."""
+    """Owner names two or more labels under the zone of the stored transfer, each once (the
+    shallow ones are seen while the transfer is stored)."""
     cuts: set[str] = field(default_factory=set)
     """Delegation points of the stored transfer."""
 
@@ -229,9 +230,15 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
         if outcome is None:
             store = state.stored_from is None
             verifier = None if key is None else Verifier(key, drained.request_mac, state.zone)
+
+            def sight(names: list[str]) -> None:
+                see_bulk(ctx.db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes, names,
+                         Method.AXFR, address, count=False)
+
             try:
                 parser = store_spool(
-                    ctx.db, ctx.run_id, state.zone, spool, source, store=store, verifier=verifier
+                    ctx.db, ctx.run_id, state.zone, spool, source, store=store,
+                    verifier=verifier, sight=sight,
                 )
             except TransferError as exc:
                 outcome, error = Outcome.ERROR, str(exc)
@@ -241,7 +248,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
                 state.serial, state.mname, state.rname = parser.serial, parser.mname, parser.rname
                 if store:
                     state.stored_from = source
-                    state.owners, state.cuts = parser.names(), parser.cuts
+                    state.owners, state.cuts = parser.deep_names(), parser.cuts
     row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
     with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
@@ -274,23 +281,23 @@ async def transfer_servers(ctx: Context, state: ZoneState) -> None:
 
 
 def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation]:
-    """Sightings for the owner names of the stored transfer; its delegations (at most ``room``).
+    """Sightings for the deep owner names of the stored transfer; its delegations (at most
+    ``room``).
 
     Names below a delegation point are glue, not data of this zone: the child zone says
     whether they exist (a glue name under ``tra.kp`` in ``kp`` may be only a wildcard there).
-    The sightings are written set-based (``see_bulk``): a million names in seconds.
+    Names one label under the zone cannot be, and were seen while the transfer was stored;
+    the sightings are written set-based (``see_bulk``): a million names in seconds.
     """
     db, source = ctx.db, state.stored_from
     assert source is not None
     cuts, zone = state.cuts, state.zone
-    dots = zone.count(".") + 1
     server = source.split("@", 1)[1]
     with db.atomic():
         see_bulk(
             db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes,
-            # only names two or more labels under the zone can be below a cut
-            (n for n in state.owners if n.count(".") <= dots or not _below_cut(n, zone, cuts)),
-            Method.AXFR, server,
+            (n for n in state.owners if not _below_cut(n, zone, cuts)),
+            Method.AXFR, server, count=False,
         )
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(

@@ -36,6 +36,7 @@ import dns.rdatatype
 import dns.rrset
 
 if TYPE_CHECKING:
+    from .flight import Flight
     from .sweep import Channel
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,17 @@ class Engine:
             self, server, qname, rdtype, dnssec=dnssec, recurse=recurse
         )
 
+    def flight(
+        self, questions: Iterable[tuple[Server, str, str]], *, recurse: bool = True,
+        dnssec: bool = False,
+    ) -> Flight:
+        """Ask many ``(server, name, type)`` at once on the fast path (:mod:`.flight`).
+
+        ``async with engine.flight(questions) as flight: async for replies in flight: ...``
+        gives :class:`.replies.Reply` lists, the same outcomes and records as :meth:`query`.
+        """
+        return _flight_module().Flight(self, questions, recurse=recurse, dnssec=dnssec)
+
     @contextlib.contextmanager
     def sweeping(self) -> Iterator[None]:
         """Close the sweep sockets when the sweep ends, however it ends."""
@@ -213,7 +225,11 @@ class Engine:
 
     def account(self, state: ServerState, server: Server, answer: Answer) -> None:
         """Count the outcome; give the server up at ``dead_after`` failures in a row."""
-        if answer.answered:
+        self.count(state, server, answer.answered)
+
+    def count(self, state: ServerState, server: Server, answered: bool) -> None:
+        """:meth:`account` for the fast path (:mod:`.flight`), which has no Answer object."""
+        if answered:
             state.answered += 1
             state.failures_in_a_row = 0
         else:
@@ -273,6 +289,14 @@ def _sweep_path() -> ModuleType:
     from . import sweep
 
     return sweep
+
+
+@functools.cache
+def _flight_module() -> ModuleType:
+    """:mod:`.flight`, imported at first use for the same reason as :mod:`.sweep`."""
+    from . import flight
+
+    return flight
 
 
 def make_request(

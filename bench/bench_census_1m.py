@@ -130,7 +130,7 @@ remote-control:
 class Page(BaseHTTPRequestHandler):
     """Every host: a home page of one of three purposes, linking to two more pages."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         host = (self.headers.get("Host") or "x").split(":")[0]
         if self.path == "/robots.txt":
             self.send_error(404)

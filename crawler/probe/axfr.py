@@ -36,7 +36,7 @@ import sqlite_utils
 from ..errors import TransferError
 from .options import Outcome
 from .tsig import TsigKey, Verifier, rejection, signed_query, split_tsig
-from .wire import Labels, Unusual, WireRecord, read_answers, type_text
+from .wire import _TYPE_TEXT, Labels, Unusual, WireRecord, read_answers, type_text
 
 log = logging.getLogger(__name__)
 
@@ -280,33 +280,47 @@ class AxfrParser:
         apex = self._apex
         depth = -len(apex)
         out: list[Record] = []
-        fresh, deep, dots, last = self.fresh, self.deep, self._dots, self._last
-        for key, owner, rdtype, ttl, value, soa in self._decode(wire):
-            if self.done:
-                raise TransferError(f"{self.zone}: data after the closing SOA")
-            closing = soa[0] if soa is not None and key == apex else None
-            if self.serial is None:
-                if soa is None or closing is None:
+        append = out.append
+        fresh, deep, dots, last, cuts = self.fresh, self.deep, self._dots, self._last, self.cuts
+        texts = _TYPE_TEXT
+        records = dropped = 0
+        last_key: Labels | None = None
+        inside = False
+        try:
+            for key, owner, rdtype, ttl, value, soa in self._decode(wire):
+                if soa is not None and key == apex:
+                    if self.serial is None:
+                        self.serial, self.mname, self.rname = soa
+                    elif self.done:
+                        raise TransferError(f"{self.zone}: data after the closing SOA")
+                    elif soa[0] != self.serial:
+                        raise TransferError(
+                            f"{self.zone}: closing SOA serial {soa[0]} is not {self.serial}"
+                        )
+                    else:
+                        self.done = True
+                        continue
+                elif self.done:
+                    raise TransferError(f"{self.zone}: data after the closing SOA")
+                elif self.serial is None:
                     raise TransferError(f"{self.zone}: the transfer does not start with SOA")
-                self.serial, self.mname, self.rname = soa
-            elif closing is not None:
-                if closing != self.serial:
-                    raise TransferError(
-                        f"{self.zone}: closing SOA serial {closing} is not {self.serial}"
-                    )
-                self.done = True
-                continue
-            if key[depth:] != apex:
-                self.dropped += 1
-                continue
-            self.records += 1
-            if owner != last:
-                (fresh if owner.count(".") <= dots else deep).append(owner)
-                last = owner
-            if rdtype == NS and key != apex:
-                self.cuts.add(owner)
-            out.append((owner, type_text(rdtype), ttl, value))
-        self._last = last
+                if key is not last_key:  # the records of one owner share its labels
+                    last_key = key
+                    inside = key[depth:] == apex
+                if not inside:
+                    dropped += 1
+                    continue
+                records += 1
+                if owner != last:
+                    (fresh if owner.count(".") <= dots else deep).append(owner)
+                    last = owner
+                if rdtype == NS and key != apex:
+                    cuts.add(owner)
+                append((owner, texts.get(rdtype) or type_text(rdtype), ttl, value))
+        finally:
+            self.records += records
+            self.dropped += dropped
+            self._last = last
         return out
 
     def deep_names(self) -> list[str]:
@@ -329,8 +343,10 @@ class AxfrParser:
             raise TransferError(f"{self.zone}: stopped halfway after {self.records} records")
 
 
-Sight = Callable[[list[str]], object]
+Sight = Callable[[list[Any]], object]
 """Writes the sightings of a batch of shallow owner names, inside the store's transaction."""
+Split = Callable[[list[str]], list[Any]]
+"""Turns a batch of shallow owner names into what ``sight`` takes (in the parser's process)."""
 
 
 def store_spool(
@@ -344,13 +360,15 @@ def store_spool(
     fast: bool = True,
     verifier: Verifier | None = None,
     sight: Sight | None = None,
+    split: Split | None = None,
     fork: bool | None = None,
 ) -> AxfrParser:
     """Parse ``spool`` and, if ``store``, write its records to ``dns_records`` atomically.
 
     ``verifier`` checks and strips the TSIG of every message of a signed transfer.  ``sight``
     is given each batch of shallow owner names (:attr:`AxfrParser.fresh`) in the same
-    transaction; the deep ones stay in the parser.  ``fork`` parses in a forked child process
+    transaction (first through ``split``, in the parser's process); the deep ones stay in the
+    parser.  ``fork`` parses in a forked child process
     while this one writes (two cores: parse and SQLite each take about half of a big
     transfer); None forks for unsigned spools of at least :data:`PARALLEL_BYTES`.
     Raises ``TransferError`` (after rolling back) when the stream is bad.
@@ -365,30 +383,40 @@ def store_spool(
     spool.seek(0)
     conn = db.conn
     with db.atomic():
-        # rows go to an index-free staging table, then into dns_records in one statement
+        # rows go to an index-free staging table, then into dns_records a batch at a time
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS census_records "
             "(name TEXT, type TEXT, ttl INTEGER, value TEXT)"
         )
         conn.execute("DELETE FROM temp.census_records")
 
-        def write(rows: list[Record], fresh: list[str]) -> None:
+        def write(rows: list[Record], fresh: list[Any]) -> None:
+            # each batch goes on at once: with a forked parser this process is idle between
+            # batches, and one statement for the whole zone at the end would follow the parse
             if rows:
                 conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", rows)
+                conn.execute(
+                    "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
+                    "SELECT ?, name, type, ttl, value, ? FROM temp.census_records",
+                    [run_id, source],
+                )
+                conn.execute("DELETE FROM temp.census_records")
             if sight is not None and fresh:
                 sight(fresh)
 
+        cut = (split or list) if sight is not None else _nothing
         if fork:
-            parser = _parse_forked(spool, zone, fast, store, write)
+            parser = _parse_forked(spool, zone, fast, store, cut, write)
         else:
-            parser = _parse_here(spool, zone, fast, store, verifier, write)
-        conn.execute(
-            "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
-            "SELECT ?, name, type, ttl, value, ? FROM temp.census_records",
-            [run_id, source],
-        )
-        conn.execute("DELETE FROM temp.census_records")
+            parser = _parse_here(spool, zone, fast, store, verifier, cut, write)
     return parser
+
+
+def _nothing(names: list[str]) -> list[Any]:
+    return []
+
+
+Write = Callable[[list[Record], list[Any]], None]
 
 
 def _parse_here(
@@ -397,7 +425,8 @@ def _parse_here(
     fast: bool,
     store: bool,
     verifier: Verifier | None,
-    write: Callable[[list[Record], list[str]], None],
+    split: Split,
+    write: Write,
 ) -> AxfrParser:
     parser = AxfrParser(zone, fast)
     batch: list[Record] = []
@@ -408,16 +437,18 @@ def _parse_here(
         if store:
             batch += rows
         if len(batch) >= BATCH or len(parser.fresh) >= BATCH:
-            write(batch, parser.take_fresh())
+            write(batch, split(parser.take_fresh()))
             batch = []
     parser.finish()
     if verifier is not None:
         verifier.finish()
-    write(batch, parser.take_fresh() if store else [])
+    write(batch, split(parser.take_fresh()))
     return parser
 
 
-def _parse_child(spool: BinaryIO, zone: str, fast: bool, store: bool, out: Any) -> None:
+def _parse_child(
+    spool: BinaryIO, zone: str, fast: bool, store: bool, split: Split, out: Any
+) -> None:
     """The forked parser: batches of rows and fresh names, then the summary or the error."""
     try:
         parser = AxfrParser(zone, fast)
@@ -428,10 +459,10 @@ def _parse_child(spool: BinaryIO, zone: str, fast: bool, store: bool, out: Any) 
             if store:
                 batch += rows
             if len(batch) >= BATCH or len(parser.fresh) >= BATCH:
-                out.send_bytes(marshal.dumps(("rows", batch, parser.take_fresh())))
+                out.send_bytes(marshal.dumps(("rows", batch, split(parser.take_fresh()))))
                 batch = []
         parser.finish()
-        out.send_bytes(marshal.dumps(("rows", batch, parser.take_fresh() if store else [])))
+        out.send_bytes(marshal.dumps(("rows", batch, split(parser.take_fresh()))))
         out.send_bytes(marshal.dumps(("end", parser.summary())))
     except TransferError as exc:
         out.send_bytes(marshal.dumps(("error", str(exc))))
@@ -446,12 +477,13 @@ def _parse_forked(
     zone: str,
     fast: bool,
     store: bool,
-    write: Callable[[list[Record], list[str]], None],
+    split: Split,
+    write: Write,
 ) -> AxfrParser:
     """Parse ``spool`` in a forked child; write its batches here as they come."""
     context = multiprocessing.get_context("fork")
     reader, writer = context.Pipe(duplex=False)
-    child = context.Process(target=_parse_child, args=(spool, zone, fast, store, writer),
+    child = context.Process(target=_parse_child, args=(spool, zone, fast, store, split, writer),
                             daemon=True)
     child.start()
     writer.close()

@@ -302,6 +302,8 @@ def read_answers(wire: bytes) -> list[WireRecord]:
     # the same type, class, TTL and rdata bytes mean the same text within one message (its
     # pointers point at the same names): a delegation zone repeats "NS 3600 <ns1 pointer>"
     memo: dict[bytes, tuple[int, int, str]] = {}
+    last_key: Labels | None = None
+    owner_text = ""
     for _ in range(ancount):
         if pos + 2 > size:
             raise Unusual("torn owner")
@@ -338,8 +340,10 @@ def read_answers(wire: bytes) -> list[WireRecord]:
             raise Unusual("torn rdata")
         raw = wire[pos:end]
         known = memo.get(raw)
-        owner_text = owner[1]
-        owner_text = (owner_text[:-1] if owner_text != "." else owner_text).lower()
+        if owner[0] is not last_key:  # the records of one owner share its labels
+            last_key = owner[0]
+            owner_text = owner[1]
+            owner_text = (owner_text[:-1] if owner_text != "." else owner_text).lower()
         if known is not None:
             out.append((owner[0], owner_text, known[0], known[1], known[2], None))
             pos = end

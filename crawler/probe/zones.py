@@ -10,17 +10,19 @@ queued for the same treatment, sub-zones first, up to ``ProbeOptions.max_zones``
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.rdatatype
 
-from ..db import Method, see_bulk, utcnow
+from ..db import Method, see_bulk, see_split, shallow_split, utcnow
 from ..errors import TransferError
 from ..names import normalize_name
 from .axfr import drain, store_spool
@@ -231,14 +233,22 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
             store = state.stored_from is None
             verifier = None if key is None else Verifier(key, drained.request_mac, state.zone)
 
-            def sight(names: list[str]) -> None:
-                see_bulk(ctx.db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes, names,
-                         Method.AXFR, address, count=False)
+            top, suffixes = ctx.profile.zone, ctx.suffixes.suffixes
+            split = None
+            if state.zone == top:  # the parser works out the domains of its shallow names
+                split = functools.partial(shallow_split, top, suffixes)
+
+            def sight(found: list[Any]) -> None:
+                if split is not None:
+                    see_split(ctx.db, ctx.run_id, found, Method.AXFR, address)
+                else:
+                    see_bulk(ctx.db, ctx.run_id, top, suffixes, found, Method.AXFR, address,
+                             count=False)
 
             try:
                 parser = store_spool(
                     ctx.db, ctx.run_id, state.zone, spool, source, store=store,
-                    verifier=verifier, sight=sight,
+                    verifier=verifier, sight=sight, split=split,
                 )
             except TransferError as exc:
                 outcome, error = Outcome.ERROR, str(exc)

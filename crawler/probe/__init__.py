@@ -196,7 +196,10 @@ async def _zone_denied(ctx: Context) -> str | None:
 
 def _result(ctx: Context) -> ProbeResult:
     engine = ctx.engine
-    domains = len(run_domains(ctx.db, ctx.run_id))
+    domains = ctx.db.execute(
+        "SELECT count(DISTINCT domain) FROM sightings WHERE run_id = ? AND domain IS NOT NULL",
+        [ctx.run_id],
+    ).fetchone()[0]
     transfers = ctx.db.execute(
         "SELECT COUNT(*) FROM axfr_attempts WHERE run_id = ? AND outcome = ?",
         [ctx.run_id, Outcome.SUCCESS],

@@ -30,7 +30,7 @@ from crawler.probe.context import Context
 from crawler.probe.engine import Engine, Limits, Rcode, bounded
 from crawler.probe.options import ProbeOptions
 from crawler.probe.records import HOSTS, TYPES, collect_records, store_answer
-from crawler.probe.replies import message_records
+from crawler.probe.replies import Reply, message_records
 from crawler.profiles import Profile, load_profile
 from tests.probe.test_knot import zone
 
@@ -54,6 +54,32 @@ async def reference_records(ctx: Context, domains: list[str]) -> None:
     with ctx.db.atomic(), ctx.engine.sweeping():
         async for _, answer in bounded(questions, ask, ctx.workers):
             store_answer(ctx, answer)
+
+
+class QueryFlight:
+    """``Engine.flight`` on ``Engine.query`` (dnspython, a coroutine per question): the
+    reference a test puts in its place with ``monkeypatch.setattr(Engine, "flight", ...)``
+    (through a function: a class is not bound as a method)."""
+
+    def __init__(self, engine: Engine, questions, *, recurse: bool = True,
+                 dnssec: bool = False) -> None:
+        self.engine, self.questions = engine, list(questions)
+        self.options = {"recurse": recurse, "dnssec": dnssec}
+
+    async def __aenter__(self) -> QueryFlight:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def __aiter__(self):
+        async def ask(question):
+            return await self.engine.query(*question, **self.options)
+
+        workers = self.engine.limits.queries_in_flight
+        async for _, a in bounded(self.questions, ask, workers):
+            records = message_records(a.response) if a.response is not None else []
+            yield [Reply(a.server, a.qname, a.rdtype, a.rcode, records, a.answered, a.error)]
 
 
 def stored(ctx: Context) -> list[tuple]:

@@ -59,21 +59,31 @@ BACKLOG = 4096
 million names)."""
 
 
-@functools.lru_cache(maxsize=4096)
-def encoded_name(qname: str) -> bytes:
-    """The wire form of ``qname`` (a final dot is optional).
+_LENGTH = [bytes((n,)) for n in range(64)]
 
-    Cached, and built from the cached form of its parent: a sweep's names share their suffix,
-    and the record phase asks eight types of each name and of its ``www.`` and ``mail.``.
+
+def encoded_name(qname: str) -> bytes:
+    """The wire form of ``qname`` (a final dot is optional), as dnspython writes it.
+
+    Its parent's form is cached (:func:`_encoded`): a sweep's names share their suffix, and the
+    record phase asks eight types of each name and of its ``www.`` and ``mail.``.  Anything
+    but plain labels (escapes, non-ASCII, empty or long labels) is left to dnspython.
     """
-    head, dot, tail = qname.partition(".")
-    if (not 0 < len(head) < 64 or not head.isascii() or "\\" in head
-            or (dot and not tail.strip("."))):
-        return dns.name.from_text(qname).to_wire()
-    wire = bytes((len(head),)) + head.encode() + (encoded_name(tail) if tail else b"\0")
-    if len(wire) > 255:
-        return dns.name.from_text(qname).to_wire()  # raises NameTooLong, as it must
-    return wire
+    head, _, tail = qname.partition(".")
+    if not tail:
+        rest = b"\0"
+    elif tail[0] == ".":
+        return dns.name.from_text(qname).to_wire()  # an empty label: dnspython says why
+    else:
+        rest = _encoded(tail)
+    if 0 < len(head) < 64 and head.isascii() and "\\" not in head and len(head) + len(rest) < 255:
+        return _LENGTH[len(head)] + head.encode() + rest
+    return dns.name.from_text(qname).to_wire()
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(qname: str) -> bytes:
+    return encoded_name(qname)
 
 
 @functools.cache
@@ -168,6 +178,7 @@ class _Lane:
         active, server, state = self.active, self.server, self.state
         flight = self.flight
         results = flight.results
+        new_reply = tuple.__new__  # a Reply without the call of its __new__: the hot path
         for _ in range(MAX_READS):
             try:
                 size = recv(buffer)
@@ -190,7 +201,8 @@ class _Lane:
             rcode = data[3] & 0x0F
             if not (data[6] or data[7] or data[2] & 0x02) and rcode in HEADER_ONLY:
                 # most of a sweep: no answer records, the header says it all
-                reply = Reply(server, job.qname, job.rdtype, HEADER_ONLY[rcode], (), True)
+                reply = new_reply(Reply, (server, job.qname, job.rdtype, HEADER_ONLY[rcode],
+                                          (), True, None))
             else:
                 reply = read_reply(data, 12 + len(asked), server, job.qname, job.rdtype)
                 if reply is None:

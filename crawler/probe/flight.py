@@ -40,7 +40,7 @@ import dns.name
 import dns.rdatatype
 
 from .engine import EDNS_PAYLOAD, Answer, Engine, Rcode, Server, ServerState, make_request
-from .replies import Reply, message_records, read_reply
+from .replies import HEADER_ONLY, Reply, message_records, read_reply
 
 log = logging.getLogger(__name__)
 
@@ -59,30 +59,52 @@ BACKLOG = 4096
 million names)."""
 
 
-@functools.lru_cache(maxsize=1024)
+_LENGTH = [bytes((n,)) for n in range(64)]
+
+
 def encoded_name(qname: str) -> bytes:
-    """The wire form of ``qname`` (cached: the record phase asks eight types of each name)."""
-    labels = qname.rstrip(".").split(".")
-    if all(0 < len(label) < 64 and label.isascii() and "\\" not in label for label in labels):
-        return b"".join(bytes([len(label)]) + label.encode() for label in labels) + b"\0"
+    """The wire form of ``qname`` (a final dot is optional), as dnspython writes it.
+
+    Its parent's form is cached (:func:`_encoded`): a sweep's names share their suffix, and the
+    record phase asks eight types of each name and of its ``www.`` and ``mail.``.  Anything
+    but plain labels (escapes, non-ASCII, empty or long labels) is left to dnspython.
+    """
+    head, _, tail = qname.partition(".")
+    if not tail:
+        rest = b"\0"
+    elif tail[0] == ".":
+        return dns.name.from_text(qname).to_wire()  # an empty label: dnspython says why
+    else:
+        rest = _encoded(tail)
+    if 0 < len(head) < 64 and head.isascii() and "\\" not in head and len(head) + len(rest) < 255:
+        return _LENGTH[len(head)] + head.encode() + rest
     return dns.name.from_text(qname).to_wire()
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(qname: str) -> bytes:
+    return encoded_name(qname)
 
 
 @functools.cache
 def _type_class(rdtype: str) -> bytes:
+    """The question's type and class IN."""
     return struct.pack("!HH", dns.rdatatype.from_text(rdtype), 1)
 
 
 class _Job:
-    """One question on its way: bytes, ID, tries, and whether it is over TCP just now."""
+    """One question on its way: its bytes, ID and tries, and whether it is over TCP just now."""
 
-    __slots__ = ("done", "lane", "qid", "qname", "question", "rdtype", "tcp", "tried")
+    __slots__ = ("asked", "done", "lane", "qid", "qname", "query", "rdtype", "tcp", "tried")
 
-    def __init__(self, lane: _Lane, qname: str, rdtype: str, question: bytes) -> None:
+    def __init__(self, lane: _Lane, qname: str, rdtype: str, asked: bytes, query: bytes) -> None:
         self.lane = lane
         self.qname = qname
         self.rdtype = rdtype
-        self.question = question
+        self.asked = asked
+        """The question section, as the reply must echo it."""
+        self.query = query
+        """The query after its ID."""
         self.qid = -1
         self.tried = 0
         self.done = False
@@ -105,7 +127,8 @@ class _Lane:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.sock.setblocking(False)
         self.sock.connect(server)
-        self._ids = iter(())
+        self._ids: Iterator[int] = iter(())
+        self.buffer = memoryview(bytearray(65535))
         flight.loop.add_reader(self.sock.fileno(), self.readable)
 
     def new_id(self) -> int:
@@ -119,54 +142,80 @@ class _Lane:
             if qid not in self.active:
                 return qid
 
-    def slot(self, now: float) -> bool:
-        """Take the next slot of this server's pace, if it has come."""
+    def slots(self, now: float, wanted: int) -> int:
+        """Take up to ``wanted`` slots of this server's pace that have come; how many."""
         state = self.state
         when = max(state.next_slot, now - BURST)
         if when > now:
             self.flight.wake_at(when)
-            return False
-        state.next_slot = when + state.interval
-        return True
+            return 0
+        if state.interval <= 0:
+            state.next_slot = when
+            return wanted
+        taken = min(wanted, int((now - when) / state.interval) + 1)
+        state.next_slot = when + taken * state.interval
+        if taken < wanted:
+            self.flight.wake_at(state.next_slot)
+        return taken
 
-    def send(self, job: _Job, now: float) -> None:
-        job.tried += 1
-        self.state.queries += 1
-        try:
-            self.sock.send(job.qid.to_bytes(2, "big") + job.question)
-        except (BlockingIOError, ConnectionRefusedError, InterruptedError) as exc:
-            # a full send buffer or an ICMP error of an earlier query: this try is lost as
-            # a datagram would be, and the timeout handles it
-            log.debug("send to %s:%d failed: %s", *self.server, exc)
-        self.flight.deadlines.append((now + self.flight.timeout, job, job.tried))
+    def send(self, jobs: list[_Job], now: float, tried: int) -> None:
+        """Try ``tried`` of each job (their IDs set), all with one deadline."""
+        send = self.sock.send
+        for job in jobs:
+            job.tried = tried
+            try:
+                send(job.qid.to_bytes(2, "big") + job.query)
+            except (BlockingIOError, ConnectionRefusedError, InterruptedError) as exc:
+                # a full send buffer or an ICMP error of an earlier query: this try is lost
+                # as a datagram would be, and the timeout handles it
+                log.debug("send to %s:%d failed: %s", *self.server, exc)
+        self.state.queries += len(jobs)
+        self.flight.deadlines.append((now + self.flight.timeout, jobs, tried))
 
     def readable(self) -> None:
-        recv = self.sock.recv
-        active = self.active
+        """Read every datagram waiting (up to ``MAX_READS``), then refill the windows."""
+        recv, buffer = self.sock.recv_into, self.buffer
+        active, server, state = self.active, self.server, self.state
         flight = self.flight
+        results = flight.results
+        new_reply = tuple.__new__  # a Reply without the call of its __new__: the hot path
         for _ in range(MAX_READS):
             try:
-                data = recv(65535)
+                size = recv(buffer)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 continue  # an ICMP error (port unreachable): no answer, the query times out
-            job = active.get((data[0] << 8) | data[1]) if len(data) >= 12 else None
-            if job is None or job.tcp or not data[2] & 0x80 or data[4] or data[5] != 1:
+            job = active.get((buffer[0] << 8) | buffer[1]) if size >= 12 else None
+            if job is None or job.tcp:
                 self.ignored += 1
                 continue
-            question = job.question
-            end = len(question) - flight.opt_size  # where the question ends in our query
-            asked, echoed = question[10:end], data[12:end + 2]
-            if echoed != asked and echoed.lower() != asked.lower():
+            data = buffer[:size].tobytes()
+            asked = job.asked
+            if not data[2] & 0x80 or data[4] or data[5] != 1 or (
+                not data.startswith(asked, 12)
+                and data[12:12 + len(asked)].lower() != asked.lower()
+            ):
                 self.ignored += 1
                 continue
-            reply = read_reply(data, end + 2, self.server, job.qname, job.rdtype)
-            if reply is None:
-                flight.to_tcp(job)
-                continue
+            rcode = data[3] & 0x0F
+            if not (data[6] or data[7] or data[2] & 0x02) and rcode in HEADER_ONLY:
+                # most of a sweep: no answer records, the header says it all
+                reply = new_reply(Reply, (server, job.qname, job.rdtype, HEADER_ONLY[rcode],
+                                          (), True, None))
+            else:
+                reply = read_reply(data, 12 + len(asked), server, job.qname, job.rdtype)
+                if reply is None:
+                    flight.to_tcp(job)
+                    continue
             del active[job.qid]
-            flight.finish(job, reply)
+            job.done = True
+            if reply.answered:
+                state.answered += 1
+                state.failures_in_a_row = 0
+            else:
+                flight.engine.count(state, server, False)
+            results.append(reply)
         flight.pump()
 
     def close(self) -> None:
@@ -191,10 +240,10 @@ class Flight:
         self.source: Iterator[Question] = iter(questions)
         self.head = struct.pack("!HHHHH", 0x0100 if recurse else 0, 1, 0, 0, 1)
         self.opt = b"\0" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000 if dnssec else 0, 0)
-        self.opt_size = len(self.opt)
+        self.types: dict[str, bytes] = {}
         self.recurse, self.dnssec = recurse, dnssec
         self.lanes: dict[Server, _Lane] = {}
-        self.deadlines: deque[tuple[float, _Job, int]] = deque()
+        self.deadlines: deque[tuple[float, list[_Job], int]] = deque()
         self.retries: list[tuple[float, int, _Job]] = []
         self.order = itertools.count()
         self.queued = 0
@@ -244,17 +293,24 @@ class Flight:
 
     def take(self) -> None:
         """Move questions from the caller's iterator to their servers' queues."""
-        head, opt = self.head, self.opt
-        while self.queued < BACKLOG and not self.exhausted:
-            item = next(self.source, None)
+        if self.exhausted:
+            return
+        head, opt, types, source = self.head, self.opt, self.types, self.source
+        lane: _Lane | None = None
+        for _ in range(BACKLOG - self.queued):
+            item = next(source, None)
             if item is None:
                 self.exhausted = True
                 break
             server, qname, rdtype = item
-            text = qname[:-1] if qname.endswith(".") else qname
-            question = head + encoded_name(qname) + _type_class(rdtype) + opt
-            lane = self.lane(server)
-            lane.waiting.append(_Job(lane, text, rdtype, question))
+            type_class = types.get(rdtype)
+            if type_class is None:
+                type_class = types[rdtype] = _type_class(rdtype)
+            if lane is None or lane.server != server:
+                lane = self.lane(server)
+            asked = encoded_name(qname) + type_class
+            lane.waiting.append(_Job(lane, qname[:-1] if qname[-1:] == "." else qname,
+                                     rdtype, asked, head + asked + opt))
             self.queued += 1
 
     def pump(self) -> None:
@@ -262,9 +318,10 @@ class Flight:
         now = time.monotonic()
         deadlines = self.deadlines
         while deadlines and deadlines[0][0] <= now:
-            _, job, tried = deadlines.popleft()
-            if not job.done and job.tried == tried and not job.tcp:
-                self.timed_out(job, now)
+            _, jobs, tried = deadlines.popleft()
+            for job in jobs:
+                if not job.done and job.tried == tried and not job.tcp:
+                    self.timed_out(job, now)
         while self.retries and self.retries[0][0] <= now:
             job = self.retries[0][2]
             lane = job.lane
@@ -273,9 +330,9 @@ class Flight:
             elif lane.state.dead:
                 heapq.heappop(self.retries)
                 self.give_up(job, "timed out")
-            elif lane.slot(now):
+            elif lane.slots(now, 1):
                 heapq.heappop(self.retries)
-                lane.send(job, now)
+                lane.send([job], now, job.tried + 1)
             else:
                 break
         while True:
@@ -295,25 +352,28 @@ class Flight:
     def refill(self, lane: _Lane, now: float) -> bool:
         """Send the lane's waiting questions into its window, at its pace; True if any went."""
         waiting, active = lane.waiting, lane.active
-        sent = False
-        while waiting and len(active) < self.window:
-            if lane.state.dead:
-                self.queued -= len(waiting)
-                for job in waiting:
-                    job.done = True
-                    self.results.append(Reply(lane.server, job.qname, job.rdtype,
-                                              Rcode.TIMEOUT, [], False, "server given up"))
-                waiting.clear()
-                break
-            if not lane.slot(now):
-                break
-            job = waiting.popleft()
-            self.queued -= 1
-            job.qid = lane.new_id()
-            active[job.qid] = job
-            lane.send(job, now)
-            sent = True
-        return sent
+        room = min(self.window - len(active), len(waiting))
+        if room <= 0:
+            return False
+        if lane.state.dead:
+            self.queued -= len(waiting)
+            for job in waiting:
+                job.done = True
+                self.results.append(Reply(lane.server, job.qname, job.rdtype, Rcode.TIMEOUT,
+                                          (), False, "server given up"))
+            waiting.clear()
+            return False
+        room = lane.slots(now, room)
+        if not room:
+            return False
+        jobs = [waiting.popleft() for _ in range(room)]
+        new_id = lane.new_id
+        for job in jobs:
+            job.qid = qid = new_id()
+            active[qid] = job
+        self.queued -= room
+        lane.send(jobs, now, 1)
+        return True
 
     def timed_out(self, job: _Job, now: float) -> None:
         """A try got no reply in time: try again after the backoff, or give the job up."""
@@ -327,7 +387,7 @@ class Flight:
 
     def give_up(self, job: _Job, why: str) -> None:
         job.lane.active.pop(job.qid, None)
-        self.finish(job, Reply(job.lane.server, job.qname, job.rdtype, Rcode.TIMEOUT, [],
+        self.finish(job, Reply(job.lane.server, job.qname, job.rdtype, Rcode.TIMEOUT, (),
                                False, why))
 
     def finish(self, job: _Job, reply: Reply) -> None:

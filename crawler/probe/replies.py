@@ -18,6 +18,7 @@ always recorded.  So the stored rows never depend on which reader ran.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import dns.exception
@@ -62,7 +63,7 @@ class Reply(NamedTuple):
     """As asked, without the final dot."""
     rdtype: str
     rcode: Rcode
-    records: list[Record]
+    records: Sequence[Record]
     answered: bool
     """A reply came (even NXDOMAIN or REFUSED); False for timeouts and unreadable replies."""
     error: str | None = None
@@ -90,7 +91,7 @@ def read_reply(data: bytes, question_end: int, server: Server, qname: str,
         return None
     rcode = data[3] & 0x0F
     if data[6] == 0 and data[7] == 0 and rcode in HEADER_ONLY:
-        return Reply(server, qname, rdtype, HEADER_ONLY[rcode], [], True)
+        return Reply(server, qname, rdtype, HEADER_ONLY[rcode], (), True)
     try:
         records = read_records(data, question_end)
     except (Unusual, IndexError, ValueError, struct.error):
@@ -108,7 +109,7 @@ def read_with_dnspython(data: bytes, server: Server, qname: str, rdtype: str) ->
     try:
         response = dns.message.from_wire(data)
     except (dns.exception.DNSException, ValueError, IndexError) as exc:
-        return Reply(server, qname, rdtype, Rcode.ERROR, [], False,
+        return Reply(server, qname, rdtype, Rcode.ERROR, (), False,
                      f"{type(exc).__name__}: {exc}")
     return Reply(server, qname, rdtype, classify(response), message_records(response), True)
 

@@ -177,6 +177,14 @@ async def drain(
     return result
 
 
+def below_cut(name: str, zone: str, cuts: set[str]) -> bool:
+    """True if a proper ancestor of ``name`` (below the apex) is a delegation point."""
+    if not cuts or name == zone:
+        return False
+    labels = name.removesuffix("." + zone).split(".")
+    return any(".".join(labels[i:]) + "." + zone in cuts for i in range(1, len(labels)))
+
+
 def spool_messages(spool: BinaryIO) -> Iterator[bytes]:
     """The messages of a spool, in order; a torn last message ends the iteration."""
     while True:
@@ -241,7 +249,9 @@ class AxfrParser:
     deep: list[str] = field(default_factory=list)
     """Owner names two or more labels under the zone: seen once the cuts are all known."""
     cuts: set[str] = field(default_factory=set)
-    """Owners of NS records below the apex: the delegation points."""
+    """Owners of NS records below the apex: the delegation points (empty after a fork)."""
+    cut_count: int = 0
+    """How many delegation points a forked parser saw."""
     _apex: Labels = field(init=False)
     _messages: int = 0
     _last: str = ""
@@ -324,19 +334,28 @@ class AxfrParser:
         return out
 
     def deep_names(self) -> list[str]:
-        """The deep owner names of the transfer, once each, in the order of the transfer."""
-        return list(dict.fromkeys(self.deep))
+        """The deep owner names of the transfer that are data of this zone, once each, in the
+        order of the transfer: names below a delegation point are glue (the child zone says
+        whether they exist; a glue name under ``tra.kp`` in ``kp`` may be only a wildcard)."""
+        zone, cuts = self.zone, self.cuts
+        return [n for n in dict.fromkeys(self.deep) if not below_cut(n, zone, cuts)]
 
     def summary(self) -> dict[str, object]:
         """What a forked parser hands back at the end (plain data, for ``marshal``)."""
         return {"records": self.records, "serial": self.serial, "mname": self.mname,
                 "rname": self.rname, "done": self.done, "dropped": self.dropped,
-                "fallbacks": self.fallbacks, "deep": self.deep, "cuts": self.cuts,
-                "messages": self._messages}
+                "fallbacks": self.fallbacks, "deep": self.deep_names(),
+                "cuts": len(self.cuts), "messages": self._messages}
 
     def restore(self, summary: dict) -> None:
+        """Take a forked parser's summary: its deep names already filtered by its cuts, which
+        stay there (a million delegation points are not worth sending back)."""
         for key, value in summary.items():
-            setattr(self, "_messages" if key == "messages" else key, value)
+            if key == "cuts":
+                self.cut_count = value
+            else:
+                setattr(self, "_messages" if key == "messages" else key, value)
+        self.cuts = set()
 
     def finish(self) -> None:
         if not self.done:

@@ -57,10 +57,8 @@ class ZoneState:
     """The ``dns_records.source`` of the stored transfer, if one succeeded."""
     addresses: dict[str, set[str]] = field(default_factory=dict)
     owners: list[str] = field(default_factory=list)
-    """Owner names two or more labels under the zone of the stored transfer, each once (the
-    shallow ones are seen while the transfer is stored)."""
-    cuts: set[str] = field(default_factory=set)
-    """Delegation points of the stored transfer."""
+    """Owner names two or more labels under the zone of the stored transfer, each once, none
+    below a delegation point (the shallow ones are seen while the transfer is stored)."""
 
 
 def _names(answer: Answer, rdtype: str) -> set[str]:
@@ -258,7 +256,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
                 state.serial, state.mname, state.rname = parser.serial, parser.mname, parser.rname
                 if store:
                     state.stored_from = source
-                    state.owners, state.cuts = parser.deep_names(), parser.cuts
+                    state.owners = parser.deep_names()
     row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
     with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
@@ -294,21 +292,17 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
     """Sightings for the deep owner names of the stored transfer; its delegations (at most
     ``room``).
 
-    Names below a delegation point are glue, not data of this zone: the child zone says
-    whether they exist (a glue name under ``tra.kp`` in ``kp`` may be only a wildcard there).
-    Names one label under the zone cannot be, and were seen while the transfer was stored;
-    the sightings are written set-based (``see_bulk``): a million names in seconds.
+    Names below a delegation point are glue, left out by the parser
+    (:meth:`.AxfrParser.deep_names`); names one label under the zone cannot be below one, and
+    were seen while the transfer was stored.  The sightings are written set-based
+    (``see_bulk``).
     """
     db, source = ctx.db, state.stored_from
     assert source is not None
-    cuts, zone = state.cuts, state.zone
     server = source.split("@", 1)[1]
     with db.atomic():
-        see_bulk(
-            db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes,
-            (n for n in state.owners if not _below_cut(n, zone, cuts)),
-            Method.AXFR, server, count=False,
-        )
+        see_bulk(db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes, state.owners,
+                 Method.AXFR, server, count=False)
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(
         "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
@@ -333,14 +327,6 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
             )
             d.glue[ns] = {value for (value,) in glue}
     return list(found.values())
-
-
-def _below_cut(name: str, zone: str, cuts: set[str]) -> bool:
-    """True if a proper ancestor of ``name`` (below the apex) is a delegation point."""
-    if not cuts or name == zone:
-        return False
-    labels = name.removesuffix("." + zone).split(".")
-    return any(".".join(labels[i:]) + "." + zone in cuts for i in range(1, len(labels)))
 
 
 def write_zone(ctx: Context, state: ZoneState) -> None:

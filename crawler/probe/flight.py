@@ -124,9 +124,13 @@ class _Lane:
         """Datagrams that matched no query in flight (wrong ID, wrong question, late)."""
         self.sock = socket.socket(
             socket.AF_INET6 if ":" in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        self.sock.setblocking(False)
-        self.sock.connect(server)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            self.sock.setblocking(False)
+            self.sock.connect(server)
+        except OSError:
+            self.sock.close()
+            raise
         self._ids: Iterator[int] = iter(())
         self.buffer = memoryview(bytearray(65535))
         flight.loop.add_reader(self.sock.fileno(), self.readable)
@@ -307,7 +311,13 @@ class Flight:
             if type_class is None:
                 type_class = types[rdtype] = _type_class(rdtype)
             if lane is None or lane.server != server:
-                lane = self.lane(server)
+                try:
+                    lane = self.lane(server)
+                except OSError as exc:  # no socket to that address (no IPv6, say)
+                    self.engine.count(self.engine.state(server), server, False)
+                    self.results.append(Reply(server, qname.rstrip("."), rdtype, Rcode.ERROR,
+                                              (), False, f"{type(exc).__name__}: {exc}"))
+                    continue
             asked = encoded_name(qname) + type_class
             lane.waiting.append(_Job(lane, qname[:-1] if qname[-1:] == "." else qname,
                                      rdtype, asked, head + asked + opt))
@@ -410,6 +420,13 @@ class Flight:
         self.tasks.discard(task)
         job.tcp = False
         if task.cancelled() or job.done:
+            return
+        if task.exception() is not None:  # dnspython_try turns the expected ones into values
+            exc = task.exception()
+            job.lane.active.pop(job.qid, None)
+            self.finish(job, Reply(job.lane.server, job.qname, job.rdtype, Rcode.ERROR, (),
+                                   False, f"{type(exc).__name__}: {exc}"))
+            self.pump()
             return
         answer = task.result()
         if answer is None:

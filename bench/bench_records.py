@@ -1,15 +1,17 @@
 """Bench the DNS phases at volume through one local Unbound: wordlist sweep + record phase.
 
     python bench/bench_records.py [--wordlist 100000] [--hits 2000] [--in-flight 200]
+                                  [--rounds 3] [--massdns PATH]
 
 Knot (loopback) serves a ``kp`` zone of ``--hits`` domains (A, MX, TXT, www. and mail.
 hosts); Unbound (loopback, iterator only, the zone as a stub) is the resolver.  The census's
 wordlist sweep asks ``--wordlist`` labels (``--hits`` of them exist), then its record phase
 asks the 8 types of each domain and its www./mail. hosts (24 queries a domain), answers
-stored in a fresh census.  Baseline in the same run: dnsperf (DNS-OARC, C; massdns is not in
-Debian) sending the same queries through the same Unbound, ``--in-flight`` outstanding.
-Unbound's cache is warmed by one dnsperf pass first, so every measured pass sees the same
-warm cache.
+stored in a fresh census.  Baselines in the same run, on the same questions through the same
+Unbound with ``--in-flight`` outstanding: massdns (C; not in Debian: build it from source and
+pass ``--massdns PATH``, see bench/README.md), one run per record type, answers to a file;
+and dnsperf (DNS-OARC, C, from Debian).  Unbound's cache is warmed by one baseline pass
+first, so every measured pass sees the same warm cache.
 """
 
 from __future__ import annotations

@@ -301,6 +301,7 @@ class Flight:
             return
         head, opt, types, source = self.head, self.opt, self.types, self.source
         lane: _Lane | None = None
+        name, wire, text = "", b"", ""  # the record phase asks 8 types of a name in a row
         for _ in range(BACKLOG - self.queued):
             item = next(source, None)
             if item is None:
@@ -318,9 +319,11 @@ class Flight:
                     self.results.append(Reply(server, qname.rstrip("."), rdtype, Rcode.ERROR,
                                               (), False, f"{type(exc).__name__}: {exc}"))
                     continue
-            asked = encoded_name(qname) + type_class
-            lane.waiting.append(_Job(lane, qname[:-1] if qname[-1:] == "." else qname,
-                                     rdtype, asked, head + asked + opt))
+            if qname != name:
+                name, wire = qname, encoded_name(qname)
+                text = qname[:-1] if qname[-1:] == "." else qname
+            asked = wire + type_class
+            lane.waiting.append(_Job(lane, text, rdtype, asked, head + asked + opt))
             self.queued += 1
 
     def pump(self) -> None:

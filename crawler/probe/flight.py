@@ -252,6 +252,7 @@ class Flight:
         self.order = itertools.count()
         self.queued = 0
         self.exhausted = False
+        self.ignored_closed = 0
         self.results: list[Reply] = []
         self.tasks: set[asyncio.Task[Answer | None]] = set()
         self.waiter: asyncio.Future[None] | None = None
@@ -287,7 +288,8 @@ class Flight:
 
     @property
     def ignored(self) -> int:
-        return sum(lane.ignored for lane in self.lanes.values())
+        """Datagrams that matched no question in flight, on every socket (closed ones too)."""
+        return self.ignored_closed + sum(lane.ignored for lane in self.lanes.values())
 
     def lane(self, server: Server) -> _Lane:
         lane = self.lanes.get(server)
@@ -465,4 +467,5 @@ class Flight:
             task.cancel()
         for lane in self.lanes.values():
             lane.close()
+            self.ignored_closed += lane.ignored
         self.lanes.clear()

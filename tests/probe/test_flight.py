@@ -12,6 +12,7 @@ outcomes; the fast path must also keep the window and the pace.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 import tempfile
@@ -316,6 +317,7 @@ def test_a_dead_server_is_given_up_by_the_same_rule() -> None:
         async with engine.flight((server, f"n{i}.kp", "A") for i in range(20)) as flight:
             return [r async for batch in flight for r in batch]
 
+    thresholds = gc.get_threshold()
     try:
         started = time.monotonic()
         replies = asyncio.run(main())
@@ -327,3 +329,4 @@ def test_a_dead_server_is_given_up_by_the_same_rule() -> None:
     state = engine.servers[server]
     assert (state.queries, state.timeouts, state.dead) == (8, 8, True)
     assert engine.silent_servers() == [server] and elapsed < 1.5
+    assert gc.get_threshold() == thresholds  # the flight's own are put back

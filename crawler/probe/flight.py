@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 
+import dns.exception
 import dns.name
 import dns.rdatatype
 
@@ -269,7 +270,11 @@ class Flight:
         # threshold (700) the collector ran every ~70 queries and took a fifth of the CPU
         self.thresholds = gc.get_threshold()
         gc.set_threshold(max(GC_THRESHOLD, self.thresholds[0]), *self.thresholds[1:])
-        self.pump()
+        try:
+            self.pump()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -331,8 +336,15 @@ class Flight:
                                               (), False, f"{type(exc).__name__}: {exc}"))
                     continue
             if qname != name:
-                name, wire = qname, encoded_name(qname)
                 text = qname[:-1] if qname[-1:] == "." else qname
+                try:
+                    name, wire = qname, encoded_name(qname)
+                except (dns.exception.DNSException, UnicodeError) as exc:
+                    # not a name (an empty or long label): nothing to ask, as an outcome
+                    name = ""
+                    self.results.append(Reply(server, text, rdtype, Rcode.ERROR, (), False,
+                                              f"{type(exc).__name__}: {exc}"))
+                    continue
             asked = wire + type_class
             lane.waiting.append(_Job(lane, text, rdtype, asked, head + asked + opt))
             self.queued += 1

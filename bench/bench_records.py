@@ -1,15 +1,17 @@
 """Bench the DNS phases at volume through one local Unbound: wordlist sweep + record phase.
 
     python bench/bench_records.py [--wordlist 100000] [--hits 2000] [--in-flight 200]
+                                  [--rounds 3] [--massdns PATH]
 
 Knot (loopback) serves a ``kp`` zone of ``--hits`` domains (A, MX, TXT, www. and mail.
 hosts); Unbound (loopback, iterator only, the zone as a stub) is the resolver.  The census's
 wordlist sweep asks ``--wordlist`` labels (``--hits`` of them exist), then its record phase
 asks the 8 types of each domain and its www./mail. hosts (24 queries a domain), answers
-stored in a fresh census.  Baseline in the same run: dnsperf (DNS-OARC, C; massdns is not in
-Debian) sending the same queries through the same Unbound, ``--in-flight`` outstanding.
-Unbound's cache is warmed by one dnsperf pass first, so every measured pass sees the same
-warm cache.
+stored in a fresh census.  Baselines in the same run, on the same questions through the same
+Unbound with ``--in-flight`` outstanding: massdns (C; not in Debian: build it from source and
+pass ``--massdns PATH``, see bench/README.md), one run per record type, answers to a file;
+and dnsperf (DNS-OARC, C, from Debian).  Unbound's cache is warmed by one baseline pass
+first, so every measured pass sees the same warm cache.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def dnsperf(port: int, queries: Path, in_flight: int) -> tuple[float, float]:
 
 
 def massdns(binary: str, workdir: Path, port: int, lists: dict[str, list[str]],
-            in_flight: int) -> tuple[float, int, float]:
+            in_flight: int) -> tuple[float, int, float, str]:
     """Seconds of massdns asking every ``{type: names}`` (one run per type, as massdns asks
     one type a run), answers to a file; the lines it wrote and its CPU seconds."""
     resolvers = workdir / "resolvers.txt"
@@ -115,11 +117,11 @@ def massdns(binary: str, workdir: Path, port: int, lists: dict[str, list[str]],
     after = os.times()
     cpu = after.children_user + after.children_system - before.children_user \
         - before.children_system
-    print(f"  (massdns user {after.children_user - before.children_user:.2f} s, system "
-          f"{after.children_system - before.children_system:.2f} s)")
+    split = (f"user {after.children_user - before.children_user:.2f} s + system "
+             f"{after.children_system - before.children_system:.2f} s")
     for rdtype in lists:
         records += len((workdir / f"massdns-{rdtype}.out").read_text().splitlines())
-    return elapsed, records, cpu
+    return elapsed, records, cpu, split
 
 
 def census_pass(workdir: Path, port: int, labels: list[str], in_flight: int) -> dict:
@@ -142,10 +144,9 @@ def census_pass(workdir: Path, port: int, labels: list[str], in_flight: int) -> 
     sweep_s, records_s, stored = asyncio.run(main())
     after = os.times()
     cpu = after.user + after.system - before.user - before.system
-    print(f"  (census user {after.user - before.user:.2f} s, system "
-          f"{after.system - before.system:.2f} s)")
+    split = f"user {after.user - before.user:.2f} s + system {after.system - before.system:.2f} s"
     return {"sweep": sweep_s, "records": records_s, "stored": stored,
-            "domains": len(run_domains(db, run_id)), "cpu": cpu,
+            "domains": len(run_domains(db, run_id)), "cpu": cpu, "split": split,
             "queries": ctx.engine.answered + ctx.engine.timeouts,
             "timeouts": ctx.engine.timeouts}
 
@@ -200,9 +201,10 @@ def rounds(args: argparse.Namespace, workdir: Path, port: int, labels: list[str]
     for i in range(1, args.rounds + 1):
         load = os.getloadavg()[0]
         if args.massdns:
-            base_s, lines, cpu = massdns(args.massdns, workdir, port, lists, args.in_flight)
+            base_s, lines, cpu, split = massdns(args.massdns, workdir, port, lists,
+                                                args.in_flight)
             base = f"massdns {base_s:.2f} s ({total / base_s:,.0f} q/s, {lines:,} lines " \
-                   f"written, {cpu:.2f} s CPU)"
+                   f"written, {cpu:.2f} s CPU: {split})"
         else:
             base_s, _ = dnsperf(port, queries, args.in_flight)
             base = f"dnsperf {base_s:.2f} s ({total / base_s:,.0f} q/s)"
@@ -217,7 +219,7 @@ def rounds(args: argparse.Namespace, workdir: Path, port: int, labels: list[str]
               f"{result['records']:.2f} s = {census_s:.2f} s, {result['queries']:,} "
               f"queries ({result['queries'] / census_s:,.0f} q/s, "
               f"{result['timeouts']} timeouts), {result['domains']:,} domains, "
-              f"{result['stored']:,} records stored, {result['cpu']:.2f} s CPU")
+              f"{result['stored']:,} records stored, {result['cpu']:.2f} s CPU: {result['split']}")
         print(f"  ratio: census {census_s:.2f} s / {base.split()[0]} {base_s:.2f} s = "
               f"{census_s / base_s:.2f}x (target <= 1.5x)")
     ratios.sort()

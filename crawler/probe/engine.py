@@ -7,10 +7,12 @@ records.  A server that fails ``dead_after`` queries in a row (each after all it
 never answered is given up for the rest of the run, so a dead resolver costs one wave of
 timeouts, not one per query.
 
-Two paths ask: :meth:`Engine.query` through dnspython, and :meth:`Engine.sweep`, the fast path
-of big sweeps in :mod:`.sweep`.  Both hand their tries to one retry loop
-(:meth:`Engine.with_retries`) and count outcomes with :meth:`Engine.account`, so limits, backoff
-and the give-up rule cannot drift apart.
+Three paths ask: :meth:`Engine.query` through dnspython, :meth:`Engine.sweep`, one question on
+a prebuilt-bytes socket (:mod:`.sweep`), both handing their tries to one retry loop
+(:meth:`Engine.with_retries`); and :meth:`Engine.flight`, many questions at once without a
+coroutine per query (:mod:`.flight`: the wordlist and PTR sweeps and the record phase), which
+keeps the same limits, timeouts, backoff and counters itself.  All count outcomes with
+:meth:`Engine.count`, so the give-up rule cannot drift apart.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ outcomes; the fast path must also keep the window and the pace.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 import tempfile
@@ -316,6 +317,7 @@ def test_a_dead_server_is_given_up_by_the_same_rule() -> None:
         async with engine.flight((server, f"n{i}.kp", "A") for i in range(20)) as flight:
             return [r async for batch in flight for r in batch]
 
+    thresholds = gc.get_threshold()
     try:
         started = time.monotonic()
         replies = asyncio.run(main())
@@ -327,3 +329,18 @@ def test_a_dead_server_is_given_up_by_the_same_rule() -> None:
     state = engine.servers[server]
     assert (state.queries, state.timeouts, state.dead) == (8, 8, True)
     assert engine.silent_servers() == [server] and elapsed < 1.5
+    assert gc.get_threshold() == thresholds  # the flight's own are put back
+
+
+def test_a_name_that_is_no_name_is_an_error_not_a_crash() -> None:
+    questions = ["fine1.kp", "a..kp", "x" * 64 + ".kp", "fine2.kp"]
+
+    async def work(server, protocol):
+        async with Engine(Limits(timeout=1.0)).flight(
+                (server, name, "A") for name in questions) as flight:
+            return {r.qname: (r.rcode, r.error) async for batch in flight for r in batch}
+
+    got = run_with(Faulty, work)
+    assert got["a..kp"] == (Rcode.ERROR, "EmptyLabel: A DNS label is empty.")
+    assert got["x" * 64 + ".kp"][0] == Rcode.ERROR
+    assert got["fine1.kp"] == got["fine2.kp"] == (Rcode.NOERROR, None)

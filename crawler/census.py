@@ -8,6 +8,7 @@ exception marks it ``failed`` with the message; earlier runs are never touched.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -217,13 +218,18 @@ def _crawl_stage(
 
     def crawl(extra: dict[str, Any]) -> CrawlResult:
         """One pass of the crawl; Scrapy's ``shutdown`` means it was asked to stop."""
-        result = crawl_run(
+        run = crawl_run
+        if options.crawl.get("redis"):  # census crawl --redis: census worker processes crawl
+            from .crawl.distributed import coordinate
+
+            run = functools.partial(coordinate, redis_url=options.crawl["redis"])
+        result = run(
             options.db_path,
             run_id,
             options.out_dir,
             list(options.allow_nets),
             {**options.crawl, **extra},
-            progress,
+            progress=progress,
         )
         if result.finish_reason == "shutdown":
             raise KeyboardInterrupt

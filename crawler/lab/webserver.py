@@ -24,6 +24,7 @@ import ssl
 import struct
 import tempfile
 import threading
+import time
 import tomllib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -206,7 +207,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.close_connection = True
             self.lab.requests.append((self.server.scheme, self.headers.get("Host", ""), self.path))
-            self.lab.respond(self, head)
+            started = time.monotonic()
+            try:
+                self.lab.respond(self, head)
+            finally:
+                self.lab.timed.append((started, time.monotonic(), self.server.scheme,
+                                       self.headers.get("Host", ""), self.path))
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
             self.close_connection = True
 
@@ -259,6 +265,9 @@ class LabWeb:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.requests: list[tuple[str, str, str]] = []
         """The web log: ``(scheme, Host header, path)`` of every request, in order."""
+        self.timed: list[tuple[float, float, str, str, str]] = []
+        """The web log with times: ``(start, end, scheme, Host, path)``, ``time.monotonic``
+        when the request was read and when its answer was sent (per-site concurrency)."""
 
     # ------------------------------------------------------------ lifecycle
 

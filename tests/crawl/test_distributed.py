@@ -1,0 +1,198 @@
+"""A crawl that spans machines: redis-server, a coordinator and three ``census worker``
+processes on loopback, one of them killed mid-crawl, against a single-machine crawl of the
+same lab world."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.crawl import crawl_run
+from crawler.lab import Lab, World, free_port, load_world
+from crawler.lab.world import _world_root
+from tests.crawlhelp import census_from_world, rows
+
+pytest.importorskip("scrapy_redis")
+
+SITES = 200
+PAGES = 4
+WORDS = "people harvest factory science railway river youth music school trade".split()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def site_name(i: int) -> str:
+    return f"dist{i:03d}.com.kp"
+
+
+def distributed_world(folder: Path) -> World:
+    """The kp world plus ``SITES`` small sites of ``PAGES`` pages (``bench/bench_crawl.py``'s
+    world, smaller): five sites per address on 127.45.178.100-139, each page linking to
+    its children and to two other sites."""
+    root = folder / "world"
+    shutil.copytree(_world_root("kp"), root)
+    rng = random.Random(14)
+    with (root / "zones" / "com.kp.zone").open("a") as zone:
+        zone.write("\n")
+        for i in range(SITES):
+            zone.write(f"dist{i:03d} 300 IN A 127.45.178.{100 + i % 40}\n")
+    for i in range(SITES):
+        site = root / "sites" / site_name(i)
+        site.mkdir()
+        (site / "site.toml").write_text('purpose = "news_media"\n')
+        for n in range(PAGES):
+            children = [c for c in (2 * n + 1, 2 * n + 2) if c < PAGES]
+            links = "".join(f'<a href="/p{c}.html">page {c}</a> ' for c in children)
+            others = "".join(f'<a href="http://{site_name((i + k) % SITES)}/">site</a> '
+                             for k in (1, 2))
+            text = " ".join(rng.choice(WORDS) for _ in range(40))
+            (site / ("index.html" if n == 0 else f"p{n}.html")).write_text(
+                f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Site {i} '
+                f"page {n}</title></head><body><p>{text}</p>{links}{others}</body></html>\n")
+    return load_world(str(root))
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on a free loopback port, its files in a temp dir."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder),
+         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def census(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
+    """``census ARGS`` as its own process group (so SIGKILL takes its crawl child too)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "crawler", *args], cwd=cwd, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Most requests in progress at once."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_three_workers_one_killed_capture_what_one_machine_captures(
+    tmp_path: Path, redis_url: str
+) -> None:
+    import redis
+
+    world = distributed_world(tmp_path)
+    ports = {name: free_port(world.addresses()) for name in ("dns", "http", "https")}
+    domains = [site_name(i) for i in range(SITES)]
+    db = tmp_path / "census.db"
+    options = {"delay": 0, "download_timeout": 10, "max_pages": 20, "browser": "never",
+               "wacz": False, "http_port": ports["http"], "https_port": ports["https"]}
+    with Lab(world, ports["dns"], ports["http"], ports["https"]) as lab:
+        # one machine
+        single = census_from_world(db, world, domains)
+        crawl_run(str(db), single, str(tmp_path / "single"), ["127.0.0.0/8"], options)
+        single_log = Counter(lab.web.requests)
+        lab.web.requests.clear()
+        lab.web.timed.clear()
+
+        # three workers and a coordinator
+        run = census_from_world(db, world, domains)
+        out = tmp_path / "workers"
+        workers = [census("worker", "--redis", redis_url, "--out", str(out), "--id", f"w{n}",
+                          "--once", cwd=tmp_path) for n in range(3)]
+        coordinator = census(
+            "crawl", "--db", str(db), "--run", str(run), "--redis", redis_url,
+            "--allow-net", "127.0.0.0/8", "--delay", "0", "--download-timeout", "10",
+            "--max-pages", "20", "--browser", "never", "--no-wacz",
+            "--http-port", str(ports["http"]), "--https-port", str(ports["https"]),
+            "--out", str(out), cwd=tmp_path)
+        client = redis.Redis.from_url(redis_url)
+        token = None
+        started = time.monotonic()
+        while time.monotonic() - started < 60:  # kill w0 once a fifth of the sites are done
+            token = (client.get("census:current") or b"").decode()
+            if token and client.scard(f"census:{token}:done") >= SITES // 5:
+                break
+            time.sleep(0.05)
+        held = client.llen(f"census:{token}:held:w0")
+        os.killpg(workers[0].pid, signal.SIGKILL)
+        output = coordinator.communicate(timeout=90)[0].decode()
+        assert coordinator.returncode == 0, output
+        for worker in workers[1:]:
+            worker.wait(30)
+        requeued = int(client.get(f"census:{token}:requeued") or 0)
+        handed = int(client.get(f"census:{token}:handed") or 0)
+        dist_log = Counter(lab.web.requests)
+        timed = list(lab.web.timed)
+
+    # exactly the pages of the single-machine crawl
+    def pages(run_id: int) -> set[tuple]:
+        return set(rows(db, "SELECT domain, url, http_status, sha256 FROM pages "
+                            "WHERE run_id = ?", run_id))
+
+    assert len(pages(single)) >= SITES * PAGES
+    assert pages(run) == pages(single)
+    assert rows(db, "SELECT count(*) FROM pages WHERE run_id = ?", run)[0][0] == len(pages(run))
+    assert set(rows(db, "SELECT domain, alive, pages FROM sites WHERE run_id = ?", run)) == set(
+        rows(db, "SELECT domain, alive, pages FROM sites WHERE run_id = ?", single))
+
+    # the killed worker held sites; they were handed on
+    assert held > 0 and handed == held
+    # nothing fetched twice but the killed worker's in-flight requests (robots.txt apart:
+    # each worker reads a site's robots.txt before its first request there)
+    extra = sum(max(0, n - single_log[key]) for key, n in dist_log.items()
+                if not key[2].endswith("/robots.txt"))
+    assert extra <= requeued, (extra, requeued)
+    assert not set(dist_log) - set(single_log)
+
+    # per-site concurrency never above its limit (1) across the three workers
+    by_site: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for start, end, _, host, _ in timed:
+        by_site[host.split(":")[0]].append((start, end))
+    assert max(max_overlap(v) for v in by_site.values()) == 1
+
+    # each worker wrote its own WARC files
+    warcs = {p.name.split("-")[2] for p in (out / "warc").glob("census-run*.warc.gz")}
+    assert warcs == {"w0", "w1", "w2"}
+    files = {f for (f,) in rows(db, "SELECT DISTINCT warc_file FROM pages WHERE run_id = ?",
+                                run)}
+    assert all((out / "warc" / f).exists() for f in files)

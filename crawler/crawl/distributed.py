@@ -28,6 +28,7 @@ import uuid
 from typing import Any
 
 from ..db import reading
+from ..errors import RedisUnavailable
 from ..probe.options import ProgressCallback
 from . import CrawlResult, crawl_settings
 from .resolver import census_addresses
@@ -91,12 +92,24 @@ class Keys:
 
 
 def connect_redis(url: str) -> Any:
-    """A client for ``redis://HOST[:PORT]/DB``, with scrapy-redis' connection defaults."""
-    from scrapy_redis import defaults
-    from scrapy_redis.connection import get_redis
-
+    """A client for ``redis://HOST[:PORT]/DB``, with scrapy-redis' connection defaults;
+    ``RedisUnavailable`` when it does not answer (or the extra is not installed)."""
+    try:
+        import redis
+        from scrapy_redis import defaults
+        from scrapy_redis.connection import get_redis
+    except ImportError as exc:
+        raise RedisUnavailable(
+            f"a distributed crawl needs scrapy-redis: pip install 'cctld-census[distributed]'"
+            f" ({exc})") from None
     params = {k: v for k, v in defaults.REDIS_PARAMS.items() if k != "encoding"}
-    return get_redis(url=url, **params)
+    params["socket_connect_timeout"] = 5
+    try:
+        server = get_redis(url=url, **params)
+        server.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise RedisUnavailable(f"Redis at {url}: {exc}") from None
+    return server
 
 
 def dns_answers(db_path: str, run_id: int) -> dict[str, tuple[str | None, list[str]]]:

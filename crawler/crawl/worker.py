@@ -58,6 +58,9 @@ carries its original's until it is queued again)."""
 BEAT = 0.5
 """Seconds between renewals of the alive key (``ALIVE_MS`` is six of them)."""
 
+GIVE_UP = 60.0
+"""Seconds without Redis after which a worker stops (its work went to others)."""
+
 
 def worker_name(name: str | None = None) -> str:
     """A worker id that is safe in a file name: host, process, and a random part."""
@@ -448,6 +451,7 @@ class Heartbeat:
         self.crawler = crawler
         self.running = True
         self.loop: Any = None
+        self.missed = 0
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
@@ -466,8 +470,14 @@ class Heartbeat:
     def beat(self, spider: Spider) -> None:
         try:
             self.running = spider.leases.beat()  # type: ignore[attr-defined]
+            self.missed = 0
         except Exception as exc:  # Redis away for a moment: the next beat tries again
+            self.missed += 1
             log.warning("heartbeat: %s", exc)
+            if self.missed * BEAT >= GIVE_UP:  # our work was handed on long ago
+                log.error("Redis unreachable for %.0f s: this worker stops", GIVE_UP)
+                self.running = False
+                spider.leases.held.clear()  # type: ignore[attr-defined]
             return
         slot = getattr(self.crawler.engine, "_slot", None)
         if slot is not None:
@@ -517,16 +527,19 @@ def worker_settings(config: dict[str, Any], redis_url: str, token: str, out_dir:
     return settings
 
 
-def _child(redis_url: str, token: str, out_dir: str, worker: str, level: int) -> None:
+def _child(redis_url: str, token: str, out_dir: str, worker: str,
+           levels: dict[str, int]) -> None:
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
     from . import LevelFilter, _die_with_parent
 
     _die_with_parent()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # as the CLI was told to log (a spawn child inherits no logging setup; ``crawl_run``)
+    logging.basicConfig(level=levels.get("", logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
-        handler.addFilter(LevelFilter({"": level, "scrapy": max(level, logging.WARNING)}))
+        handler.addFilter(LevelFilter(levels))
     server = connect_redis(redis_url)
     config = json.loads(server.get(Keys(token).config))
     server.close()
@@ -552,15 +565,22 @@ def work(redis_url: str, out_dir: str, worker: str | None = None, once: bool = F
     server = connect_redis(redis_url)
     served: set[str] = set()
     context = multiprocessing.get_context("spawn")
-    level = logging.getLogger("crawler").getEffectiveLevel()
+    levels = {name: logging.getLogger(name).getEffectiveLevel()
+              for name in ("", "crawler", "scrapy", "twisted", "py.warnings", "protego")}
     try:
         while True:
-            token = (server.get(CURRENT) or b"").decode()
-            if not token or token in served or server.exists(Keys(token).finished):
+            try:
+                token = (server.get(CURRENT) or b"").decode()
+                fresh = bool(token) and not server.exists(Keys(token).finished)
+            except Exception as exc:  # Redis restarting: wait for it
+                log.warning("Redis: %s", exc)
+                time.sleep(poll)
+                continue
+            if not fresh or token in served:
                 time.sleep(poll)
                 continue
             log.info("worker %s joins crawl pass %s", name, token)
-            child = context.Process(target=_child, args=(redis_url, token, out_dir, name, level),
+            child = context.Process(target=_child, args=(redis_url, token, out_dir, name, levels),
                                     name="census-worker")
             child.start()
             try:

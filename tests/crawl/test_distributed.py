@@ -18,8 +18,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
+from scrapy import Request
 
+from crawler.cli import cli
 from crawler.crawl import crawl_run
+from crawler.crawl.distributed import Keys, connect_redis, requeue_dead
 from crawler.lab import Lab, World, free_port, load_world
 from crawler.lab.world import _world_root
 from tests.crawlhelp import census_from_world, rows
@@ -226,3 +230,48 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
     files = {f for (f,) in rows(db, "SELECT DISTINCT warc_file FROM pages WHERE run_id = ?",
                                 run)}
     assert all((out / "warc" / f).exists() for f in files)
+
+
+def test_single_machine_crawl_imports_no_redis() -> None:
+    """``census run`` needs no Redis: only the distributed modules import it."""
+    code = ("import sys, crawler.cli, crawler.census, crawler.crawl.spider, "
+            "crawler.crawl.pipelines, crawler.crawl.extensions, crawler.crawl.middlewares; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('redis', 'scrapy_redis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_worker_without_redis_is_one_line_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    result = CliRunner().invoke(cli, ["worker", "--redis", f"redis://127.0.0.1:{port}/0"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Redis at redis://127.0.0.1:{port}/0:")
+
+
+def test_dead_workers_requests_and_sites_are_handed_on(redis_url: str) -> None:
+    """What a worker took and did not finish goes back: its in-flight requests to the head
+    of their sites' frontiers, its sites to the head of the queue of sites."""
+    from scrapy_redis import picklecompat
+
+    server = connect_redis(redis_url)
+    keys = Keys("7-test")
+    server.rpush(keys.sites, "b.kp")
+    inflight = picklecompat.dumps(Request("http://a.kp/p1", meta={"census_site": "a.kp"})
+                                  .to_dict())
+    server.lpush(keys.frontier("a.kp"), b"queued")
+    server.rpush(keys.inflight("w0"), inflight)
+    server.rpush(keys.held("w0"), "a.kp")
+    server.sadd(keys.workers, "w0", "w1")
+    server.set(keys.alive("w1"), 1, px=3000)  # w1 is alive, w0 stopped renewing its key
+
+    assert requeue_dead(server, keys) == 1
+    assert server.lrange(keys.sites, 0, -1) == [b"a.kp", b"b.kp"]
+    assert server.lrange(keys.frontier("a.kp"), 0, -1) == [b"queued", inflight]  # popped next
+    assert not server.exists(keys.inflight("w0"), keys.held("w0"))
+    assert server.smembers(keys.workers) == {b"w1"}
+    assert (int(server.get(keys.requeued)), int(server.get(keys.handed))) == (1, 1)
+    assert requeue_dead(server, keys) == 0  # w1 keeps its work

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
@@ -125,6 +126,12 @@ def recorded(options: CensusOptions) -> dict[str, Any]:
     data = asdict(options)
     if options.tsig:
         data["tsig"] = options.tsig.rpartition(":")[0]
+    if data["crawl"].get("redis"):  # nor a Redis password (census crawl --redis)
+        parts = urlsplit(data["crawl"]["redis"])
+        if parts.password:
+            data["crawl"] = {**data["crawl"], "redis": parts._replace(
+                netloc=f"{parts.username or ''}:***@{parts.hostname}"
+                       + (f":{parts.port}" if parts.port else "")).geturl()}
     return data
 
 

@@ -275,3 +275,10 @@ def test_dead_workers_requests_and_sites_are_handed_on(redis_url: str) -> None:
     assert server.smembers(keys.workers) == {b"w1"}
     assert (int(server.get(keys.requeued)), int(server.get(keys.handed))) == (1, 1)
     assert requeue_dead(server, keys) == 0  # w1 keeps its work
+
+
+def test_run_options_keep_no_redis_password() -> None:
+    from crawler.census import CensusOptions, recorded
+
+    kept = recorded(CensusOptions(crawl={"redis": "redis://:s3cret@10.0.0.1:6380/0"}))
+    assert kept["crawl"]["redis"] == "redis://:***@10.0.0.1:6380/0"

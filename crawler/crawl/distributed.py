@@ -41,6 +41,9 @@ CURRENT = "census:current"
 ALIVE_MS = 3000
 """A worker that has not renewed its key for this long is dead: its work is handed on."""
 
+NO_WORKER_WARNING = 30.0
+"""Seconds without a worker after which the coordinator says so (and then again)."""
+
 KEEP_SECONDS = 3600
 """How long a finished pass' keys stay in Redis (to look into), then Redis drops them."""
 
@@ -204,6 +207,7 @@ def coordinate(
     log.info("crawl pass %s: %d sites queued in Redis", keys.token, len(sites))
     pages = 0
     reason = "finished"
+    waiting_since = time.monotonic()
     try:
         while True:
             batch = server.lpop(keys.results, 100)
@@ -217,6 +221,12 @@ def coordinate(
                                 progress("crawl", pages, None)
                 continue
             requeue_dead(server, keys)
+            if server.scard(keys.workers):
+                waiting_since = time.monotonic()
+            elif time.monotonic() - waiting_since > NO_WORKER_WARNING:
+                log.warning("no census worker is crawling pass %s: start some with "
+                            "census worker --redis URL", keys.token)
+                waiting_since = time.monotonic()
             # a site is done only after the results of its last request were pushed
             if server.scard(keys.done) >= len(sites) and not server.llen(keys.results):
                 break

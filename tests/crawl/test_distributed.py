@@ -138,7 +138,9 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
     with Lab(world, ports["dns"], ports["http"], ports["https"]) as lab:
         # one machine
         single = census_from_world(db, world, domains)
+        clock = time.monotonic()
         crawl_run(str(db), single, str(tmp_path / "single"), ["127.0.0.0/8"], options)
+        single_seconds = time.monotonic() - clock
         single_log = Counter(lab.web.requests)
         lab.web.requests.clear()
         lab.web.timed.clear()
@@ -146,6 +148,7 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
         # three workers and a coordinator
         run = census_from_world(db, world, domains)
         out = tmp_path / "workers"
+        clock = time.monotonic()
         procs: list[subprocess.Popen[bytes]] = []
         try:
             workers = [census("worker", "--redis", redis_url, "--out", str(out), "--id", f"w{n}",
@@ -169,6 +172,7 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
             held = client.llen(f"census:{token}:held:w0")
             os.killpg(workers[0].pid, signal.SIGKILL)
             coordinator.wait(90)
+            dist_seconds = time.monotonic() - clock
             assert coordinator.returncode == 0, (tmp_path / "coordinator.log").read_text()
             for worker in workers[1:]:
                 worker.wait(30)
@@ -182,6 +186,9 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
 
+    print(f"single crawl {single_seconds:.1f} s, {sum(single_log.values())} requests; "
+          f"three workers {dist_seconds:.1f} s, {sum(dist_log.values())} requests; killed "
+          f"worker held {held} sites, {requeued} requests in flight handed on")
     # exactly what the single-machine crawl captured: pages (a site's path comes from
     # whichever of its start URLs reached it first, here as there), start URLs, sites
     def pages(run_id: int) -> Counter[tuple]:

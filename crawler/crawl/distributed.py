@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 CURRENT = "census:current"
 """The key naming the crawl pass workers should join (a token, see :class:`Keys`)."""
 
-ALIVE_MS = 3000
-"""A worker that has not renewed its key for this long is dead: its work is handed on."""
+ALIVE_MS = 10_000
+"""A worker that has not renewed its key for this long is dead: its work is handed on.
+Long enough for a stall of the reactor (a big page parsed) not to look like a death."""
 
 NO_WORKER_WARNING = 30.0
 """Seconds without a worker after which the coordinator says so (and then again)."""

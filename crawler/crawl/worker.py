@@ -56,7 +56,7 @@ LEASES = "census_leases"
 carries its original's until it is queued again)."""
 
 BEAT = 0.5
-"""Seconds between renewals of the alive key (``ALIVE_MS`` is six of them)."""
+"""Seconds between renewals of the alive key (``ALIVE_MS`` is twenty of them)."""
 
 GIVE_UP = 60.0
 """Seconds without Redis after which a worker stops (its work went to others)."""

@@ -66,6 +66,7 @@ class Keys:
         self.done = p + "done"
         self.budget = p + "budget"
         self.dupefilter = p + "dupefilter"
+        self.robots = p + "robots"
         self.workers = p + "workers"
         self.results = p + "results"
         self.finished = p + "finished"

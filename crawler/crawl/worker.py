@@ -39,12 +39,15 @@ from urllib.parse import urlsplit
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import DontCloseSpider
 from scrapy.http import Response
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.misc import build_from_crawler
 from twisted.python.failure import Failure
 
 from ..db import utcnow
 from .distributed import ALIVE_MS, CURRENT, Keys, connect_redis
 from .extensions import WarcCapture
 from .items import SiteAttempt
+from .middlewares import RobotsPerOrigin
 from .resolver import CensusResolver
 from .spider import CensusSpider, same_site
 from .warc import WarcFiles
@@ -382,6 +385,37 @@ class SiteSlot:
         return None
 
 
+class SharedRobots(RobotsPerOrigin):
+    """robots.txt read once per origin for the whole pass: each answer (or failure) goes to
+    Redis, so a site handed on to another worker is not asked for it again."""
+
+    FAILED = b"\0"
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        self.server, self.keys = _settings_redis(crawler.settings)
+
+    async def robot_parser(self, request: Request) -> Any:
+        url = urlparse_cached(request)
+        origin = f"{url.scheme}://{url.netloc}"
+        if origin not in self._parsers:
+            stored = self.server.hget(self.keys.robots, origin)
+            if stored == self.FAILED:
+                self._parsers[origin] = None
+            elif stored is not None:
+                self._parsers[origin] = build_from_crawler(self._parserimpl, self.crawler,
+                                                           stored[1:])
+        return await super().robot_parser(request)
+
+    async def _parse_robots(self, response: Response, netloc: str, request: Request) -> None:
+        self.server.hset(self.keys.robots, netloc, b"+" + response.body)
+        await super()._parse_robots(response, netloc, request)
+
+    def _robots_error(self, exc: Exception, netloc: str) -> None:
+        self.server.hset(self.keys.robots, netloc, self.FAILED)
+        super()._robots_error(exc, netloc)
+
+
 class RedisResolver(CensusResolver):
     """``TWISTED_DNS_RESOLVER``: the census' addresses, as the coordinator published them."""
 
@@ -523,6 +557,8 @@ def worker_settings(config: dict[str, Any], redis_url: str, token: str, out_dir:
     base.setmodule("crawler.crawl.settings")
     downloader = dict(base.getdict("DOWNLOADER_MIDDLEWARES"))
     downloader["crawler.crawl.worker.SiteSlot"] = 50
+    downloader["crawler.crawl.middlewares.RobotsPerOrigin"] = None
+    downloader["crawler.crawl.worker.SharedRobots"] = 100
     settings["DOWNLOADER_MIDDLEWARES"] = downloader
     return settings
 

@@ -4,7 +4,7 @@
 it publishes the run (settings, the census' addresses and DNS answers, its sites) in Redis and
 is the census' one writer: pages, links and site attempts come back through a results list
 and go through the same ``CensusPipeline`` as a local crawl's.  ``census worker`` (any number,
-any machine; ``crawler/crawl/worker.py``) crawls.
+any machine; ``crawler/crawl/worker.py`` and ``leases.py``) crawls.
 
 The unit of hand-out is a site, leased by one worker at a time, so per-site politeness holds
 across machines as it does inside one Scrapy process.  The site's frontier is a scrapy-redis
@@ -15,7 +15,8 @@ A worker proves it is alive by a key with a short expiry; when the key is gone t
 coordinator puts the worker's in-flight requests back at the head of their sites' frontiers
 and its sites back at the head of the queue of sites.
 
-Redis imports only here and in ``worker.py``: the single-machine crawl needs no Redis.
+Redis imports only here, in ``leases.py`` and in ``worker.py``: the single-machine crawl needs
+no Redis.
 """
 
 from __future__ import annotations

@@ -192,11 +192,15 @@ def coordinate(
     """Crawl every site of ``run_id`` with ``census worker`` processes; write what they find.
 
     Returns when every site is done and every result is in the census.  Workers may join
-    and leave (or die) at any time; with none, the pass waits.
+    and leave (or die) at any time; with none, the pass waits.  It does not resume an
+    interrupted crawl (``resume``): the run's crawl rows are replaced.
     """
     from .pipelines import CensusPipeline
     from .spider import run_sites
 
+    if options.get("resume"):
+        log.warning("run %d: a distributed crawl does not resume; its crawl starts again",
+                    run_id)
     server = connect_redis(redis_url)
     keys = Keys(f"{run_id}-{uuid.uuid4().hex[:12]}")
     only = list(options.get("domains") or [])

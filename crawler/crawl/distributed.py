@@ -118,6 +118,20 @@ def connect_redis(url: str) -> Any:
     return server
 
 
+def lmove(server: Any, source: str, destination: str, where: str, to: str) -> bytes | None:
+    """``LMOVE`` (Redis 6.2) by name: the redis-py that pywb pins (2.10) has no method for it."""
+    return server.execute_command("LMOVE", source, destination, where, to)
+
+
+def lpop_many(server: Any, key: str, count: int) -> list[bytes]:
+    """Up to ``count`` elements from the head of ``key`` in one command (Redis 6.2)."""
+    return server.execute_command("LPOP", key, count) or []
+
+
+def disconnect(server: Any) -> None:
+    server.connection_pool.disconnect()
+
+
 def dns_answers(db_path: str, run_id: int) -> dict[str, tuple[str | None, list[str]]]:
     """Host -> (server, zone-file lines) of the run's answers for the hosts to crawl, for the
     workers' ``dns:`` WARC records (the query of ``WarcCapture.spider_opened``)."""
@@ -143,10 +157,10 @@ def publish(server: Any, keys: Keys, settings: dict[str, Any], sites: list[str],
     config = {k: v for k, v in settings.items() if k not in WORKER_LOCAL}
     pipe = server.pipeline(transaction=True)
     pipe.set(keys.config, json.dumps(config))
-    if addresses:
-        pipe.hset(keys.addresses, mapping={h: json.dumps(a) for h, a in addresses.items()})
-    if dns:
-        pipe.hset(keys.dns, mapping={h: json.dumps(v) for h, v in dns.items()})
+    for host, found in addresses.items():
+        pipe.hset(keys.addresses, host, json.dumps(found))
+    for host, answers in dns.items():
+        pipe.hset(keys.dns, host, json.dumps(answers))
     if sites:
         pipe.rpush(keys.sites, *sites)
     pipe.set(CURRENT, keys.token)
@@ -217,7 +231,7 @@ def coordinate(
     waiting_since = time.monotonic()
     try:
         while True:
-            batch = server.lpop(keys.results, 100)
+            batch = lpop_many(server, keys.results, 100)
             if batch:
                 for raw in batch:
                     for item in pickle.loads(raw):
@@ -247,7 +261,7 @@ def coordinate(
         pipeline.close_spider()
         for key in server.scan_iter(match=keys.all(), count=1000):
             server.expire(key, KEEP_SECONDS)  # workers read ``finished``, then it all goes
-        server.close()
+        disconnect(server)
     with reading(db_path) as conn:
         n_sites, alive, refused = conn.execute(
             "SELECT count(*), coalesce(sum(alive), 0), "

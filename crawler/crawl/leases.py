@@ -31,7 +31,7 @@ from scrapy import Request, Spider
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
-from .distributed import ALIVE_MS, Keys, connect_redis
+from .distributed import ALIVE_MS, Keys, connect_redis, lmove
 from .items import SiteAttempt
 from .resolver import CensusResolver
 from .spider import CensusSpider
@@ -287,8 +287,8 @@ class LeaseScheduler:
             site = held[(self.leases.turn + i) % len(held)]
             if site in self.leases.empty or self.leases.inflight[site] >= self.leases.per_site:
                 continue
-            raw = self.server.lmove(self.keys.frontier(site),
-                                    self.keys.inflight(self.leases.worker), "RIGHT", "LEFT")
+            raw = lmove(self.server, self.keys.frontier(site),
+                        self.keys.inflight(self.leases.worker), "RIGHT", "LEFT")
             if raw is None:
                 self.leases.empty.add(site)
                 continue
@@ -313,8 +313,8 @@ class LeaseScheduler:
     def take_sites(self) -> None:
         assert self.spider is not None
         while len(self.leases.held) < self.leases.max_sites:
-            raw = self.server.lmove(self.keys.sites, self.keys.held(self.leases.worker),
-                                    "LEFT", "RIGHT")
+            raw = lmove(self.server, self.keys.sites, self.keys.held(self.leases.worker),
+                        "LEFT", "RIGHT")
             if raw is None:
                 return
             site = raw.decode()

@@ -28,7 +28,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 
 from ..db import utcnow
-from .distributed import CURRENT, Keys, connect_redis
+from .distributed import CURRENT, Keys, connect_redis, disconnect
 from .extensions import WarcCapture
 from .leases import Leases, WorkerSpider, _addresses, _settings_redis
 from .middlewares import RobotsPerOrigin
@@ -114,7 +114,7 @@ class RedisResolver(CensusResolver):
 
         server, keys = _settings_redis(crawler.settings)
         addresses = _addresses(server, keys)
-        server.close()
+        disconnect(server)
         return cls(reactor, addresses, NetPolicy(crawler.settings.getlist("CENSUS_ALLOW_NET")))
 
 
@@ -267,7 +267,7 @@ def _child(redis_url: str, token: str, out_dir: str, worker: str,
         handler.addFilter(LevelFilter(levels))
     server = connect_redis(redis_url)
     config = json.loads(server.get(Keys(token).config))
-    server.close()
+    disconnect(server)
     settings = Settings()
     settings.setmodule("crawler.crawl.settings", priority="project")
     settings.update(worker_settings(config, redis_url, token, out_dir, worker),
@@ -318,4 +318,4 @@ def work(redis_url: str, out_dir: str, worker: str | None = None, once: bool = F
             if once:
                 return len(served)
     finally:
-        server.close()
+        disconnect(server)

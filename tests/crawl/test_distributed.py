@@ -106,7 +106,9 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 def census(*args: str, cwd: Path, log: str) -> subprocess.Popen[bytes]:
     """``census ARGS`` as its own process group (so SIGKILL takes its crawl child too), its
     output in ``cwd/log``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
     with (cwd / log).open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "crawler", *args], cwd=cwd, env=env,
                                 start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
@@ -161,7 +163,7 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
                 "--http-port", str(ports["http"]), "--https-port", str(ports["https"]),
                 "--out", str(out), cwd=tmp_path, log="coordinator.log")
             procs.append(coordinator)
-            client = redis.Redis.from_url(redis_url)
+            client = redis.StrictRedis.from_url(redis_url)
             token = None
             started = time.monotonic()
             while time.monotonic() - started < 60:  # kill w0 once a fifth of the sites are done
@@ -278,7 +280,7 @@ def test_dead_workers_requests_and_sites_are_handed_on(redis_url: str) -> None:
     assert requeue_dead(server, keys) == 1
     assert server.lrange(keys.sites, 0, -1) == [b"a.kp", b"b.kp"]
     assert server.lrange(keys.frontier("a.kp"), 0, -1) == [b"queued", inflight]  # popped next
-    assert not server.exists(keys.inflight("w0"), keys.held("w0"))
+    assert not server.exists(keys.inflight("w0")) and not server.exists(keys.held("w0"))
     assert server.smembers(keys.workers) == {b"w1"}
     assert (int(server.get(keys.requeued)), int(server.get(keys.handed))) == (1, 1)
     assert requeue_dead(server, keys) == 0  # w1 keeps its work

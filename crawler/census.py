@@ -34,6 +34,7 @@ from .db import (
 )
 from .errors import CensusError, RunNotFound
 from .probe.options import ProbeOptions, ProgressCallback
+from .probe.phases import restart_probe
 from .profiles import Profile, load_profile, read_wordlist
 
 log = logging.getLogger(__name__)
@@ -445,11 +446,11 @@ def resume_census(
 ) -> int:
     """Continue an interrupted run (default: the latest) where it stopped; return its id.
 
-    Stages it finished keep their outcome; the probe, if it was cut short, starts again
-    (its rows of the run are replaced); the crawl keeps every page, failure and start URL it
-    recorded and continues from the links not yet followed, so nothing recorded is fetched
-    twice; classify and compare run as usual.  The run ends with the status it would have
-    had, and its message says it was resumed.
+    Stages it finished keep their outcome; the probe, if it was cut short, keeps its
+    finished phases and starts again at the phase it was in (``probe/phases.py``); the crawl
+    keeps every page, failure and start URL it recorded and continues from the links not yet
+    followed, so nothing recorded is fetched twice; classify and compare run as usual.  The
+    run ends with the status it would have had, and its message says it was resumed.
     """
     with census_writer(db_path, create=False) as db:
         run = get_run(db, run_id)
@@ -464,7 +465,7 @@ def resume_census(
         done = finished_stages(db, run["id"])
         stopped = run["stage"] or "probe"
         if "probe" not in done:
-            clear_probe(db, run["id"])
+            restart_probe(db, run["id"])
         if "crawl" not in done:
             options = CensusOptions(
                 **{**asdict(options), "crawl": {**options.crawl, "resume": True}}
@@ -483,23 +484,6 @@ def finished_stages(db: sqlite_utils.Database, run_id: int) -> dict[str, StageRe
             "SELECT stage, status, message FROM run_stages WHERE run_id = ?", [run_id]
         )
     }
-
-
-PROBE_TABLES = (
-    "leads", "nsec3_hashes", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones",
-)
-
-
-def clear_probe(db: sqlite_utils.Database, run_id: int) -> None:
-    """Forget what an interrupted probe of ``run_id`` wrote, so it can start again."""
-    with db.conn:
-        for table in PROBE_TABLES:
-            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        db.execute(
-            "UPDATE domains SET last_seen_run = (SELECT max(run_id) FROM sightings "
-            "WHERE domain = domains.name) WHERE last_seen_run = ?", [run_id]
-        )
-        db.execute("DELETE FROM domains WHERE first_seen_run = ?", [run_id])
 
 
 def run_stage(

@@ -542,6 +542,25 @@ def m070_page_extract_errors(db: sqlite_utils.Database) -> None:
     db["pages"].add_column("extract_error", str)
 
 
+@migration
+def m080_resume_records(db: sqlite_utils.Database) -> None:
+    """What a resumed run needs so it neither redoes nor gains work.
+
+    ``probe_phases``: each phase of a run's probe as it began (``marks``: the highest rowid of
+    every probe table then, so what an unfinished phase wrote can be undone) and ended
+    (``state``: what it hands on, its query counts and notes).  ``links.followed``: 1 when the
+    crawl requested the link as a page (charged to the site's page budget), so a resumed
+    crawl counts the budget as the interrupted one had spent it and requests only the links
+    it had followed without an answer recorded."""
+    db["probe_phases"].create(
+        {"run_id": int, "phase": str, "marks": str, "state": str, "started_at": str,
+         "finished_at": str},
+        pk=("run_id", "phase"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["links"].add_column("followed", int)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -551,7 +551,8 @@ def m080_resume_records(db: sqlite_utils.Database) -> None:
     (``state``: what it hands on, its query counts and notes).  ``links.followed``: 1 when the
     crawl requested the link as a page (charged to the site's page budget), so a resumed
     crawl counts the budget as the interrupted one had spent it and requests only the links
-    it had followed without an answer recorded."""
+    it had followed without an answer recorded.  ``pages.request_url``: the URL the request
+    began at when a redirect ended at the page, so that URL is known answered."""
     db["probe_phases"].create(
         {"run_id": int, "phase": str, "marks": str, "state": str, "started_at": str,
          "finished_at": str},
@@ -559,6 +560,7 @@ def m080_resume_records(db: sqlite_utils.Database) -> None:
         foreign_keys=[("run_id", "runs", "id")],
     )
     db["links"].add_column("followed", int)
+    db["pages"].add_column("request_url", str)
 
 
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:

@@ -172,15 +172,18 @@ class CensusPipeline:
             "schema_types": json.dumps(item.schema_types) if item.schema_types else None,
             "decode_error": item.decode_error,
             "extract_error": item.extract_error,
+            "request_url": item.request_url,
         }
+        followed = set(item.followed)
         cursor = self.conn.execute(
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
         )
         self.conn.executemany(
-            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how, anchor) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(self.run_id, cursor.lastrowid, *link) for link in item.links],
+            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how, anchor, "
+            "followed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(self.run_id, cursor.lastrowid, *link, int(link[0] in followed))
+             for link in item.links],
         )
 
     def close_spider(self, spider: Spider | None = None) -> None:

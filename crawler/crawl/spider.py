@@ -11,8 +11,6 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -28,15 +26,11 @@ from .extract.links import MAX_LINKS, absolute
 from .items import WARC_META, PageFailure, PageItem, RequisiteItem, SiteAttempt, WarcLocation
 from .requisites import css_references, page_requisites
 from .resolver import CensusResolver, census_addresses
+from .resume import MAX_SCRIPTS_PER_SITE, FetchRecord, recall
 from .scripts import MAX_SCRIPT_BYTES, navigations, needs_engine, script_sources
 
 log = logging.getLogger(__name__)
 
-MAX_SCRIPTS_PER_SITE = 30
-"""Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
-
-NOT_BROWSER = "id NOT IN (SELECT page_id FROM page_sources WHERE source = 'browser')"
-"""Pages of the Scrapy crawl: the browser capture's pages are added after it."""
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
@@ -76,17 +70,6 @@ def tls_facts(certificate: Any) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-@dataclass
-class FetchRecord:
-    """What an interrupted crawl recorded: start URLs tried, sites done, links to follow."""
-
-    started: set[str] = field(default_factory=set)
-    attempted: set[str] = field(default_factory=set)
-    frontier: list[tuple[str, str, int]] = field(default_factory=list)
-    requisites: list[tuple[list[tuple[str, str]], str, str]] = field(default_factory=list)
-    """``(found, domain, page URL)``: requisites of recorded pages, fetched if not yet."""
-
-
 class CensusSpider(Spider):
     name = "census"
 
@@ -114,8 +97,8 @@ class CensusSpider(Spider):
         """Crawl only these domains (a second pass for names found in links)."""
         self.resume = False
         """Continue an interrupted crawl of the run: what it recorded is not fetched again."""
-        self.requested: list[tuple[str, str]] = []
-        """``(url, site)`` the interrupted crawl requested (pages and failures)."""
+        self.answered: set[str] = set()
+        """URLs the interrupted crawl recorded a page or failure of (``resume.recall``)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
@@ -147,7 +130,7 @@ class CensusSpider(Spider):
         warm_up()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
-        done = self.recorded() if self.resume else FetchRecord()
+        done = recall(self) if self.resume else FetchRecord()
         for domain in self.only or run_sites(self.db_path, self.run_id):
             urls = self.start_urls_of(domain, addresses)
             recorded = domain in done.attempted
@@ -168,116 +151,15 @@ class CensusSpider(Spider):
             for request in self.requisite_requests(found, domain, page_url):
                 yield request
         limit = self.settings.getint("DEPTH_LIMIT") if hasattr(self, "settings") else 0
-        for url, domain, depth in done.frontier:
+        for url, domain, depth, charge in done.frontier:
             if limit and depth > limit:
+                continue  # cut by the depth limit again (its budget was spent then)
+            if charge and not (self.scheduled[domain] < self.max_pages
+                               and self.first_time(url, domain)):
                 continue
-            if self.scheduled[domain] < self.max_pages and self.first_time(url, domain):
-                request = self.page_request(url, domain, depth=depth)
-                request.meta["census_frontier"] = True
-                yield request
-
-    def recorded(self) -> FetchRecord:
-        """What the interrupted crawl of this run already did, from the census' own record.
-
-        Every page, failure and start URL it recorded counts as requested, so none is fetched
-        again; the internal links of its pages not requested yet are the frontier, in the
-        order they were found.
-        """
-        record = FetchRecord()
-        with reading(self.db_path) as conn:
-            scope = "run_id = ?"
-            params: list[Any] = [self.run_id]
-            if self.only:
-                scope += f" AND domain IN ({', '.join('?' * len(self.only))})"
-                params += self.only
-            for domain, url in conn.execute(
-                f"SELECT domain, url FROM site_attempts WHERE {scope}", params
-            ):
-                record.started.add(url)
-                record.attempted.add(domain)
-            # the browser capture's pages come after the Scrapy crawl: not part of its record
-            for domain, url in conn.execute(
-                f"SELECT domain, url FROM pages WHERE {scope} AND {NOT_BROWSER} UNION ALL "
-                f"SELECT domain, url FROM page_failures WHERE {scope} ORDER BY 1", params * 2
-            ):
-                self.first_time(url, domain)
-                self.scheduled[domain] += 1
-                self.requested.append((url, domain))
-            self.recall_requisites(conn, scope, params)
-            needed: dict[int, set[str]] = {}
-            for page_id, domain, page_url, warc_file, warc_offset in conn.execute(
-                f"SELECT id, domain, url, warc_file, warc_offset FROM pages WHERE {scope} "
-                f"AND {NOT_BROWSER} AND http_status < 400 AND warc_file IS NOT NULL "
-                "AND EXISTS (SELECT 1 FROM links WHERE page_id = pages.id AND how = 'src') "
-                "ORDER BY id", params
-            ):
-                needed[page_id] = self.page_needs(warc_file, warc_offset, page_url, domain,
-                                                  record)
-            for page_id, url, domain, depth, how in conn.execute(
-                "SELECT p.id, l.to_url, p.domain, p.depth, l.how FROM links AS l "
-                "JOIN pages AS p ON p.id = l.page_id "
-                f"WHERE p.{scope.replace('AND domain', 'AND p.domain')} "
-                f"AND p.{NOT_BROWSER} AND l.internal AND p.http_status < 400 "
-                "AND (l.to_url LIKE 'http://%' OR l.to_url LIKE 'https://%') "
-                "ORDER BY p.id, l.id",
-                params,
-            ):
-                # a requisite of the page is fetched as one, not as a page (``_parse_page``)
-                if how == "src" and (url in needed.get(page_id, ())
-                                     or url in self.requisites_seen.get(domain, ())):
-                    continue
-                record.frontier.append((url, domain, depth + 1))
-        return record
-
-    def recall_requisites(self, conn: Any, scope: str, params: list[Any]) -> None:
-        """The requisites the interrupted crawl fetched are not fetched again; its scripts
-        are read back from its WARC, so pages parsed now run with them as before."""
-        for domain, url, kind, status, warc_file, warc_offset in conn.execute(
-            "SELECT domain, url, kind, http_status, warc_file, warc_offset FROM requisites "
-            f"WHERE {scope} ORDER BY id", params
-        ):
-            self.requisites_seen.setdefault(domain, set()).add(url)
-            if kind != "script" or url in self.script_cache:
-                continue
-            if self.script_fetches[domain] < MAX_SCRIPTS_PER_SITE:
-                self.script_fetches[domain] += 1
-            if status != 200:
-                self.script_cache[url] = None
-                continue
-            body = self.warc_body(warc_file, warc_offset)
-            if body is None:  # not readable (cut short by the kill): fetched again
-                self.requisites_seen[domain].discard(url)
-                continue
-            self.script_cache[url] = body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace")
-
-    def page_needs(self, warc_file: str, warc_offset: int, page_url: str, domain: str,
-                   record: FetchRecord) -> set[str]:
-        """The requisites of a recorded page, from its WARC record; those not fetched yet
-        (the crawl was interrupted first) are fetched now."""
-        body = self.warc_body(warc_file, warc_offset)
-        if body is None:
-            return set()
-        found = page_requisites(body[:MAX_BODY].decode("utf-8", "replace"), page_url)
-        record.requisites.append((found, domain, page_url))
-        return {url for url, _ in found}
-
-    def warc_body(self, warc_file: str | None, warc_offset: int | None) -> bytes | None:
-        """The payload of the response record at ``warc_offset``, or None."""
-        out = self.settings.get("CENSUS_OUT") if hasattr(self, "settings") else None
-        if not (out and warc_file and warc_offset is not None):
-            return None
-        try:
-            from warcio.archiveiterator import ArchiveIterator
-
-            with open(Path(out) / "warc" / warc_file, "rb") as fh:
-                fh.seek(warc_offset)
-                for rec in ArchiveIterator(fh):
-                    if rec.rec_type != "response":
-                        return None
-                    return bytes(rec.content_stream().read())
-        except Exception as exc:  # a record the kill cut short
-            log.debug("no WARC record at %s:%s: %s", warc_file, warc_offset, exc)
-        return None
+            request = self.page_request(url, domain, depth=depth, charge=charge)
+            request.meta["census_frontier"] = True
+            yield request
 
     def first_time(self, url: str, domain: str) -> bool:
         parts = urlsplit(url)
@@ -296,9 +178,12 @@ class CensusSpider(Spider):
         self.scheduled[domain] -= 1
 
     def page_request(
-        self, url: str, domain: str, start: bool = False, depth: int | None = None
+        self, url: str, domain: str, start: bool = False, depth: int | None = None,
+        charge: bool = True,
     ) -> Request:
-        self.scheduled[domain] += 1
+        """A page of ``domain``, charged to its budget unless a resumed crawl counted it."""
+        if charge:
+            self.scheduled[domain] += 1
         meta = {"census_site": domain, "census_start": start, "download_slot": domain}
         if depth is not None:
             meta["depth"] = depth
@@ -433,6 +318,8 @@ class CensusSpider(Spider):
 
     def _parse_page(self, response: Response) -> Iterator[Any]:
         domain = response.meta["census_site"]
+        if self.recorded_before(response.meta, response.url):
+            return  # a followed link whose redirect ends at a page recorded before the kill
         # where a redirect ended counts as requested too: a link to it is not fetched again
         self.first_time(response.url, domain)
         headers = {
@@ -453,6 +340,8 @@ class CensusSpider(Spider):
                 if (link[0], link[3]) not in seen and len(links) < MAX_LINKS:
                     seen.add((link[0], link[3]))
                     links.append(link)
+        requests = list(self.follow(response, page, links, is_html)) if response.status < 400 \
+            else []
         warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,
@@ -477,6 +366,8 @@ class CensusSpider(Spider):
             headings=page.headings,
             site_name=page.site_name,
             schema_types=page.schema_types,
+            followed=[r.url for r in requests],
+            request_url=response.meta.get("redirect_urls", [None])[0],
         )
         if response.meta.get("census_start"):
             start_url = response.meta.get("redirect_urls", [response.url])[0]
@@ -491,8 +382,13 @@ class CensusSpider(Spider):
                 server=headers.get("server"),
                 tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
             )
-        if response.status >= 400:
-            return
+        yield from requests
+
+    def follow(self, response: Response, page: Extracted,
+               links: list[tuple[str, str, int, str, str]], is_html: bool) -> Iterator[Request]:
+        """The page's requisites scheduled, and its links followed as pages within the
+        site's budget (each one charged, recorded with the page as ``links.followed``)."""
+        domain = response.meta["census_site"]
         needed: set[str] = set()
         if is_html and isinstance(response, TextResponse):
             found = page_requisites(response.text[:MAX_BODY], response.url)
@@ -512,8 +408,15 @@ class CensusSpider(Spider):
                     continue
                 yield request
 
+    def recorded_before(self, meta: dict[str, Any], url: str) -> bool:
+        """A resumed crawl's frontier request that ended where the interrupted one had a
+        row already (its redirect's target): recorded once, not twice."""
+        return self.resume and bool(meta.get("census_frontier")) and url in self.answered
+
     def failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
+        if self.recorded_before(request.meta, request.url):
+            return
         error = failure.getErrorMessage() or failure.type.__name__
         if not request.meta.get("census_start"):
             if request.meta.get("census_site"):

@@ -164,6 +164,9 @@ class WarcFiles:
             warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": location.record_id},
         )
         self._write(request)
+        assert self.fh is not None
+        # out of our buffer at once: a killed crawl's resume reads what it fetched from here
+        self.fh.flush()
         return location
 
     def write_dns(self, host: str, date: str, server: str | None, lines: list[str]) -> WarcLocation:

@@ -38,6 +38,8 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
                                  ports["http_port"], ports["https_port"])
         browsed = rows(db_path, BROWSER_PAGES)
         sites = rows(db_path, ARIRANG_PAGES)
+        budget = rows(db_path, "SELECT domain, pages FROM sites ORDER BY domain")
+        crawled = rows(db_path, "SELECT count(*) FROM pages")
         # a crawl stage resumed after the capture: the browser's pages are not the crawl's
         # (not counted, their links not followed) and the captured site is not captured again
         crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"],
@@ -48,9 +50,11 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
         lab.stop()
     assert static == [(0,)]  # the static crawl sees an empty frame and no links
     assert rows(db_path, BROWSER_PAGES) == browsed
-    # (the browser's site: a resumed crawl of a site that ended at its page budget can add
-    # pages, as requests that left no row are not counted again)
     assert rows(db_path, ARIRANG_PAGES) == sites
+    # tongil.com.kp ends at its page budget: resumed, its budget is what was spent (requests
+    # that left no row included), so it gains no page
+    assert rows(db_path, "SELECT domain, pages FROM sites ORDER BY domain") == budget
+    assert rows(db_path, "SELECT count(*) FROM pages") == crawled
     assert rows(db_path, "SELECT count(*) FROM pages WHERE url LIKE '%article.html?id=%' AND "
                 "id NOT IN (SELECT page_id FROM page_sources)") == [(0,)]  # browser links
     assert again.sites == ["arirang.com.kp"] and again.records == 0, again

@@ -458,11 +458,12 @@ def resume_census(
             raise CensusError(
                 f"run {run['id']} is {run['status']}, not interrupted: nothing to resume"
             )
-        # a TSIG secret is never recorded: a resumed probe transfers with the one given again
         options = stored_options(run, db_path=db_path, tsig=tsig)
         if not options.stages:  # a run from before stages were recorded
             options = CensusOptions(**{**asdict(options), "stages": STAGES})
         done = finished_stages(db, run["id"])
+        if "probe" not in done and "probe" in options.stages:
+            check_tsig(run, tsig)
         stopped = run["stage"] or "probe"
         if "probe" not in done:
             restart_probe(db, run["id"])
@@ -474,6 +475,30 @@ def resume_census(
         log.info("run %d: %s", run["id"], note)
         _take_stages(db, run["id"], options, progress, done, note)
         return int(run["id"])
+
+
+def check_tsig(run: dict[str, Any], tsig: str | None) -> None:
+    """A probe resumed with the key its run transferred with, or a one-line refusal.
+
+    A TSIG secret is never recorded (``runs.options`` keeps NAME:ALG): a key given by
+    ``--tsig`` must be given again; a key from the profile is read from it again.
+    """
+    recorded_key = run["options"].get("tsig")
+    if tsig:
+        from .probe.tsig import TsigKey
+
+        TsigKey.parse(tsig)
+        if recorded_key and tsig.rpartition(":")[0] != recorded_key:
+            raise CensusError(
+                f"run {run['id']} transferred with the TSIG key {recorded_key}, not "
+                f"{tsig.rpartition(':')[0]}: give that key again with --tsig"
+            )
+    elif recorded_key:
+        raise CensusError(
+            f"run {run['id']} was interrupted during its probe and transfers with the TSIG key"
+            f" {recorded_key}, whose secret is not stored: resume it with "
+            f"census run --resume --tsig {recorded_key}:SECRET"
+        )
 
 
 def finished_stages(db: sqlite_utils.Database, run_id: int) -> dict[str, StageResult]:

@@ -307,12 +307,16 @@ def _classify_stage(
 
     report = (lambda done, total: progress("classify", done, total)) if progress else None
     classify_run(db, run_id, report)
-    counts = run_counts(db, run_id)
-    unknown = counts["classified"] - counts["tagged"]
-    return StageResult(
-        RunStatus.COMPLETE,
+    return StageResult(RunStatus.COMPLETE, classify_message(run_counts(db, run_id)))
+
+
+def classify_message(counts: dict[str, Any]) -> str:
+    """What classify found: purposes from content apart from guesses from a name alone."""
+    unknown = counts["classified"] - counts["tagged"] - counts["guessed"]
+    return (
         f"classify: {counts['tagged']} of {counts['classified']} sites tagged"
-        + (f", {unknown} unknown" if unknown else ""),
+        + (f", {counts['guessed']} guessed from the name alone" if counts["guessed"] else "")
+        + (f", {unknown} unknown" if unknown else "")
     )
 
 

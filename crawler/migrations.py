@@ -563,6 +563,25 @@ def m080_resume_records(db: sqlite_utils.Database) -> None:
     db["pages"].add_column("request_url", str)
 
 
+GUESS = "(source IS NOT 'label' AND coalesce(json_extract(evidence, '$.decided_by'), '') = 'name')"
+"""A classification from the site's name alone (no usable content): a guess, not a tag."""
+
+_RUN_COUNTS_GUESSED = _RUN_COUNTS.replace(
+    "WHERE run_id = r.id AND label != 'unknown') AS tagged,",
+    f"WHERE run_id = r.id AND label != 'unknown' AND NOT {GUESS}) AS tagged,\n"
+    "    (SELECT count(DISTINCT domain) FROM classifications\n"
+    f"        WHERE run_id = r.id AND label != 'unknown' AND {GUESS}) AS guessed,",
+)
+
+
+@migration
+def m081_guessed_purposes(db: sqlite_utils.Database) -> None:
+    """``run_counts.tagged`` counts purposes the site's content gave (or a human); a purpose
+    guessed from the name alone is counted apart, as ``guessed``."""
+    db.execute("DROP VIEW IF EXISTS run_counts")
+    db.create_view("run_counts", _RUN_COUNTS_GUESSED)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -367,7 +367,8 @@ def run(ctx: click.Context, zone: str | None, db_path: str, screenshots: bool, r
         census run kp --resolver 127.45.179.53:5300 ...  # the lab: see census lab
         census run --resume                         # cron: continue an interrupted run
     """
-    from .census import STAGES, resumable_run, resume_census, run_census
+    from .census import STAGES, run_census
+    from .resume import resumable_run, resume_census
 
     if resume and new_run:
         raise click.UsageError("give --resume or --new, not both")

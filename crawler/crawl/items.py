@@ -50,6 +50,8 @@ class PageItem:
     """Links the crawl requested as pages (charged to the site's budget), for a resume."""
     request_url: str | None = None
     """The URL the request began at, when a redirect ended at ``url``."""
+    attempt: SiteAttempt | None = None
+    """The start URL this page answered, written with it."""
 
 
 @dataclass

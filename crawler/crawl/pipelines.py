@@ -95,6 +95,8 @@ class CensusPipeline:
                 self.write_attempt(item)
             elif isinstance(item, PageItem):
                 self.write_page(item)
+                if item.attempt is not None:
+                    self.write_attempt(item.attempt)
             elif isinstance(item, PageFailure):
                 self.conn.execute(
                     "INSERT INTO page_failures (run_id, domain, url, error, failed_at) "

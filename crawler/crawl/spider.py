@@ -342,6 +342,20 @@ class CensusSpider(Spider):
                     links.append(link)
         requests = list(self.follow(response, page, links, is_html)) if response.status < 400 \
             else []
+        attempt = None
+        if response.meta.get("census_start"):
+            start_url = response.meta.get("redirect_urls", [response.url])[0]
+            attempt = SiteAttempt(
+                domain,
+                start_url,
+                final_url=response.url,
+                http_status=response.status,
+                address=address,
+                title=page.title,
+                lang=page.lang,
+                server=headers.get("server"),
+                tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
+            )
         warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,
@@ -368,20 +382,10 @@ class CensusSpider(Spider):
             schema_types=page.schema_types,
             followed=[r.url for r in requests],
             request_url=response.meta.get("redirect_urls", [None])[0],
+            # written with the page, in one transaction: a kill keeps both or neither, so a
+            # resumed crawl never fetches a start URL whose page it has
+            attempt=attempt,
         )
-        if response.meta.get("census_start"):
-            start_url = response.meta.get("redirect_urls", [response.url])[0]
-            yield SiteAttempt(
-                domain,
-                start_url,
-                final_url=response.url,
-                http_status=response.status,
-                address=address,
-                title=page.title,
-                lang=page.lang,
-                server=headers.get("server"),
-                tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
-            )
         yield from requests
 
     def follow(self, response: Response, page: Extracted,

@@ -94,3 +94,6 @@ CENSUS_RESUME = False
 CENSUS_SCRIPTS = True
 CENSUS_REQUISITES = True
 CENSUS_MAX_REQUISITES = 300
+# Processes that analyse pages (extraction, the script sandbox, the requisite scan) while the
+# reactor fetches: None is one per core beyond the first (at most 4), 0 the reactor's own.
+CENSUS_EXTRACT_WORKERS = None

@@ -11,7 +11,6 @@ process instead (``CENSUS_EXTRACT_WORKERS = 0``), it gives the same result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from .extract import MAX_BODY, Extracted, extract
 from .extract.links import absolute
@@ -94,9 +93,11 @@ def response_text(job: PageJob) -> str:
     return response.text
 
 
-def warm(_: Any = None) -> bool:
-    """Load what the first page would otherwise wait for: the language model."""
+def warm() -> None:
+    """Load what the first pages would otherwise wait for: the language model, and the
+    decoding of ``response_text``."""
+    import scrapy.http  # noqa: F401
+
     from .extract.language import _identifier
 
     _identifier()
-    return True

@@ -1,26 +1,42 @@
 """Page analysis in worker processes, so the crawl uses more than the reactor's one core.
 
 The reactor fetches, writes the WARC and the census; ``analyse.analyse`` (extraction, the
-script sandbox, the requisite scan) runs in a pool of spawn processes, each with the language
-model loaded once.  The spider awaits the result, so a page's items are yielded, and stored,
-only once it is analysed: nothing is recorded before it is stored, as in-process.
+script sandbox, the requisite scan) runs in spawn processes, each with the language model
+loaded once.  The spider awaits the result, so a page's items are yielded, and stored, only
+once it is analysed: nothing is recorded before it is stored, as in-process.
 
-A worker that dies (a page that crashed lxml, the kernel's OOM killer) breaks the pool: a new
-pool is started and the page tried once more there; a page that breaks that one too keeps its
-row with ``extract_error``.  After ``MAX_RESTARTS`` new pools the analysis goes on in the
-reactor's process.  Workers die with the crawl process (``PR_SET_PDEATHSIG``) and ignore
-Ctrl-C, which the crawl process leaves to its parent too.
+Workers are started as ``python -m crawler.crawl.workers FD``, not by multiprocessing's spawn,
+which would import the parent's main module (the CLI, a bench script) in each.  Each worker
+is one socket pair: the reactor writes a pickled job and reads the answer when the
+event loop says the pipe is readable, with no thread in between (``ProcessPoolExecutor``'s
+manager thread cost the reactor more than the pickling itself).  A reader thread in the
+worker takes jobs off the pipe as they come, so the reactor's write never waits on the
+worker's answers.
+
+A worker that dies (a page that crashed lxml, the kernel's OOM killer) is replaced and its
+pages are tried once more in the new one; a page that kills that one too keeps its row with
+``extract_error``.  After ``MAX_RESTARTS`` replacements the analysis goes on in the reactor's
+process.  Workers die with the crawl process (``PR_SET_PDEATHSIG``) and ignore Ctrl-C, which
+the crawl process leaves to its parent too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
-import multiprocessing
 import os
+import pickle
+import queue
 import signal
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
 
 from .analyse import Analysis, PageJob, analyse, content_type_of, warm
 from .extract import Extracted
@@ -37,7 +53,12 @@ def default_workers() -> int:
     return max(0, min(4, (cores or 1) - 1))
 
 
-def _init_worker() -> None:
+class WorkerDied(Exception):
+    pass
+
+
+def _serve(conn: Any) -> None:
+    """A worker: answer ``(id, PageJob)`` with ``(id, Analysis)`` until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
@@ -47,72 +68,147 @@ def _init_worker() -> None:
         log.debug("cannot tie the analysis worker to the crawl process")
     if os.getppid() == 1:
         os._exit(1)
+    jobs: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                jobs.put(conn.recv_bytes())
+        except (EOFError, OSError):
+            jobs.put(None)
+
+    threading.Thread(target=read, name="jobs", daemon=True).start()
+    threading.Thread(target=warm, name="warm", daemon=True).start()  # pages that need no
+    # language model (most declare their language) need not wait for it
+    while (data := jobs.get()) is not None:
+        job_id, job = pickle.loads(data)
+        if job is None:
+            break
+        try:
+            result = analyse(job)
+        except Exception as exc:  # analyse keeps its contract; this is a bug, not the page
+            content_type, is_html = content_type_of(job.headers)
+            result = Analysis(content_type, is_html, Extracted(
+                extract_error=f"worker: {type(exc).__name__}: {exc}"[:500]))
+        conn.send_bytes(pickle.dumps((job_id, result), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    pending: dict[int, tuple[asyncio.Future[Analysis], PageJob]] = field(default_factory=dict)
 
 
 class Workers:
-    """A pool of ``count`` analysis processes, or the reactor's own process with 0."""
+    """``count`` analysis processes, or the reactor's own process with 0."""
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.pool: ProcessPoolExecutor | None = None
+        self.workers: list[_Worker] = []
         self.restarts = 0
+        self.ids = itertools.count()
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        """Start the pool and load the language model in it; with no pool, in a thread here."""
-        if self.count <= 0 or not _asyncio_reactor():
+        """Start the workers (they load the language model at once); with none, load it in
+        a thread here."""
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in a crawl with the asyncio reactor
+            self.count = 0
+        if self.count <= 0:
             from .extract import warm_up
 
-            self.count = 0
             warm_up()
             return
-        self.pool = ProcessPoolExecutor(self.count, multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker)
-        for _ in range(self.count):
-            self.pool.submit(warm)
+        self.workers = [self._spawn() for _ in range(self.count)]
+
+    def _spawn(self) -> _Worker:
+        assert self.loop is not None
+        ours, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "crawler.crawl.workers", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        worker = _Worker(process, Connection(ours.detach()))
+        self.loop.add_reader(worker.conn.fileno(), self._readable, worker)
+        return worker
 
     @property
     def in_process(self) -> bool:
-        return self.pool is None
+        return not self.workers
 
-    async def analyse(self, job: PageJob) -> Analysis:
-        """The page's analysis, from a worker; in this process when there is no pool."""
-        for _attempt in range(2):
-            if self.pool is None:
-                return analyse(job)
-            pool = self.pool
-            try:
-                future: Future[Analysis] = pool.submit(analyse, job)
-                return await asyncio.wrap_future(future)
-            except BrokenProcessPool:
-                log.warning("an analysis worker died (on %s or a page beside it)", job.url)
-                self._restart(pool)
-        # the page broke two pools: it keeps its row, without what a worker would have found
-        content_type, is_html = content_type_of(job.headers)
-        return Analysis(content_type, is_html,
-                        Extracted(extract_error="worker: the analysis process died"))
+    async def analyse(self, job: PageJob, tries: int = 2) -> Analysis:
+        """The page's analysis, from the least busy worker; here when there is none."""
+        if not self.workers:
+            return analyse(job)
+        worker = min(self.workers, key=lambda w: len(w.pending))
+        assert self.loop is not None
+        future: asyncio.Future[Analysis] = self.loop.create_future()
+        job_id = next(self.ids)
+        try:
+            worker.conn.send_bytes(pickle.dumps((job_id, job), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self._died(worker)
+            return await self.analyse(job, tries)
+        worker.pending[job_id] = (future, job)
+        try:
+            return await future
+        except WorkerDied:
+            if tries > 1:
+                return await self.analyse(job, tries - 1)
+            # the page went down with two workers: it keeps its row, without its analysis
+            content_type, is_html = content_type_of(job.headers)
+            return Analysis(content_type, is_html,
+                            Extracted(extract_error="worker: the analysis process died"))
 
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
-        if self.pool is not broken:  # another page restarted it already
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                job_id, result = pickle.loads(worker.conn.recv_bytes())
+                entry = worker.pending.pop(job_id, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(result)
+        except (EOFError, OSError):
+            self._died(worker)
+
+    def _died(self, worker: _Worker) -> None:
+        """Replace a dead worker; its pages are handed to ``analyse``'s retry."""
+        if worker not in self.workers:
             return
-        broken.shutdown(wait=False, cancel_futures=True)
-        self.pool = None
-        if self.restarts >= MAX_RESTARTS:
+        assert self.loop is not None
+        self.loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        self.workers.remove(worker)
+        log.warning("an analysis worker died (exit code %s) with %d pages",
+                    worker.process.poll(), len(worker.pending))
+        if self.restarts < MAX_RESTARTS:
+            self.restarts += 1
+            self.workers.append(self._spawn())
+        elif not self.workers:
             log.warning("analysis goes on in the crawl process")
-            return
-        self.restarts += 1
-        self.pool = ProcessPoolExecutor(self.count, multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker)
+        for future, _ in worker.pending.values():
+            if not future.done():
+                future.set_exception(WorkerDied())
+        worker.pending.clear()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        """Stop the workers once their pages are answered (the spider is closing)."""
+        for worker in self.workers:
+            if self.loop is not None:
+                self.loop.remove_reader(worker.conn.fileno())
+            with contextlib.suppress(OSError):
+                worker.conn.send_bytes(pickle.dumps((-1, None)))
+        for worker in self.workers:
+            try:
+                worker.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            worker.conn.close()
+        self.workers = []
 
 
-def _asyncio_reactor() -> bool:
-    try:
-        from scrapy.utils.reactor import is_asyncio_reactor_installed
-
-        return is_asyncio_reactor_installed()
-    except Exception:  # no reactor installed at all: not inside a crawl
-        return False
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))

@@ -4,7 +4,7 @@
   if (!match) { return; }
   fetch("/data/story/" + match[1] + ".json").then(function (r) { return r.json(); })
     .then(function (story) {
-      document.title = story.title + " - Samjiyon Review";
+      document.title = story.title + " - Samjiyon News";
       var article = document.getElementById("story");
       var h = document.createElement("h2");
       h.textContent = story.title;

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 MAX_SCRIPTS_PER_SITE = 30
 """Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
 
+WORKERS_FROM_PAGES = 1500
+"""Analysis workers only for a crawl that may fetch this many pages (sites x max pages):
+starting one (Python, lxml, the language model) costs 1-2 s of CPU, more than the
+analysis of a short crawl (a lab test, a rerun of a few sites) that it would take over."""
+
 NOT_BROWSER = "id NOT IN (SELECT page_id FROM page_sources WHERE source = 'browser')"
 """Pages of the Scrapy crawl: the browser capture's pages are added after it."""
 
@@ -114,6 +119,8 @@ class CensusSpider(Spider):
         """The same scripts by site: what a page's sandbox may need."""
         self.workers = Workers(0)
         """Where pages are analysed (``CENSUS_EXTRACT_WORKERS``): this process by default."""
+        self.workers_by_size = False
+        """No workers for a short crawl (``WORKERS_FROM_PAGES``) unless the setting asks."""
         self.script_fetches: Counter[str] = Counter()
         self.requisites_on = True
         """Fetch each page's same-site images, stylesheets, scripts and fonts."""
@@ -144,6 +151,7 @@ class CensusSpider(Spider):
         spider.max_requisites = s.getint("CENSUS_MAX_REQUISITES", 300)
         workers = s.get("CENSUS_EXTRACT_WORKERS")
         spider.workers = Workers(default_workers() if workers is None else int(workers))
+        spider.workers_by_size = workers is None
         spider._set_crawler(crawler)
         return spider
 
@@ -155,11 +163,14 @@ class CensusSpider(Spider):
         return urls
 
     async def start(self) -> AsyncIterator[Any]:
+        domains = self.only or run_sites(self.db_path, self.run_id)
+        if self.workers_by_size and len(domains) * self.max_pages < WORKERS_FROM_PAGES:
+            self.workers.count = 0  # a short crawl: not worth a process of its own
         self.workers.start()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
         done = self.recorded() if self.resume else FetchRecord()
-        for domain in self.only or run_sites(self.db_path, self.run_id):
+        for domain in domains:
             urls = self.start_urls_of(domain, addresses)
             recorded = domain in done.attempted
             if not urls:

@@ -32,14 +32,16 @@ def start_lab(world: World) -> tuple[Lab, dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int, World]]:
-    """One crawl of the whole lab world; the tests below read what it stored."""
+    """One crawl of the whole lab world; the tests below read what it stored.  Its pages are
+    analysed in a worker process (a crawl this short would not start one by itself)."""
     world = load_world("kp")
     lab, ports = start_lab(world)
     folder = tmp_path_factory.mktemp("crawl")
     db_path = folder / "census.db"
     run_id = census_from_world(db_path, world)
     try:
-        result = crawl_run(str(db_path), run_id, str(folder), ["127.0.0.0/8"], {**FAST, **ports})
+        result = crawl_run(str(db_path), run_id, str(folder), ["127.0.0.0/8"],
+                           {**FAST, **ports, "extract_workers": 1})
     finally:
         lab.stop()
     assert result.finish_reason == "finished"

@@ -8,12 +8,14 @@ exception marks it ``failed`` with the message; earlier runs are never touched.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
@@ -124,6 +126,12 @@ def recorded(options: CensusOptions) -> dict[str, Any]:
     data = asdict(options)
     if options.tsig:
         data["tsig"] = options.tsig.rpartition(":")[0]
+    if data["crawl"].get("redis"):  # nor a Redis password (census crawl --redis)
+        parts = urlsplit(data["crawl"]["redis"])
+        if parts.password:
+            data["crawl"] = {**data["crawl"], "redis": parts._replace(
+                netloc=f"{parts.username or ''}:***@{parts.hostname}"
+                       + (f":{parts.port}" if parts.port else "")).geturl()}
     return data
 
 
@@ -217,13 +225,18 @@ def _crawl_stage(
 
     def crawl(extra: dict[str, Any]) -> CrawlResult:
         """One pass of the crawl; Scrapy's ``shutdown`` means it was asked to stop."""
-        result = crawl_run(
+        run = crawl_run
+        if options.crawl.get("redis"):  # census crawl --redis: census worker processes crawl
+            from .crawl.distributed import coordinate
+
+            run = functools.partial(coordinate, redis_url=options.crawl["redis"])
+        result = run(
             options.db_path,
             run_id,
             options.out_dir,
             list(options.allow_nets),
             {**options.crawl, **extra},
-            progress,
+            progress=progress,
         )
         if result.finish_reason == "shutdown":
             raise KeyboardInterrupt

@@ -278,6 +278,9 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "crawl saw empty), always, never [auto]."),
         click.option("--no-wacz", is_flag=True,
                      help="Do not package the run's WARCs as a WACZ after the crawl."),
+        click.option("--redis", metavar="URL",
+                     help="Crawl with census worker processes on any machines, through this "
+                          "Redis (redis://HOST[:PORT]/DB); this process writes the census."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -286,7 +289,8 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def crawl_dict(kw: dict[str, Any]) -> dict[str, Any]:
     """The crawl options given on the command line, as stored in ``runs.options``."""
-    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port", "browser")
+    keys = ("max_pages", "delay", "download_timeout", "http_port", "https_port", "browser",
+            "redis")
     crawl = {k: kw.pop(k) for k in keys if kw.get(k) is not None}
     for k in keys:
         kw.pop(k, None)
@@ -456,6 +460,32 @@ def probe(ctx: click.Context, zone: str, db_path: str, **kw: Any) -> None:
 
     options = census_options(zone, db_path, **kw)
     run_with_progress(ctx, lambda progress: run_census(options, ["probe"], progress), db_path)
+
+
+@cli.command()
+@click.option("--redis", "redis_url", required=True, metavar="URL",
+              help="The Redis of the distributed crawl (redis://HOST[:PORT]/DB).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="output",
+              show_default=True, help="Where this worker's WARC files go (under warc/).")
+@click.option("--id", "worker_id", help="This worker's name, in its WARC file names "
+                                         "[host-pid-random].")
+@click.option("--once", is_flag=True, help="Exit after one crawl pass instead of waiting "
+                                            "for the next.")
+@handle_errors
+def worker(redis_url: str, out_dir: str, worker_id: str | None, once: bool) -> None:
+    """Crawl for the coordinator of a distributed crawl (census crawl --redis URL).
+
+    Start any number, on any machines that reach Redis and the sites.  Each takes sites
+    from Redis, writes its own WARC files under --out, and sends pages and links back to the
+    coordinator; the work of a worker that dies is handed to the others.
+
+    \b
+    Example:
+        census worker --redis redis://10.0.0.1/0 --out /data/census
+    """
+    from .crawl.worker import work
+
+    work(redis_url, out_dir, worker_id, once)
 
 
 @cli.command()

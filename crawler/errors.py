@@ -32,3 +32,7 @@ class IncomparableRuns(CensusError):
 
 class TransferError(CensusError):
     """A zone transfer stream is malformed or stopped halfway."""
+
+
+class RedisUnavailable(CensusError):
+    """The Redis of a distributed crawl cannot be reached."""

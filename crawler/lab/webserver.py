@@ -24,6 +24,7 @@ import ssl
 import struct
 import tempfile
 import threading
+import time
 import tomllib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -196,6 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("lab web %s: " + format, self.address_string(), *args)
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.answered = time.monotonic()
+        super().send_response(code, message)
+
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
@@ -206,7 +211,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.close_connection = True
             self.lab.requests.append((self.server.scheme, self.headers.get("Host", ""), self.path))
-            self.lab.respond(self, head)
+            started = self.answered = time.monotonic()
+            try:
+                self.lab.respond(self, head)
+            finally:
+                if self.answered == started:  # no answer (a fault): until the handler ends
+                    self.answered = time.monotonic()
+                self.lab.timed.append((started, self.answered, self.server.scheme,
+                                       self.headers.get("Host", ""), self.path))
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
             self.close_connection = True
 
@@ -259,6 +271,10 @@ class LabWeb:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.requests: list[tuple[str, str, str]] = []
         """The web log: ``(scheme, Host header, path)`` of every request, in order."""
+        self.timed: list[tuple[float, float, str, str, str]] = []
+        """The web log with times: ``(start, end, scheme, Host, path)``, ``time.monotonic``
+        when the request was read and when its answer began.  A client that waits for one
+        answer before its next request never shows two intervals of a host overlapping."""
 
     # ------------------------------------------------------------ lifecycle
 

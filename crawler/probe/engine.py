@@ -7,10 +7,12 @@ records.  A server that fails ``dead_after`` queries in a row (each after all it
 never answered is given up for the rest of the run, so a dead resolver costs one wave of
 timeouts, not one per query.
 
-Two paths ask: :meth:`Engine.query` through dnspython, and :meth:`Engine.sweep`, the fast path
-of big sweeps in :mod:`.sweep`.  Both hand their tries to one retry loop
-(:meth:`Engine.with_retries`) and count outcomes with :meth:`Engine.account`, so limits, backoff
-and the give-up rule cannot drift apart.
+Three paths ask: :meth:`Engine.query` through dnspython, :meth:`Engine.sweep`, one question on
+a prebuilt-bytes socket (:mod:`.sweep`), both handing their tries to one retry loop
+(:meth:`Engine.with_retries`); and :meth:`Engine.flight`, many questions at once without a
+coroutine per query (:mod:`.flight`: the wordlist and PTR sweeps and the record phase), which
+keeps the same limits, timeouts, backoff and counters itself.  All count outcomes with
+:meth:`Engine.count`, so the give-up rule cannot drift apart.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import dns.rdatatype
 import dns.rrset
 
 if TYPE_CHECKING:
+    from .flight import Flight
     from .sweep import Channel
 
 log = logging.getLogger(__name__)
@@ -203,6 +206,17 @@ class Engine:
             self, server, qname, rdtype, dnssec=dnssec, recurse=recurse
         )
 
+    def flight(
+        self, questions: Iterable[tuple[Server, str, str]], *, recurse: bool = True,
+        dnssec: bool = False,
+    ) -> Flight:
+        """Ask many ``(server, name, type)`` at once on the fast path (:mod:`.flight`).
+
+        ``async with engine.flight(questions) as flight: async for replies in flight: ...``
+        gives :class:`.replies.Reply` lists, the same outcomes and records as :meth:`query`.
+        """
+        return _flight_module().Flight(self, questions, recurse=recurse, dnssec=dnssec)
+
     @contextlib.contextmanager
     def sweeping(self) -> Iterator[None]:
         """Close the sweep sockets when the sweep ends, however it ends."""
@@ -213,7 +227,11 @@ class Engine:
 
     def account(self, state: ServerState, server: Server, answer: Answer) -> None:
         """Count the outcome; give the server up at ``dead_after`` failures in a row."""
-        if answer.answered:
+        self.count(state, server, answer.answered)
+
+    def count(self, state: ServerState, server: Server, answered: bool) -> None:
+        """:meth:`account` for the fast path (:mod:`.flight`), which has no Answer object."""
+        if answered:
             state.answered += 1
             state.failures_in_a_row = 0
         else:
@@ -273,6 +291,14 @@ def _sweep_path() -> ModuleType:
     from . import sweep
 
     return sweep
+
+
+@functools.cache
+def _flight_module() -> ModuleType:
+    """:mod:`.flight`, imported at first use for the same reason as :mod:`.sweep`."""
+    from . import flight
+
+    return flight
 
 
 def make_request(

@@ -10,11 +10,13 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 
+import dns.name
+import dns.reversename
+
 from ..db import Method
 from ..netpolicy import parse_networks
 from .context import Context
-from .engine import Answer, bounded
-from .records import store_answer
+from .records import write_rows
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +37,25 @@ async def ptr_sweep(ctx: Context, ranges: tuple[str, ...]) -> int:
         ctx.notes.append(f"PTR sweep skipped: {total} addresses is more than {MAX_ADDRESSES}")
         return 0
     found = 0
-
-    async def ask(address: str) -> Answer:
-        name = ipaddress.ip_address(address).reverse_pointer
-        return await ctx.engine.sweep(ctx.resolver_for(name), name, "PTR")
-
+    questions = ((ctx.resolver_for(name), name, "PTR") for address in addresses(ranges)
+                 for name in (ipaddress.ip_address(address).reverse_pointer,))
     done = 0
-    with ctx.db.atomic(), ctx.engine.sweeping():
-        async for address, answer in bounded(addresses(ranges), ask, ctx.workers):
-            done += 1
-            store_answer(ctx, answer)
-            for target in answer.values("PTR"):
-                ctx.see(target, Method.PTR, address)
-                found += int(ctx.suffixes.in_zone(target.rstrip(".").lower()))
-            if done % 64 == 0 or done == total:
+    run_id = ctx.run_id
+    with ctx.db.atomic():
+        async with ctx.engine.flight(questions) as flight:
+            async for replies in flight:
+                rows = []
+                for reply in replies:
+                    rows += [(run_id, *record, reply.server[0]) for record in reply.records]
+                    for target in reply.values("PTR"):
+                        ctx.see(target, Method.PTR, address_of(reply.qname))
+                        found += int(ctx.suffixes.in_zone(target.rstrip(".").lower()))
+                write_rows(ctx, rows)
+                done += len(replies)
                 ctx.tick("ptr", done, total)
     return found
+
+
+def address_of(reverse_name: str) -> str:
+    """The address a name under in-addr.arpa or ip6.arpa stands for (the sighting's source)."""
+    return str(dns.reversename.to_address(dns.name.from_text(reverse_name)))

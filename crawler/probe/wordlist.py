@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from ..db import Method
 from .context import Context
 from .engine import Answer, Rcode, bounded
+from .replies import Reply
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +76,51 @@ def zones_to_check(ctx: Context) -> list[str]:
 
 
 async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
-    """Probe ``label.suffix`` for every label and suffix; return the domains found."""
+    """Probe ``label.suffix`` for every label and suffix; return the domains found.
+
+    One :class:`.flight.Flight` asks A of every name (most are NXDOMAIN, read from the header
+    alone); in zones with a wildcard, a second flight asks AAAA of the names that answered,
+    so their A and AAAA answers can be compared with the wildcard's.
+    """
     wildcards: dict[str, Signature | None] = {}
     for zone in zones_to_check(ctx):
         wildcards[zone] = await detect_wildcard(ctx, zone)
     suffixes = sorted(ctx.suffixes.suffixes)
-    jobs = [f"{label}.{suffix}" for suffix in suffixes for label in labels]
-    found = 0
-
-    async def ask(name: str) -> list[Answer]:
-        # the sweep fast path: most names do not exist, and their NXDOMAIN needs no parsing
-        answer = await ctx.engine.sweep(ctx.resolver_for(name), name, "A")
-        if answer.rcode not in EXISTS or wildcards.get(name.split(".", 1)[1]) is None:
-            return [answer]
-        return [answer, await ctx.engine.sweep(ctx.resolver_for(name), name, "AAAA")]
-
+    total = len(suffixes) * len(labels)
+    questions = ((ctx.resolver_for(name), name, "A")
+                 for suffix in suffixes for label in labels for name in (f"{label}.{suffix}",))
+    found: list[Reply] = []
+    doubtful: dict[str, Reply] = {}
     done = 0
-    with ctx.db.atomic(), ctx.engine.sweeping():
-        async for name, answers in bounded(jobs, ask, ctx.workers):
-            done += 1
-            if answers[0].rcode in EXISTS:
-                wildcard = wildcards.get(name.split(".", 1)[1])
-                if wildcard is None or signature(answers) != wildcard:
-                    ctx.see(name, Method.WORDLIST, f"{answers[0].server[0]}")
-                    found += 1
-            if done % 100 == 0 or done == len(jobs):
-                ctx.tick("wordlist", done, len(jobs))
-    return found
+    async with ctx.engine.flight(questions) as flight:
+        async for replies in flight:
+            for reply in replies:
+                if reply.rcode in EXISTS:
+                    if wildcards.get(reply.qname.split(".", 1)[1]) is None:
+                        found.append(reply)
+                    else:
+                        doubtful[reply.qname] = reply
+            done += len(replies)
+            if done // 1000 != (done - len(replies)) // 1000 or done == total:
+                ctx.tick("wordlist", done, total)
+    if doubtful:
+        questions = ((ctx.resolver_for(name), name, "AAAA") for name in doubtful)
+        async with ctx.engine.flight(questions) as flight:
+            async for replies in flight:
+                for reply in replies:
+                    first = doubtful[reply.qname]
+                    if signature_of([first, reply]) != wildcards[reply.qname.split(".", 1)[1]]:
+                        found.append(first)
+    by_source: dict[str, list[str]] = {}
+    for reply in found:
+        by_source.setdefault(reply.server[0], []).append(reply.qname)
+    with ctx.db.atomic():
+        for source, names in by_source.items():
+            ctx.see_many(names, Method.WORDLIST, source)
+    return len(found)
+
+
+def signature_of(replies: Iterable[Reply]) -> Signature:
+    """:func:`signature` of fast-path replies."""
+    return frozenset((rdtype, value.lower()) for reply in replies
+                     for _, rdtype, _, value in reply.records)

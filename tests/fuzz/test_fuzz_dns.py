@@ -1,6 +1,7 @@
 """The readers of DNS bytes on mutated lab messages: both AXFR readers agree message by message
 and transfer by transfer, and raise nothing but ``Unusual`` (fast reader, which hands over to
-dnspython) and ``TransferError``; the sweep turns any datagram into an ``Answer`` or ignores it."""
+dnspython) and ``TransferError``; the sweep turns any datagram into an ``Answer`` or ignores it;
+the flight's reply reader gives dnspython's outcome and rows for every reply it parses."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crawler.probe.engine import Answer
+from crawler.probe.replies import HEADER_ONLY, read_with_dnspython
+from crawler.probe.replies import read_reply as read_fast_reply
 from crawler.probe.sweep import Channel, question_bytes, read_reply
 from crawler.probe.wire import Unusual, read_answers
 from tests.fuzz.harness import EXAMPLES, bounded, fuzz_for, mutants, read_seeds
@@ -90,3 +93,30 @@ def test_fuzz_sweep_replies(fuzz_seconds: float) -> None:
         fuzz_for(fuzz_seconds, "probe.sweep.read_reply() and Channel", one)
     finally:
         loop.close()
+
+
+def _question_end(reply: bytes) -> int | None:
+    """Where the one uncompressed question of ``reply`` ends (as the flight matched it)."""
+    pos = 12
+    while pos < len(reply) and 0 < reply[pos] < 64:
+        pos += reply[pos] + 1
+    if pos >= len(reply) or reply[pos] or reply[4:6] != b"\0\1":
+        return None
+    return pos + 5 if pos + 5 <= len(reply) else None
+
+
+def test_fuzz_flight_replies_read_as_dnspython_does(fuzz_seconds: float) -> None:
+    @EXAMPLES
+    @given(reply=mutants(reply_seeds(), TOKENS, max_size=65_535))
+    def one(reply: bytes) -> None:
+        end = _question_end(reply) if len(reply) >= 12 else None
+        if end is None or reply[2] & 0x02:
+            return  # the flight ignores it, or asks again over TCP
+        if reply[6:8] == b"\0\0" and reply[3] & 0x0F in HEADER_ONLY:
+            return  # read from the header alone, by design
+        fast = bounded(read_fast_reply, reply, end, SERVER, "kcna.kp", "A", size=len(reply))
+        reference = read_with_dnspython(reply, SERVER, "kcna.kp", "A")
+        assert (fast.rcode, fast.answered, sorted(fast.records)) == (
+            reference.rcode, reference.answered, sorted(reference.records))
+
+    fuzz_for(fuzz_seconds, "probe.replies.read_reply() (fast, dnspython)", one)

@@ -24,6 +24,7 @@ from crawler.probe.options import ProbeOptions
 from crawler.probe.ptr import ptr_sweep
 from crawler.probe.wordlist import wordlist_sweep
 from crawler.profiles import load_profile, read_wordlist
+from tests.probe.test_flight import QueryFlight
 from tests.probe.test_knot import ZONES
 
 FAST = Limits(queries_in_flight=16, queries_per_second=0, timeout=1.0, retries=1)
@@ -68,7 +69,8 @@ def test_truncation_goes_to_tcp(lab_dns) -> None:
 
 
 def test_lab_sweeps_find_the_same(lab_dns, tmp_path, monkeypatch) -> None:
-    """Wordlist (with the wildcard zone) and PTR over 127.45.176.0/22, both paths.
+    """Wordlist (with the wildcard zone) and PTR over 127.45.176.0/22, by the flight and by
+    ``Engine.query`` in its place.
 
     Timeouts generous enough that the lab's Python server, on a loaded machine, answers
     everything: the paths are compared on answers, not on how each copes with loss.
@@ -76,7 +78,8 @@ def test_lab_sweeps_find_the_same(lab_dns, tmp_path, monkeypatch) -> None:
     tables = []
     for fast in (True, False):
         if not fast:
-            monkeypatch.setattr(Engine, "sweep", Engine.query)
+            monkeypatch.setattr(Engine, "flight", lambda engine, questions, **kw: QueryFlight(
+                engine, questions, **kw))
         db = open_census(tmp_path / f"{fast}.db")
         run_id = start_run(db, "kp", {})
         options = ProbeOptions(resolvers=(lab_dns.resolver,), ns_port=lab_dns.port,

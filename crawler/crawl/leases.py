@@ -1,0 +1,334 @@
+"""The leases of ``census worker``: which sites and requests a worker holds in Redis.
+
+The census spider runs unchanged but for where its state lives: the frontier is a
+scrapy-redis queue per site, the seen-set, page budget and requisites a Redis set or hash per
+site, and what it yields goes back to the coordinator through Redis instead of into SQLite.
+
+Hand-out and hand-back, all in Redis (``Keys``):
+
+- a worker leases sites from the queue of sites into its ``held`` list (``LMOVE``) and pops
+  only the frontiers of the sites it holds, at most ``CONCURRENT_REQUESTS_PER_DOMAIN``
+  requests of a site at a time;
+- a popped request sits in the worker's ``inflight`` list until the transaction that pushes
+  its results (the items its callback or errback yielded) removes it; the requests a
+  callback yields are in the frontier before that;
+- a site whose frontier is empty and that has nothing in flight is done;
+- the worker renews its ``alive`` key twice a second (``worker.Heartbeat``); when it dies
+  the coordinator hands its in-flight requests and sites on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from scrapy import Request, Spider
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from .distributed import ALIVE_MS, Keys, connect_redis, lmove
+from .items import SiteAttempt
+from .resolver import CensusResolver
+from .spider import CensusSpider
+
+log = logging.getLogger(__name__)
+
+LEASES = "census_leases"
+"""``request.meta`` key: the in-flight entries the request answers for (a redirect or retry
+carries its original's until it is queued again)."""
+
+
+class Leases:
+    """What this worker holds in Redis: its sites, their requests in flight, its liveness."""
+
+    def __init__(self, server: Any, keys: Keys, worker: str, per_site: int,
+                 max_sites: int) -> None:
+        self.server, self.keys, self.worker = server, keys, worker
+        self.per_site, self.max_sites = per_site, max_sites
+        self.held: list[str] = []
+        self.inflight: Counter[str] = Counter()
+        self.empty: set[str] = set()
+        """Held sites whose frontier was empty when last popped (only we feed it)."""
+        self.turn = 0
+
+    def register(self) -> None:
+        pipe = self.server.pipeline(transaction=True)
+        pipe.sadd(self.keys.workers, self.worker)
+        pipe.set(self.keys.alive(self.worker), 1, px=ALIVE_MS)
+        pipe.execute()
+
+    def beat(self) -> bool:
+        """Renew the alive key; False once the pass is finished."""
+        if not self.server.sismember(self.keys.workers, self.worker):
+            # declared dead (a stall longer than ALIVE_MS): what we held was handed on
+            log.error("worker %s was taken for dead; dropping %d sites", self.worker,
+                      len(self.held))
+            self.held.clear()
+            self.inflight.clear()
+        self.register()
+        return not self.server.exists(self.keys.finished)
+
+    def commit(self, meta: dict[str, Any], items: list[Any]) -> None:
+        """The results of one request to the coordinator, and the request off our in-flight
+        list, in one transaction: a worker killed before it lost no result, after it none."""
+        leases = meta.pop(LEASES, None) or []
+        pipe = self.server.pipeline(transaction=True)
+        if items:
+            pipe.rpush(self.keys.results, pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+        for raw in leases:
+            pipe.lrem(self.keys.inflight(self.worker), 1, raw)
+        pipe.execute()
+        site = meta.get("census_site", "")
+        self.inflight[site] -= len(leases)
+
+
+class RedisCounter:
+    """``spider.scheduled``: the page budget spent per site, in a Redis hash."""
+
+    def __init__(self, server: Any, key: str) -> None:
+        self.server, self.key = server, key
+
+    def __getitem__(self, site: str) -> int:
+        return int(self.server.hget(self.key, site) or 0)
+
+    def __setitem__(self, site: str, value: int) -> None:
+        self.server.hset(self.key, site, value)
+
+
+class RedisSet:
+    def __init__(self, server: Any, key: str) -> None:
+        self.server, self.key = server, key
+
+    def __contains__(self, value: object) -> bool:
+        return bool(self.server.sismember(self.key, str(value)))
+
+    def __len__(self) -> int:
+        return int(self.server.scard(self.key))
+
+    def add(self, value: str) -> None:
+        self.server.sadd(self.key, value)
+
+    def discard(self, value: str) -> None:
+        self.server.srem(self.key, value)
+
+
+class RedisSets(dict):  # type: ignore[type-arg]
+    """``spider.requisites_seen``: one Redis set per site."""
+
+    def __init__(self, server: Any, keys: Keys) -> None:
+        super().__init__()
+        self.server, self.keys = server, keys
+
+    def setdefault(self, site: str, default: Any = None) -> RedisSet:  # type: ignore[override]
+        return RedisSet(self.server, self.keys.requisites(site))
+
+    def get(self, site: str, default: Any = None) -> RedisSet:  # type: ignore[override]
+        return self.setdefault(site)
+
+
+def _settings_redis(settings: Any) -> tuple[Any, Keys]:
+    return connect_redis(settings["CENSUS_REDIS"]), Keys(settings["CENSUS_REDIS_PASS"])
+
+
+def _addresses(server: Any, keys: Keys) -> dict[str, list[str]]:
+    return {k.decode(): json.loads(v) for k, v in server.hgetall(keys.addresses).items()}
+
+
+class WorkerSpider(CensusSpider):
+    """The census spider with its per-site state in Redis; it starts nothing by itself:
+    the scheduler asks it for a site's start requests when it leases a fresh site."""
+
+    name = "census-worker"
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        s = crawler.settings
+        server, keys = _settings_redis(s)
+        spider.keys = keys
+        spider.server = server
+        spider.leases = Leases(
+            server, keys, s["CENSUS_WORKER"], s.getint("CONCURRENT_REQUESTS_PER_DOMAIN"),
+            max(1, s.getint("CONCURRENT_REQUESTS") // s.getint("CONCURRENT_REQUESTS_PER_DOMAIN")))
+        spider.addresses = _addresses(server, keys)
+        spider.resolver = CensusResolver(None, spider.addresses, spider.policy)
+        spider.scheduled = RedisCounter(server, keys.budget)  # type: ignore[assignment]
+        spider.requisites_seen = RedisSets(server, keys)
+        return spider
+
+    async def start(self) -> AsyncIterator[Any]:
+        return
+        yield  # an async generator that yields nothing
+
+    def site_start(self, domain: str) -> tuple[list[Request], list[Any]]:
+        """The start requests of a site, or why it is not crawled (``CensusSpider.start``)."""
+        urls = self.start_urls_of(domain, self.addresses)
+        if not urls:
+            return [], [SiteAttempt(domain, f"http://{domain}/", error="no address in DNS")]
+        reasons = [self.resolver.lookup(u.split("/")[2])[1] for u in urls]
+        if all(reasons):
+            return [], [SiteAttempt(domain, urls[0], error=f"not crawled: {reasons[0]}")]
+        requests = []
+        for url in urls:
+            self.first_time(url, domain)
+            requests.append(self.page_request(url, domain, start=True))
+        return requests, []
+
+    def first_time(self, url: str, domain: str) -> bool:
+        parts = urlsplit(url)
+        key = f"{parts.path or '/'}?{parts.query}"
+        return bool(self.server.sadd(self.keys.seen(domain), key))
+
+    def forget(self, url: str, domain: str) -> None:
+        parts = urlsplit(url)
+        self.server.srem(self.keys.seen(domain), f"{parts.path or '/'}?{parts.query}")
+        self.server.hincrby(self.keys.budget, domain, -1)
+
+    def failed(self, failure: Failure) -> list[Any]:
+        """Errback output skips the spider middlewares: it is committed here."""
+        items = list(super().failed(failure))
+        self.leases.commit(failure.request.meta, items)  # type: ignore[attr-defined]
+        return []
+
+    def requisite_failed(self, failure: Failure) -> list[Any]:
+        items = list(super().requisite_failed(failure))
+        self.leases.commit(failure.request.meta, items)  # type: ignore[attr-defined]
+        return []
+
+
+class LeaseCommit:
+    """Spider middleware nearest the engine: the requests a callback yields go to the
+    frontier as they come, its items are held and committed with the request's lease."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Self:
+        return cls(crawler)
+
+    async def process_spider_output(
+        self, response: Response, result: AsyncIterator[Any], spider: Spider | None = None
+    ) -> AsyncIterator[Any]:
+        items: list[Any] = []
+        try:
+            async for out in result:
+                if isinstance(out, Request):
+                    yield out
+                else:
+                    items.append(out)
+        finally:
+            self.crawler.spider.leases.commit(response.meta, items)
+
+
+class LeaseScheduler:
+    """Scrapy's scheduler interface over the sites this worker leases (see module doc)."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.spider: WorkerSpider | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Self:
+        return cls(crawler)
+
+    def open(self, spider: Spider) -> None:
+        from scrapy_redis.dupefilter import RFPDupeFilter
+        from scrapy_redis.queue import FifoQueue
+
+        assert isinstance(spider, WorkerSpider)
+        self.spider = spider
+        self.leases: Leases = spider.leases
+        self.keys = spider.keys
+        self.server = spider.server
+        self.dupefilter = RFPDupeFilter(self.server, self.keys.dupefilter)
+        # a frontier per site: scrapy-redis' FIFO queue (push LPUSH, pop from the right)
+        self.queues: dict[str, FifoQueue] = {}
+        self.queue_class = FifoQueue
+        self.leases.register()
+
+    def close(self, reason: str) -> None:
+        return None
+
+    def queue(self, site: str) -> Any:
+        if site not in self.queues:
+            self.queues[site] = self.queue_class(self.server, self.spider, self.keys.frontier(site))
+        return self.queues[site]
+
+    def has_pending_requests(self) -> bool:
+        return bool(self.leases.held)
+
+    def enqueue_request(self, request: Request) -> bool:
+        site = request.meta.get("census_site", "")
+        leases = request.meta.pop(LEASES, None) or []
+        if not request.dont_filter and self.dupefilter.request_seen(request):
+            self.leases.commit({"census_site": site, LEASES: leases}, [])
+            return False
+        queue = self.queue(site)
+        pipe = self.server.pipeline(transaction=True)
+        pipe.lpush(queue.key, queue._encode_request(request))
+        for raw in leases:  # a redirect or retry: the original's lease passes to it
+            pipe.lrem(self.keys.inflight(self.leases.worker), 1, raw)
+        pipe.execute()
+        self.leases.inflight[site] -= len(leases)
+        self.leases.empty.discard(site)
+        return True
+
+    def next_request(self) -> Request | None:
+        self.release_done()
+        self.take_sites()
+        held = self.leases.held
+        for i in range(len(held)):
+            site = held[(self.leases.turn + i) % len(held)]
+            if site in self.leases.empty or self.leases.inflight[site] >= self.leases.per_site:
+                continue
+            raw = lmove(self.server, self.keys.frontier(site),
+                        self.keys.inflight(self.leases.worker), "RIGHT", "LEFT")
+            if raw is None:
+                self.leases.empty.add(site)
+                continue
+            self.leases.turn = (self.leases.turn + i + 1) % max(1, len(held))
+            request = self.queue(site)._decode_request(raw)
+            request.meta[LEASES] = [raw]
+            self.leases.inflight[site] += 1
+            return request
+        return None
+
+    def release_done(self) -> None:
+        for site in list(self.leases.held):
+            if site in self.leases.empty and self.leases.inflight[site] <= 0:
+                pipe = self.server.pipeline(transaction=True)
+                pipe.sadd(self.keys.done, site)
+                pipe.lrem(self.keys.held(self.leases.worker), 0, site)
+                pipe.execute()
+                self.leases.held.remove(site)
+                self.leases.empty.discard(site)
+                self.leases.inflight.pop(site, None)
+
+    def take_sites(self) -> None:
+        assert self.spider is not None
+        while len(self.leases.held) < self.leases.max_sites:
+            raw = lmove(self.server, self.keys.sites, self.keys.held(self.leases.worker),
+                        "LEFT", "RIGHT")
+            if raw is None:
+                return
+            site = raw.decode()
+            self.leases.held.append(site)
+            if self.server.hexists(self.keys.started, site):
+                continue  # handed on from a dead worker: its frontier is in Redis
+            requests, items = self.spider.site_start(site)
+            queue = self.queue(site)
+            pipe = self.server.pipeline(transaction=True)
+            for request in requests:
+                pipe.lpush(queue.key, queue._encode_request(request))
+            if items:
+                pipe.rpush(self.keys.results, pickle.dumps(items))
+            pipe.hset(self.keys.started, site, 1)
+            pipe.execute()
+            if not requests:
+                self.leases.empty.add(site)

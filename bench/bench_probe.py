@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import resource
 import shutil
 import subprocess
@@ -33,6 +34,16 @@ from crawler.profiles import Profile
 
 ADDRESS = "127.0.0.3"
 SOA = "@ SOA ns1.bench.kp. root.bench.kp. 1 3600 600 86400 3600\n"
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (``VmHWM``): ``ru_maxrss`` of a spawned process starts at
+    its parent's peak when it forked (Linux keeps it across exec), here the zone text."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def generate_zone(delegations: int) -> str:
@@ -71,16 +82,20 @@ def _census_axfr(port: int, path: str, out: multiprocessing.Queue) -> None:
     options = ProbeOptions(ns_port=port, allow_net=("127.0.0.0/8",), timeout=5.0)
     ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)), [])
     state = ZoneState("kp", None)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     outcome = asyncio.run(transfer(ctx, state, "ns1.kptc.kp", ADDRESS))
     stored = time.perf_counter()
     subs = index_transfer(ctx, state, room=0)
     indexed = time.perf_counter()
+    cpu = time.process_time() - cpu
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
     row = next(db["axfr_attempts"].rows)
     out.put({
         "outcome": str(outcome), "records": row["records"], "drain+parse+store": stored - started,
         "sightings": indexed - stored, "domains": db["domains"].count, "subs": len(subs),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
+        "parser_rss_mb": child.ru_maxrss / 1024,
+        "cpu": cpu, "parser_cpu": child.ru_utime + child.ru_stime,
     })
 
 
@@ -124,18 +139,21 @@ def drain_only(port: int, workdir: Path) -> tuple[float, int]:
         return time.perf_counter() - started, drained.size
 
 
-def kdig_axfr(port: int, workdir: Path) -> tuple[float, int] | None:
-    """``kdig AXFR`` to a file, as a user would fetch a zone: wall seconds and records."""
+def kdig_axfr(port: int, workdir: Path) -> tuple[float, int, float] | None:
+    """``kdig AXFR`` to a file, as a user would fetch a zone: wall seconds, records, CPU s."""
     if not shutil.which("kdig"):
         return None
     out = workdir / "kdig.txt"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with open(out, "wb") as sink:
         subprocess.run(["kdig", f"@{ADDRESS}", "-p", str(port), "kp", "AXFR", "+nostats"],
                        stdout=sink, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     with open(out, "rb") as text:
-        return elapsed, sum(1 for line in text if line[:1] not in (b";", b"\n"))
+        return elapsed, sum(1 for line in text if line[:1] not in (b";", b"\n")), cpu
 
 
 def dnspython_xfr(port: int) -> tuple[float, str]:
@@ -189,8 +207,9 @@ def main() -> None:
             print(f"census AXFR ({result['outcome']}): {result['records']:,} records, "
                   f"drain+parse+store {result['drain+parse+store']:.1f} s "
                   f"({result['records'] / result['drain+parse+store']:,.0f} records/s), "
-                  f"sightings {result['sightings']:.1f} s for {result['domains']:,} domains, "
-                  f"peak RSS {result['peak_rss_mb']:.0f} MB")
+                  f"then sightings {result['sightings']:.1f} s ({result['domains']:,} domains), "
+                  f"peak RSS {result['peak_rss_mb']:.0f} MB, "
+                  f"forked parser {result['parser_rss_mb']:.0f} MB")
             seconds, size = drain_only(port, workdir)
             print(f"drain only (spool, no parse): {seconds:.2f} s, {size / 1e6:.1f} MB")
             readers = [(True, "fast reader")]
@@ -203,11 +222,16 @@ def main() -> None:
                       f"{ps['fallbacks']} messages to dnspython)")
             kdig = kdig_axfr(port, workdir)
             if kdig:
-                print(f"baseline kdig axfr to a file: {kdig[0]:.2f} s, {kdig[1]:,} records")
+                print(f"baseline kdig axfr to a file: {kdig[0]:.2f} s, {kdig[1]:,} records, "
+                      f"{kdig[2]:.2f} s CPU")
                 census = result["drain+parse+store"] + result["sightings"]
                 print(f"ratio: AXFR until every delegation is a domains row {census:.1f} s / "
                       f"kdig {kdig[0]:.2f} s = {census / kdig[0]:.1f}x (target <= 4x), "
-                      f"peak RSS {result['peak_rss_mb']:.0f} MB (target <= 500 MB)")
+                      f"peak RSS {result['peak_rss_mb']:.0f} MB + parser "
+                      f"{result['parser_rss_mb']:.0f} MB (target <= 500 MB)")
+                print(f"CPU seconds: census {result['cpu']:.1f} + forked parser "
+                      f"{result['parser_cpu']:.1f} (they overlap: two cores), kdig "
+                      f"{kdig[2]:.1f}; load {os.getloadavg()[0]:.1f} (other work on the machine)")
             if not args.no_dnspython:
                 elapsed, note = dnspython_xfr(port)
                 print(f"baseline dnspython inbound_xfr: {elapsed:.1f} s, {note}")

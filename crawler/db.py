@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -323,6 +324,8 @@ def see_bulk(
     names: Iterable[str],
     method: str,
     source: str,
+    *,
+    count: bool = True,
 ) -> int:
     """Sightings of many names of one source (a zone transfer), set-based.
 
@@ -330,9 +333,10 @@ def see_bulk(
     SQL (:func:`_domain_sql`), and ``sightings`` and ``domains`` are each written by one
     ``INSERT ... SELECT``: a million names in seconds, with no Python per name beyond the
     staging insert.  Names outside the zone or not valid host names are not seen, as in
-    ``see_name``.  Returns how many domains became seen in this run.
+    ``see_name``.  Returns how many domains became seen in this run (0 unless ``count``: the
+    count reads every domain of the run, too dear for each batch of a big transfer).
     """
-    seen_before = _seen_in_run(db, run_id)
+    seen_before = _seen_in_run(db, run_id) if count else 0
     conn = db.conn
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_stage (name TEXT)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_staged "
@@ -346,19 +350,63 @@ def see_bulk(
     )
     select, params = _domain_sql(zone, suffixes)
     conn.execute(f"INSERT INTO temp.census_staged {select}", params)
+    _write_staged(db, run_id, method, source)
+    return _seen_in_run(db, run_id) - seen_before if count else 0
+
+
+def _write_staged(db: sqlite_utils.Database, run_id: int, method: str, source: str) -> None:
+    """``sightings`` and ``domains`` from ``temp.census_staged`` (name, domain, suffix)."""
+    conn = db.conn
     conn.execute(
         "INSERT OR IGNORE INTO sightings (run_id, name, domain, method, source) "
         "SELECT ?, name, domain, ?, ? FROM temp.census_staged",
         [run_id, method, source],
     )
+    # no GROUP BY: a domain's suffix is the domain without its first label, so the rows of
+    # one domain are alike and the upsert keeps the first (a sort of a million rows saved)
     conn.execute(
         "INSERT INTO domains (name, suffix, first_seen_run, last_seen_run) "
-        "SELECT domain, min(suffix), ?, ? FROM temp.census_staged "
-        "WHERE domain IS NOT NULL GROUP BY domain "
+        "SELECT domain, suffix, ?, ? FROM temp.census_staged "
+        "WHERE domain IS NOT NULL "
         "ON CONFLICT(name) DO UPDATE SET last_seen_run = excluded.last_seen_run "
         "WHERE last_seen_run IS NOT excluded.last_seen_run",
         [run_id, run_id],
     )
     conn.execute("DELETE FROM temp.census_stage")
     conn.execute("DELETE FROM temp.census_staged")
-    return _seen_in_run(db, run_id) - seen_before
+
+
+_SHALLOW = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+"""One label of a valid host name: what ``_domain_sql`` lets through, under 64 octets."""
+
+Split = tuple[str, str | None, str | None]
+
+
+def shallow_split(zone: str, suffixes: set[str], names: Iterable[str]) -> list[Split]:
+    """``(name, domain, suffix)`` of names at most one label under ``zone``, as ``see_bulk``
+    works them out in SQL, in plain Python: a forked AXFR parser does this on its own core.
+
+    Deeper names must go through ``see_bulk``; invalid names are left out, as there.
+    """
+    labels = {s.removesuffix("." + zone) for s in suffixes if s != zone}
+    tail, cut, match = "." + zone, -len(zone) - 1, _SHALLOW.fullmatch
+    out: list[Split] = []
+    for name in names:
+        if name == zone:
+            out.append((name, None, None))
+        elif len(name) <= 253 and name.endswith(tail) and match(rel := name[:cut]):
+            out.append((name, None, None) if rel in labels else (name, name, zone))
+    return out
+
+
+def see_split(
+    db: sqlite_utils.Database, run_id: int, rows: list[Split], method: str, source: str
+) -> None:
+    """Sightings of names whose domains are already worked out (:func:`shallow_split`)."""
+    conn = db.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_stage (name TEXT)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_staged "
+                 "(name TEXT, domain TEXT, suffix TEXT)")
+    conn.execute("DELETE FROM temp.census_staged")
+    conn.executemany("INSERT INTO temp.census_staged VALUES (?, ?, ?)", rows)
+    _write_staged(db, run_id, method, source)

@@ -48,6 +48,23 @@ class Transfer:
     source: str = ""
 
 
+RECORD_TYPES = ("A", "AAAA", "NS", "MX", "TXT", "SOA", "CNAME", "CAA")
+RECORD_HOSTS = ("", "www.", "mail.")
+
+
+@dataclass(frozen=True)
+class Records:
+    """What the record phase asks of every registrable domain: ``types`` at each of ``hosts``.
+
+    The default, 24 questions a domain, suits a zone of thousands; a zone of a million can
+    ask fewer (e.g. ``types = ["A", "NS"]``, ``hosts = [""]``) and say so in its profile.
+    """
+
+    types: tuple[str, ...] = RECORD_TYPES
+    hosts: tuple[str, ...] = RECORD_HOSTS
+    """Prefixes of the domain: ``""`` is the domain itself, ``"www."`` its web host."""
+
+
 @dataclass(frozen=True)
 class Profile:
     zone: str
@@ -58,6 +75,7 @@ class Profile:
     wordlist: str | None = None
     politeness: Politeness = field(default_factory=Politeness)
     transfer: Transfer = field(default_factory=Transfer)
+    records: Records = field(default_factory=Records)
     path: str = "<generic>"
 
     @functools.cached_property
@@ -120,6 +138,7 @@ def parse_profile(text: str, where: str) -> Profile:
                 seeds.append(Seed(clean, source))
         politeness = Politeness(**data.get("politeness", {}))
         transfer = _transfer(data.get("transfer", {}))
+        records = _records(data.get("records", {}))
     except ProfileError:
         raise
     except Exception as exc:
@@ -133,8 +152,26 @@ def parse_profile(text: str, where: str) -> Profile:
         wordlist=data.get("wordlist"),
         politeness=politeness,
         transfer=transfer,
+        records=records,
         path=where,
     )
+
+
+def _records(data: dict[str, Any]) -> Records:
+    """``[records]``: the types and host prefixes the record phase asks of each domain."""
+    import dns.rdatatype
+
+    unknown = set(data) - {"types", "hosts"}
+    if unknown:
+        raise ValueError(f"unknown [records] keys {sorted(unknown)}")
+    types = tuple(str(t).upper() for t in data.get("types", RECORD_TYPES))
+    for rdtype in types:
+        dns.rdatatype.from_text(rdtype)  # an unknown type is a mistake of the profile
+    hosts = tuple(str(h) for h in data.get("hosts", RECORD_HOSTS))
+    for host in hosts:
+        if host and (not host.endswith(".") or normalize_name(host + "x") is None):
+            raise ValueError(f"[records] host {host!r} is not '' or a label and a dot")
+    return Records(types, hosts)
 
 
 def _transfer(data: dict[str, Any]) -> Transfer:

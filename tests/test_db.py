@@ -137,3 +137,25 @@ def test_bulk_sightings_match_one_at_a_time(tmp_path) -> None:
                 "SELECT * FROM domains ORDER BY name"):
         assert one.execute(sql).fetchall() == bulk.execute(sql).fetchall()
     assert ("a.com.kp", "a.com.kp") in bulk.execute("SELECT name, domain FROM sightings").fetchall()
+
+
+def test_shallow_names_split_in_python_as_in_sql(tmp_path) -> None:
+    """A forked AXFR parser works out the domains of names one label under the zone itself."""
+    from crawler.db import see_split, shallow_split
+
+    rng = random.Random(15)
+    names = TRICKY + [
+        rng.choice(["a", "b", "com", "org", "rep", "x-y", "9", "-", "A", "_", "a-", "é", "a b"])
+        + rng.choice(["", "-z", "_9", "q" * 62]) + rng.choice([".kp", ".kp.", "", ".com.kp"])
+        for _ in range(2000)
+    ]
+    suffixes = Suffixes("kp", ["com", "org", "rep"]).suffixes
+    shallow = [n for n in names if n.count(".") <= 1]
+    sql, python = open_census(tmp_path / "sql.db"), open_census(tmp_path / "python.db")
+    see_bulk(sql, start_run(sql, "kp", {}), "kp", suffixes, shallow, "axfr", "127.0.0.2")
+    see_split(python, start_run(python, "kp", {}), shallow_split("kp", suffixes, shallow),
+              "axfr", "127.0.0.2")
+    for query in ("SELECT run_id, name, domain, method, source FROM sightings ORDER BY name",
+                  "SELECT * FROM domains ORDER BY name"):
+        assert sql.execute(query).fetchall() == python.execute(query).fetchall()
+    assert python["domains"].count > 20 and python["sightings"].count_where("domain IS NULL") >= 4

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import logging
 from pathlib import Path
 from typing import Any, Self
@@ -63,20 +65,31 @@ class WarcCapture:
         return ext
 
     def spider_opened(self, spider: Spider) -> None:
-        """The run's DNS answers for the hosts to crawl, as ``dns:`` records."""
-        rows = self.db.execute(
+        """The run's DNS answers for the hosts to crawl, as ``dns:`` records.
+
+        Only the domains of this crawl when it has a list (``CENSUS_DOMAINS``: a sample, or the
+        domains links revealed), and streamed: a run of a million domains is a million hosts.
+        """
+        only = list(getattr(spider, "only", None) or [])
+        if only:
+            domains = "SELECT DISTINCT value AS domain FROM json_each(?)"
+            params: list[Any] = [json.dumps(only), self.run_id]
+        else:
+            domains = ("SELECT DISTINCT domain FROM sightings WHERE run_id = ? "
+                       "AND domain IS NOT NULL")
+            params = [self.run_id, self.run_id]
+        rows = self.db.conn.execute(
             "SELECT r.name, r.ttl, r.type, r.value, r.source FROM dns_records r "
-            "JOIN (SELECT DISTINCT domain FROM sightings WHERE run_id = ? AND domain IS NOT NULL)"
-            " d ON r.name = d.domain OR r.name = 'www.' || d.domain "
+            f"JOIN ({domains}) d ON r.name = d.domain OR r.name = 'www.' || d.domain "
             "WHERE r.run_id = ? AND r.type IN ('A', 'AAAA', 'CNAME') ORDER BY r.name, r.type",
-            [self.run_id, self.run_id],
-        ).fetchall()
-        by_host: dict[str, tuple[str | None, list[str]]] = {}
-        for name, ttl, rtype, value, source in rows:
-            server, lines = by_host.setdefault(name, (source, []))
-            lines.append(f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}")
+            params,
+        )
         date = utcnow()
-        for host, (server, lines) in by_host.items():
+        for host, group in itertools.groupby(rows, key=lambda row: row[0]):
+            records = list(group)
+            lines = [f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}"
+                     for name, ttl, rtype, value, _ in records]
+            server = records[0][4]
             self.files.write_dns(host, date, (server or "").split("#")[0] or None, lines)
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:

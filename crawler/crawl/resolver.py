@@ -21,19 +21,19 @@ from ..netpolicy import NetPolicy
 
 def census_addresses(db_path: str, run_id: int) -> dict[str, list[str]]:
     """Host -> IPv4 addresses recorded in the run, CNAMEs followed (at most 8 deep)."""
-    with reading(db_path) as conn:
-        rows = conn.execute(
-            "SELECT name, type, value FROM dns_records WHERE run_id = ? AND type IN ('A', 'CNAME')",
-            [run_id],
-        ).fetchall()
     a: dict[str, list[str]] = defaultdict(list)
     cname: dict[str, str] = {}
-    for name, rtype, value in rows:
-        if rtype == "A":
-            if value not in a[name]:
-                a[name].append(value)
-        else:
-            cname[name] = value.rstrip(".").lower()
+    with reading(db_path) as conn:
+        # streamed: a run of a million domains has millions of these rows
+        for name, rtype, value in conn.execute(
+            "SELECT name, type, value FROM dns_records WHERE run_id = ? AND type IN ('A', 'CNAME')",
+            [run_id],
+        ):
+            if rtype == "A":
+                if value not in a[name]:
+                    a[name].append(value)
+            else:
+                cname[name] = value.rstrip(".").lower()
     for name, target in cname.items():
         seen = {name}
         while target not in a and target in cname and target not in seen and len(seen) < 8:

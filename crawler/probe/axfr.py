@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import marshal
+import multiprocessing
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import dns.exception
 import dns.message
@@ -34,11 +36,13 @@ import sqlite_utils
 from ..errors import TransferError
 from .options import Outcome
 from .tsig import TsigKey, Verifier, rejection, signed_query, split_tsig
-from .wire import Labels, Unusual, WireRecord, read_answers, type_text
+from .wire import _TYPE_TEXT, Labels, Unusual, WireRecord, read_answers, type_text
 
 log = logging.getLogger(__name__)
 
 BATCH = 20_000
+PARALLEL_BYTES = 4_000_000
+"""Spools at least this big are parsed by a forked child while this process writes rows."""
 NS = dns.rdatatype.NS
 _SOA_TAIL = struct.pack("!HH", dns.rdatatype.SOA, 1)
 
@@ -173,6 +177,14 @@ async def drain(
     return result
 
 
+def below_cut(name: str, zone: str, cuts: set[str]) -> bool:
+    """True if a proper ancestor of ``name`` (below the apex) is a delegation point."""
+    if not cuts or name == zone:
+        return False
+    labels = name.removesuffix("." + zone).split(".")
+    return any(".".join(labels[i:]) + "." + zone in cuts for i in range(1, len(labels)))
+
+
 def spool_messages(spool: BinaryIO) -> Iterator[bytes]:
     """The messages of a spool, in order; a torn last message ends the iteration."""
     while True:
@@ -230,16 +242,29 @@ class AxfrParser:
     """Records outside the zone, ignored (zone data is hostile input)."""
     fallbacks: int = 0
     """Messages the fast reader handed to dnspython."""
-    owners: list[str] = field(default_factory=list)
-    """Owner names in the order they came, each once (a transfer groups a name's records)."""
+    fresh: list[str] = field(default_factory=list)
+    """Owner names at most one label under the zone not yet taken (:meth:`take_fresh`), in
+    the order they came, each once (a transfer groups a name's records): none of them can be
+    below a delegation point, so they can be seen before the transfer ends."""
+    deep: list[str] = field(default_factory=list)
+    """Owner names two or more labels under the zone: seen once the cuts are all known."""
     cuts: set[str] = field(default_factory=set)
-    """Owners of NS records below the apex: the delegation points."""
+    """Owners of NS records below the apex: the delegation points (empty after a fork)."""
+    cut_count: int = 0
+    """How many delegation points a forked parser saw."""
     _apex: Labels = field(init=False)
     _messages: int = 0
     _last: str = ""
+    _dots: int = 0
 
     def __post_init__(self) -> None:
         self._apex = tuple(label.lower() for label in dns.name.from_text(self.zone).labels)
+        self._dots = len(self._apex) - 1  # "kp" -> 1: "d1.kp" has one dot, "a.d1.kp" two
+
+    def take_fresh(self) -> list[str]:
+        """The shallow owner names read since the last call."""
+        fresh, self.fresh = self.fresh, []
+        return fresh
 
     def _decode(self, wire: bytes) -> list[WireRecord]:
         if self.fast:
@@ -265,42 +290,82 @@ class AxfrParser:
         apex = self._apex
         depth = -len(apex)
         out: list[Record] = []
-        owners, last = self.owners, self._last
-        for key, owner, rdtype, ttl, value, soa in self._decode(wire):
-            if self.done:
-                raise TransferError(f"{self.zone}: data after the closing SOA")
-            closing = soa[0] if soa is not None and key == apex else None
-            if self.serial is None:
-                if soa is None or closing is None:
+        append = out.append
+        fresh, deep, dots, last, cuts = self.fresh, self.deep, self._dots, self._last, self.cuts
+        texts = _TYPE_TEXT
+        records = dropped = 0
+        last_key: Labels | None = None
+        inside = False
+        try:
+            for key, owner, rdtype, ttl, value, soa in self._decode(wire):
+                if soa is not None and key == apex:
+                    if self.serial is None:
+                        self.serial, self.mname, self.rname = soa
+                    elif self.done:
+                        raise TransferError(f"{self.zone}: data after the closing SOA")
+                    elif soa[0] != self.serial:
+                        raise TransferError(
+                            f"{self.zone}: closing SOA serial {soa[0]} is not {self.serial}"
+                        )
+                    else:
+                        self.done = True
+                        continue
+                elif self.done:
+                    raise TransferError(f"{self.zone}: data after the closing SOA")
+                elif self.serial is None:
                     raise TransferError(f"{self.zone}: the transfer does not start with SOA")
-                self.serial, self.mname, self.rname = soa
-            elif closing is not None:
-                if closing != self.serial:
-                    raise TransferError(
-                        f"{self.zone}: closing SOA serial {closing} is not {self.serial}"
-                    )
-                self.done = True
-                continue
-            if key[depth:] != apex:
-                self.dropped += 1
-                continue
-            self.records += 1
-            if owner != last:
-                owners.append(owner)
-                last = owner
-            if rdtype == NS and key != apex:
-                self.cuts.add(owner)
-            out.append((owner, type_text(rdtype), ttl, value))
-        self._last = last
+                if key is not last_key:  # the records of one owner share its labels
+                    last_key = key
+                    inside = key[depth:] == apex
+                if not inside:
+                    dropped += 1
+                    continue
+                records += 1
+                if owner != last:
+                    (fresh if owner.count(".") <= dots else deep).append(owner)
+                    last = owner
+                if rdtype == NS and key != apex:
+                    cuts.add(owner)
+                append((owner, texts.get(rdtype) or type_text(rdtype), ttl, value))
+        finally:
+            self.records += records
+            self.dropped += dropped
+            self._last = last
         return out
 
-    def names(self) -> list[str]:
-        """Every owner name of the transfer, once each, in the order of the transfer."""
-        return list(dict.fromkeys(self.owners))
+    def deep_names(self) -> list[str]:
+        """The deep owner names of the transfer that are data of this zone, once each, in the
+        order of the transfer: names below a delegation point are glue (the child zone says
+        whether they exist; a glue name under ``tra.kp`` in ``kp`` may be only a wildcard)."""
+        zone, cuts = self.zone, self.cuts
+        return [n for n in dict.fromkeys(self.deep) if not below_cut(n, zone, cuts)]
+
+    def summary(self) -> dict[str, object]:
+        """What a forked parser hands back at the end (plain data, for ``marshal``)."""
+        return {"records": self.records, "serial": self.serial, "mname": self.mname,
+                "rname": self.rname, "done": self.done, "dropped": self.dropped,
+                "fallbacks": self.fallbacks, "deep": self.deep_names(),
+                "cuts": len(self.cuts), "messages": self._messages}
+
+    def restore(self, summary: dict) -> None:
+        """Take a forked parser's summary: its deep names already filtered by its cuts, which
+        stay there (a million delegation points are not worth sending back)."""
+        for key, value in summary.items():
+            if key == "cuts":
+                self.cut_count = value
+            else:
+                setattr(self, "_messages" if key == "messages" else key, value)
+        self.cuts = set()
 
     def finish(self) -> None:
         if not self.done:
             raise TransferError(f"{self.zone}: stopped halfway after {self.records} records")
+
+
+Sight = Callable[[list[Any]], object]
+"""Writes the sightings of a batch of shallow owner names, inside the store's transaction."""
+Split = Callable[[list[str]], list[Any]]
+"""Turns a batch of shallow owner names into what ``sight`` takes (in the parser's process)."""
 
 
 def store_spool(
@@ -313,42 +378,151 @@ def store_spool(
     store: bool = True,
     fast: bool = True,
     verifier: Verifier | None = None,
+    sight: Sight | None = None,
+    split: Split | None = None,
+    fork: bool | None = None,
 ) -> AxfrParser:
     """Parse ``spool`` and, if ``store``, write its records to ``dns_records`` atomically.
 
-    ``verifier`` checks and strips the TSIG of every message of a signed transfer.
+    ``verifier`` checks and strips the TSIG of every message of a signed transfer.  ``sight``
+    is given each batch of shallow owner names (:attr:`AxfrParser.fresh`) in the same
+    transaction (first through ``split``, in the parser's process); the deep ones stay in the
+    parser.  ``fork`` parses in a forked child process
+    while this one writes (two cores: parse and SQLite each take about half of a big
+    transfer); None forks for unsigned spools of at least :data:`PARALLEL_BYTES`.
     Raises ``TransferError`` (after rolling back) when the stream is bad.
     """
-    parser = AxfrParser(zone, fast)
+    if not store:
+        sight = None
+    if fork is None:
+        spool.seek(0, 2)
+        fork = verifier is None and spool.tell() >= PARALLEL_BYTES
+    if fork and verifier is not None:
+        raise ValueError("signed transfers are parsed in this process")
     spool.seek(0)
     conn = db.conn
     with db.atomic():
-        # rows go to an index-free staging table, then into dns_records in one statement
+        # rows go to an index-free staging table, then into dns_records a batch at a time
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS census_records "
             "(name TEXT, type TEXT, ttl INTEGER, value TEXT)"
         )
         conn.execute("DELETE FROM temp.census_records")
+
+        def write(rows: list[Record], fresh: list[Any]) -> None:
+            # each batch goes on at once: with a forked parser this process is idle between
+            # batches, and one statement for the whole zone at the end would follow the parse
+            if rows:
+                conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", rows)
+                conn.execute(
+                    "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
+                    "SELECT ?, name, type, ttl, value, ? FROM temp.census_records",
+                    [run_id, source],
+                )
+                conn.execute("DELETE FROM temp.census_records")
+            if sight is not None and fresh:
+                sight(fresh)
+
+        cut = (split or list) if sight is not None else _nothing
+        if fork:
+            parser = _parse_forked(spool, zone, fast, store, cut, write)
+        else:
+            parser = _parse_here(spool, zone, fast, store, verifier, cut, write)
+    return parser
+
+
+def _nothing(names: list[str]) -> list[Any]:
+    return []
+
+
+Write = Callable[[list[Record], list[Any]], None]
+
+
+def _parse_here(
+    spool: BinaryIO,
+    zone: str,
+    fast: bool,
+    store: bool,
+    verifier: Verifier | None,
+    split: Split,
+    write: Write,
+) -> AxfrParser:
+    parser = AxfrParser(zone, fast)
+    batch: list[Record] = []
+    for wire in spool_messages(spool):
+        if verifier is not None:
+            wire = verifier.strip(wire)
+        rows = parser.feed(wire)
+        if store:
+            batch += rows
+        if len(batch) >= BATCH or len(parser.fresh) >= BATCH:
+            write(batch, split(parser.take_fresh()))
+            batch = []
+    parser.finish()
+    if verifier is not None:
+        verifier.finish()
+    write(batch, split(parser.take_fresh()))
+    return parser
+
+
+def _parse_child(
+    spool: BinaryIO, zone: str, fast: bool, store: bool, split: Split, out: Any
+) -> None:
+    """The forked parser: batches of rows and fresh names, then the summary or the error."""
+    try:
+        parser = AxfrParser(zone, fast)
+        spool.seek(0)
         batch: list[Record] = []
         for wire in spool_messages(spool):
-            if verifier is not None:
-                wire = verifier.strip(wire)
+            rows = parser.feed(wire)
             if store:
-                batch += parser.feed(wire)
-            else:
-                parser.feed(wire)
-            if len(batch) >= BATCH:
-                conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", batch)
-                batch.clear()
+                batch += rows
+            if len(batch) >= BATCH or len(parser.fresh) >= BATCH:
+                out.send_bytes(marshal.dumps(("rows", batch, split(parser.take_fresh()))))
+                batch = []
         parser.finish()
-        if verifier is not None:
-            verifier.finish()
-        if batch:
-            conn.executemany("INSERT INTO temp.census_records VALUES (?, ?, ?, ?)", batch)
-        conn.execute(
-            "INSERT INTO dns_records (run_id, name, type, ttl, value, source) "
-            "SELECT ?, name, type, ttl, value, ? FROM temp.census_records",
-            [run_id, source],
-        )
-        conn.execute("DELETE FROM temp.census_records")
-    return parser
+        out.send_bytes(marshal.dumps(("rows", batch, split(parser.take_fresh()))))
+        out.send_bytes(marshal.dumps(("end", parser.summary())))
+    except TransferError as exc:
+        out.send_bytes(marshal.dumps(("error", str(exc))))
+    except Exception as exc:  # the parent must hear of it, not wait for rows
+        out.send_bytes(marshal.dumps(("error", f"{zone}: parser failed: {exc!r}")))
+    finally:
+        out.close()
+
+
+def _parse_forked(
+    spool: BinaryIO,
+    zone: str,
+    fast: bool,
+    store: bool,
+    split: Split,
+    write: Write,
+) -> AxfrParser:
+    """Parse ``spool`` in a forked child; write its batches here as they come."""
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_parse_child, args=(spool, zone, fast, store, split, writer),
+                            daemon=True)
+    child.start()
+    writer.close()
+    parser = AxfrParser(zone, fast)
+    try:
+        while True:
+            try:
+                message = marshal.loads(reader.recv_bytes())
+            except EOFError:
+                raise TransferError(f"{zone}: the parser process ended early") from None
+            if message[0] == "rows":
+                write(message[1], message[2])
+            elif message[0] == "end":
+                parser.restore(message[1])
+                return parser
+            else:
+                raise TransferError(message[1])
+    finally:
+        reader.close()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()

@@ -7,13 +7,14 @@ import logging
 import dns.rdatatype
 
 from ..db import run_domains
+from ..profiles import RECORD_HOSTS, RECORD_TYPES
 from .context import Context
 from .engine import Answer
 
 log = logging.getLogger(__name__)
 
-TYPES = ("A", "AAAA", "NS", "MX", "TXT", "SOA", "CNAME", "CAA")
-HOSTS = ("", "www.", "mail.")
+TYPES = RECORD_TYPES
+HOSTS = RECORD_HOSTS
 
 
 Row = tuple[int, str, str, int, str, str]
@@ -50,16 +51,19 @@ def store_answer(ctx: Context, answer: Answer) -> int:
 async def collect_records(ctx: Context, domains: list[str] | None = None) -> int:
     """Ask the resolver for every type of every domain (default: the run's) and its hosts.
 
+    The types and hosts are the profile's (``[records]``; by default ``TYPES`` at ``HOSTS``).
+
     All questions go through one :class:`.flight.Flight` (hundreds in flight per resolver,
     no task per query); rows are written ``BATCH`` at a time.  Returns the records stored.
     """
     if domains is None:
         domains = run_domains(ctx.db, ctx.run_id)
-    total = len(domains) * len(HOSTS) * len(TYPES)
+    types, hosts = ctx.profile.records.types, ctx.profile.records.hosts
+    total = len(domains) * len(hosts) * len(types)
     questions = (
         (ctx.resolver_for(name), name, rdtype)
-        for domain in domains for host in HOSTS
-        for name in (host + domain,) for rdtype in TYPES
+        for domain in domains for host in hosts
+        for name in (host + domain,) for rdtype in types
     )
     run_id = ctx.run_id
     stored = done = 0

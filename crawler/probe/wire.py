@@ -299,19 +299,59 @@ def read_answers(wire: bytes) -> list[WireRecord]:
             raise Unusual("torn question")
     out: list[WireRecord] = []
     unpack_rr = _RR.unpack_from
+    # the same type, class, TTL and rdata bytes mean the same text within one message (its
+    # pointers point at the same names): a delegation zone repeats "NS 3600 <ns1 pointer>"
+    memo: dict[bytes, tuple[int, int, str]] = {}
+    last_key: Labels | None = None
+    owner_text = ""
     for _ in range(ancount):
-        found = _quick_name(wire, pos, size, cache)
+        if pos + 2 > size:
+            raise Unusual("torn owner")
+        count = wire[pos]
+        found = None
+        if count >= 192:  # only a pointer: the second record of an owner
+            target = ((count & 0x3F) << 8) | wire[pos + 1]
+            tail = cache.get(target)
+            if tail is not None and target < pos and tail[2] <= pos and tail[3] < MAX_HOPS:
+                owner = cache[pos] = (tail[0], tail[1], pos + 2, tail[3] + 1, tail[4])
+                found = pos = pos + 2
+        elif 0 < count < 64 and pos + count + 3 <= size and wire[pos + count + 1] >= 192:
+            # one label then a pointer: the first record of a delegation
+            stop = pos + count + 1
+            target = ((wire[stop] & 0x3F) << 8) | wire[stop + 1]
+            tail = cache.get(target)
+            if (tail is not None and target < pos and tail[2] <= pos and tail[3] < MAX_HOPS
+                    and tail[4] + count < 255):
+                label = wire[pos + 1 : stop]
+                text = label.decode() if label.isalnum() else _name_label(label)
+                owner = cache[pos] = ((label.lower(), *tail[0]), text + "." + tail[1],
+                                      stop + 2, tail[3] + 1, tail[4] + count + 1)
+                found = pos = stop + 2
         if found is None:
-            owner, pos = read_name(wire, pos, size, cache)
-        else:
-            owner, pos = found
+            quick = _quick_name(wire, pos, size, cache)
+            if quick is None:
+                owner, pos = read_name(wire, pos, size, cache)
+            else:
+                owner, pos = quick
         if pos + 10 > size:
             raise Unusual("torn record header")
-        rdtype, rdclass, ttl, rdlen = unpack_rr(wire, pos)
+        end = pos + 10 + ((wire[pos + 8] << 8) | wire[pos + 9])
+        if end > size:
+            raise Unusual("torn rdata")
+        raw = wire[pos:end]
+        known = memo.get(raw)
+        if owner[0] is not last_key:  # the records of one owner share its labels
+            last_key = owner[0]
+            owner_text = owner[1]
+            owner_text = (owner_text[:-1] if owner_text != "." else owner_text).lower()
+        if known is not None:
+            out.append((owner[0], owner_text, known[0], known[1], known[2], None))
+            pos = end
+            continue
+        rdtype, rdclass, ttl, _ = unpack_rr(wire, pos)
         pos += 10
-        end = pos + rdlen
-        if end > size or rdclass != 1 or rdtype in _SPECIAL_TYPES:
-            raise Unusual("torn rdata, another class, or a meta record")
+        if rdclass != 1 or rdtype in _SPECIAL_TYPES:
+            raise Unusual("another class, or a meta record")
         soa = None
         if rdtype in _NAME_TYPES and (found := _quick_name(wire, pos, end, cache)) is not None:
             if found[1] != end:
@@ -320,8 +360,10 @@ def read_answers(wire: bytes) -> list[WireRecord]:
         else:
             text, soa = _rdata_text(wire, rdtype, pos, end, cache)
         pos = end
-        owner_text = _no_dot(owner[1]).lower()
-        out.append((owner[0], owner_text, rdtype, 0 if ttl > 0x7FFFFFFF else ttl, text, soa))
+        ttl = 0 if ttl > 0x7FFFFFFF else ttl
+        if soa is None:
+            memo[raw] = (rdtype, ttl, text)
+        out.append((owner[0], owner_text, rdtype, ttl, text, soa))
     if pos != size:
         raise Unusual("trailing bytes")
     return out

@@ -10,17 +10,19 @@ queued for the same treatment, sub-zones first, up to ``ProbeOptions.max_zones``
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.name
 import dns.rdatatype
 
-from ..db import Method, see_bulk, utcnow
+from ..db import Method, see_bulk, see_split, shallow_split, utcnow
 from ..errors import TransferError
 from ..names import normalize_name
 from .axfr import drain, store_spool
@@ -55,9 +57,8 @@ class ZoneState:
     """The ``dns_records.source`` of the stored transfer, if one succeeded."""
     addresses: dict[str, set[str]] = field(default_factory=dict)
     owners: list[str] = field(default_factory=list)
-    """Owner names of the stored transfer, each once."""
-    cuts: set[str] = field(default_factory=set)
-    """Delegation points of the stored transfer."""
+    """Owner names two or more labels under the zone of the stored transfer, each once, none
+    below a delegation point (the shallow ones are seen while the transfer is stored)."""
 
 
 def _names(answer: Answer, rdtype: str) -> set[str]:
@@ -229,9 +230,23 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
         if outcome is None:
             store = state.stored_from is None
             verifier = None if key is None else Verifier(key, drained.request_mac, state.zone)
+
+            top, suffixes = ctx.profile.zone, ctx.suffixes.suffixes
+            split = None
+            if state.zone == top:  # the parser works out the domains of its shallow names
+                split = functools.partial(shallow_split, top, suffixes)
+
+            def sight(found: list[Any]) -> None:
+                if split is not None:
+                    see_split(ctx.db, ctx.run_id, found, Method.AXFR, address)
+                else:
+                    see_bulk(ctx.db, ctx.run_id, top, suffixes, found, Method.AXFR, address,
+                             count=False)
+
             try:
                 parser = store_spool(
-                    ctx.db, ctx.run_id, state.zone, spool, source, store=store, verifier=verifier
+                    ctx.db, ctx.run_id, state.zone, spool, source, store=store,
+                    verifier=verifier, sight=sight, split=split,
                 )
             except TransferError as exc:
                 outcome, error = Outcome.ERROR, str(exc)
@@ -241,7 +256,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
                 state.serial, state.mname, state.rname = parser.serial, parser.mname, parser.rname
                 if store:
                     state.stored_from = source
-                    state.owners, state.cuts = parser.names(), parser.cuts
+                    state.owners = parser.deep_names()
     row.update(outcome=outcome, error=error, seconds=round(time.monotonic() - started, 3))
     with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
@@ -274,24 +289,20 @@ async def transfer_servers(ctx: Context, state: ZoneState) -> None:
 
 
 def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation]:
-    """Sightings for the owner names of the stored transfer; its delegations (at most ``room``).
+    """Sightings for the deep owner names of the stored transfer; its delegations (at most
+    ``room``).
 
-    Names below a delegation point are glue, not data of this zone: the child zone says
-    whether they exist (a glue name under ``tra.kp`` in ``kp`` may be only a wildcard there).
-    The sightings are written set-based (``see_bulk``): a million names in seconds.
+    Names below a delegation point are glue, left out by the parser
+    (:meth:`.AxfrParser.deep_names`); names one label under the zone cannot be below one, and
+    were seen while the transfer was stored.  The sightings are written set-based
+    (``see_bulk``).
     """
     db, source = ctx.db, state.stored_from
     assert source is not None
-    cuts, zone = state.cuts, state.zone
-    dots = zone.count(".") + 1
     server = source.split("@", 1)[1]
     with db.atomic():
-        see_bulk(
-            db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes,
-            # only names two or more labels under the zone can be below a cut
-            (n for n in state.owners if n.count(".") <= dots or not _below_cut(n, zone, cuts)),
-            Method.AXFR, server,
-        )
+        see_bulk(db, ctx.run_id, ctx.profile.zone, ctx.suffixes.suffixes, state.owners,
+                 Method.AXFR, server, count=False)
     found: dict[str, Delegation] = {}
     rows = db.conn.execute(
         "SELECT name, value FROM dns_records WHERE run_id = ? AND source = ? AND type = 'NS' "
@@ -316,14 +327,6 @@ def index_transfer(ctx: Context, state: ZoneState, room: int) -> list[Delegation
             )
             d.glue[ns] = {value for (value,) in glue}
     return list(found.values())
-
-
-def _below_cut(name: str, zone: str, cuts: set[str]) -> bool:
-    """True if a proper ancestor of ``name`` (below the apex) is a delegation point."""
-    if not cuts or name == zone:
-        return False
-    labels = name.removesuffix("." + zone).split(".")
-    return any(".".join(labels[i:]) + "." + zone in cuts for i in range(1, len(labels)))
 
 
 def write_zone(ctx: Context, state: ZoneState) -> None:

@@ -144,6 +144,22 @@ def test_a_page_without_lexicon_cues_gets_a_content_label(domain, title, text, l
     assert result.evidence["decided_by"] in ("model", "cues", "json-ld")
 
 
+def test_a_korean_page_is_a_language_the_classifier_knows():
+    """Issue 13: a Korean government page amid English menu words was "a language the
+    classifier does not know"; its script says it is Korean, which the encoder reads."""
+    for doc in (SiteDoc(domain="ma.gov.kp", title="해사감독국",
+                        text="HOME LOGIN SITEMAP ENGLISH 해사감독국 선박등록 항만안전"),
+                SiteDoc(domain="ma.gov.kp", title="해사감독국")):
+        result = classify_site(doc)
+        assert "does not know" not in result.evidence.get("note", "")
+        # a title alone may say too little to be sure, but the model has read it
+        assert "government" in (result.label, result.evidence["runner_up"]["label"])
+        assert result.evidence["decided_by"] != "name"
+    swahili = classify_site(SiteDoc(domain="habari.kp", text="Karibu kwenye tovuti yetu. "
+                                    "Habari za leo kutoka mji mkuu na mikoa yote ya nchi. " * 3))
+    assert swahili.evidence["note"].endswith("a language the classifier does not know (sw)")
+
+
 def test_a_menu_word_does_not_decide():
     doc = SiteDoc(domain="austria.info", title="Der offizielle Reiseführer für Österreich",
                   description="Urlaub in Österreich: Städte, Berge, Seen und Kultur.",
@@ -352,7 +368,11 @@ def test_cli_evaluate_alone_cross_validates_the_real_corpus():
     assert "grouped 5-fold cross-validation on the real corpus" in result.output
     assert "bootstrap interval" in result.output and "calibration" in result.output
     macro = float(result.output.split("macro-F1: ")[1].split()[0])
-    assert macro >= 0.7, result.output
+    assert macro >= 0.85, result.output  # issue 11's targets, reached on 704 real sites
+    table = result.output.split("f1    n\n")[1].split("\n\n")[0]
+    per_label = {line.split()[0]: float(line.split()[3]) for line in table.splitlines()}
+    assert {label: f1 for label, f1 in per_label.items()
+            if label != "unknown" and f1 < 0.7} == {}, result.output
 
 
 def test_the_crawls_self_description_reaches_the_classifier(tmp_path):

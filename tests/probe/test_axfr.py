@@ -24,6 +24,8 @@ ZONE = [
     ("com.kp", "NS", "ns1.kptc.kp."),
     ("kp", "SOA", SOA),
 ]
+GLUE = [*ZONE[:-1], ("ns.a.com.kp", "A", "127.0.0.9"), ("b.c.kcna.kp", "TXT", '"x"'), ZONE[-1]]
+"""ZONE with a glue name below the com.kp cut and a deep name of the zone."""
 
 
 def messages(records: list[tuple[str, str, str]], per_message: int = 3) -> list[bytes]:
@@ -122,3 +124,31 @@ def test_types_survive_the_round_trip() -> None:
     parser = AxfrParser("kp")
     types = {r[1] for w in messages(ZONE, 100) for r in parser.feed(w)}
     assert types == {dns.rdatatype.to_text(t) for t in (6, 2, 1, 15)}
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_forked_parser_stores_and_sights_what_the_inline_one_does(tmp_path, fork) -> None:
+    db = open_census(tmp_path / "census.db")
+    run_id = start_run(db, "kp", {})
+    seen: list[str] = []
+
+    def sight(names: list[str]) -> None:
+        seen.extend(names)
+        db.conn.executemany("INSERT INTO runs (zone, status) VALUES (?, 'seen')",
+                            [(n,) for n in names])
+
+    parser = store_spool(db, run_id, "kp", spool(messages(ZONE, 2)), "axfr", sight=sight,
+                         fork=fork)
+    assert (parser.records, parser.serial, parser.rname) == (6, 2013083001, "root.kptc.kp")
+    assert seen == ["kp", "kcna.kp", "com.kp"]  # shallow owners, while storing
+    assert parser.deep_names() == ["ns1.kptc.kp"]
+    assert (len(parser.cuts) if not fork else parser.cut_count) == 1
+    rows = db.execute("SELECT name, type, value FROM dns_records ORDER BY rowid").fetchall()
+    assert rows[-1] == ("com.kp", "NS", "ns1.kptc.kp.") and len(rows) == 6
+    deep = store_spool(db, run_id, "kp", spool(messages(GLUE, 2)), "glue", fork=fork)
+    assert deep.deep_names() == ["ns1.kptc.kp", "b.c.kcna.kp"], "no glue below com.kp"
+    with pytest.raises(TransferError, match="stopped halfway after 5 records"):
+        store_spool(db, run_id, "kp", spool(messages(ZONE[:5], 2)), "bad", sight=sight,
+                    fork=fork)
+    assert db["dns_records"].count_where("source = 'bad'") == 0
+    assert db["runs"].count_where("status = 'seen'") == 3, "the bad transfer's sightings too"

@@ -121,3 +121,29 @@ def test_the_labs_garbage_server_keeps_nothing(lab_dns, tmp_path) -> None:
     row = next(db["axfr_attempts"].rows)
     assert outcome == "error" and row["error"], row
     assert db["dns_records"].count == 0
+
+
+def test_the_profile_chooses_what_the_record_phase_asks(lab_dns, tmp_path) -> None:
+    """A zone of a million domains asks fewer questions of each: ``[records]`` in its profile."""
+    from crawler.errors import ProfileError
+    from crawler.probe.context import limits_for
+    from crawler.probe.records import collect_records
+    from crawler.profiles import parse_profile
+
+    profile = parse_profile('zone = "kp"\n[records]\ntypes = ["a", "MX"]\nhosts = ["", "www."]\n',
+                            "test")
+    assert (profile.records.types, profile.records.hosts) == (("A", "MX"), ("", "www."))
+    db = open_census(tmp_path / "records.db")
+    run_id = start_run(db, "kp", {})
+    options = ProbeOptions(resolvers=(lab_dns.resolver,), queries_per_second=2000,
+                           timeout=1.0, retries=1)
+    ctx = Context(db, run_id, profile, options, Engine(limits_for(profile, options)),
+                  [lab_dns.resolver])
+    asyncio.run(collect_records(ctx, ["kcna.kp"]))
+    rows = set(db.execute("SELECT name, type FROM dns_records").fetchall())
+    assert ("kcna.kp", "A") in rows and ("kcna.kp", "MX") in rows
+    assert {t for _, t in rows} <= {"A", "MX", "CNAME"}, "CNAMEs come with the A answers"
+    assert {n for n, _ in rows} <= {"kcna.kp", "www.kcna.kp"}
+    for bad in ('types = ["NOPE"]', 'hosts = ["www"]', "colour = 1"):
+        with pytest.raises(ProfileError, match="malformed profile"):
+            parse_profile(f'zone = "kp"\n[records]\n{bad}\n', "test")

@@ -130,13 +130,13 @@ def recall_requisites(spider: CensusSpider, conn: Any, scope: str, params: list[
         if spider.script_fetches[domain] < MAX_SCRIPTS_PER_SITE:
             spider.script_fetches[domain] += 1
         if status != 200:
-            spider.script_cache[url] = None
+            spider.cache_script(domain, url, None)
             continue
         body = warc_body(spider, warc_file, warc_offset)
         if body is None:  # not readable (cut short by the kill): fetched again
             spider.requisites_seen[domain].discard(url)
             continue
-        spider.script_cache[url] = body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace")
+        spider.cache_script(domain, url, body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace"))
 
 
 def page_needs(spider: CensusSpider, warc_file: str, warc_offset: int, page_url: str,

@@ -97,3 +97,7 @@ CENSUS_RESUME = False
 CENSUS_SCRIPTS = True
 CENSUS_REQUISITES = True
 CENSUS_MAX_REQUISITES = 300
+# Processes that analyse pages (extraction, the script sandbox, the requisite scan) while the
+# reactor fetches: None is one per core beyond the first (at most 4) for a crawl that may
+# fetch 1,500 pages or more (sites x max pages), else none; 0 is the reactor's own process.
+CENSUS_EXTRACT_WORKERS = None

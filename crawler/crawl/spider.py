@@ -21,18 +21,24 @@ from twisted.python.failure import Failure
 
 from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
-from .extract import MAX_BODY, Extracted, extract, warm_up
-from .extract.links import MAX_LINKS, absolute
+from .analyse import Analysis, PageJob, analyse
+from .extract import MAX_BODY
+from .extract.links import MAX_LINKS
 from .items import WARC_META, PageFailure, PageItem, RequisiteItem, SiteAttempt, WarcLocation
-from .requisites import css_references, page_requisites
+from .requisites import css_references
 from .resolver import CensusResolver, census_addresses
 from .resume import MAX_SCRIPTS_PER_SITE, FetchRecord, recall
-from .scripts import MAX_SCRIPT_BYTES, navigations, needs_engine, script_sources
+from .scripts import MAX_SCRIPT_BYTES, needs_engine, script_sources
+from .workers import Workers, default_workers
 
 log = logging.getLogger(__name__)
 
 
-HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
+WORKERS_FROM_PAGES = 1500
+"""Analysis workers only for a crawl that may fetch this many pages (sites x max pages):
+starting one (Python, lxml, the language model) costs 1-2 s of CPU, more than the
+analysis of a short crawl (a lab test, a rerun of a few sites) that it would take over."""
+
 
 
 def same_site(host: str, domain: str) -> bool:
@@ -43,6 +49,11 @@ def run_sites(db_path: str, run_id: int) -> list[str]:
     """The registrable domains of the run, read on the crawl's own connection."""
     with reading(db_path) as conn:
         return run_domains(sqlite_utils.Database(conn), run_id)
+
+
+def server_header(response: Response) -> str | None:
+    values = response.headers.getlist(b"Server")
+    return b", ".join(values).decode("latin-1") if values else None
 
 
 def tls_facts(certificate: Any) -> dict[str, Any] | None:
@@ -88,6 +99,12 @@ class CensusSpider(Spider):
         self.scripts_on = True
         """Run each page's own scripts to find where they navigate (``CENSUS_SCRIPTS``)."""
         self.script_cache: dict[str, str | None] = {}
+        self.site_scripts: dict[str, dict[str, str | None]] = {}
+        """The same scripts by site: what a page's sandbox may need."""
+        self.workers = Workers(0)
+        """Where pages are analysed (``CENSUS_EXTRACT_WORKERS``): this process by default."""
+        self.workers_by_size = False
+        """No workers for a short crawl (``WORKERS_FROM_PAGES``) unless the setting asks."""
         self.script_fetches: Counter[str] = Counter()
         self.requisites_on = True
         """Fetch each page's same-site images, stylesheets, scripts and fonts."""
@@ -116,6 +133,9 @@ class CensusSpider(Spider):
         spider.scripts_on = s.getbool("CENSUS_SCRIPTS", True)
         spider.requisites_on = s.getbool("CENSUS_REQUISITES", True)
         spider.max_requisites = s.getint("CENSUS_MAX_REQUISITES", 300)
+        workers = s.get("CENSUS_EXTRACT_WORKERS")
+        spider.workers = Workers(default_workers() if workers is None else int(workers))
+        spider.workers_by_size = workers is None
         spider._set_crawler(crawler)
         return spider
 
@@ -127,11 +147,14 @@ class CensusSpider(Spider):
         return urls
 
     async def start(self) -> AsyncIterator[Any]:
-        warm_up()
+        domains = self.only or run_sites(self.db_path, self.run_id)
+        if self.workers_by_size and len(domains) * self.max_pages < WORKERS_FROM_PAGES:
+            self.workers.count = 0  # a short crawl: not worth a process of its own
+        self.workers.start()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
         done = recall(self) if self.resume else FetchRecord()
-        for domain in self.only or run_sites(self.db_path, self.run_id):
+        for domain in domains:
             urls = self.start_urls_of(domain, addresses)
             recorded = domain in done.attempted
             if not urls:
@@ -198,12 +221,16 @@ class CensusSpider(Spider):
         )
 
     def parse(self, response: Response) -> Iterator[Any] | AsyncIterator[Any]:
-        """The page's items and links; a page whose same-site scripts are not fetched yet
-        fetches them first (into the WARC too), so its handlers can call what they define."""
+        """The page's items and links.  A page whose same-site scripts are not fetched yet
+        fetches them first (into the WARC too), so its handlers can call what they define;
+        with analysis workers, the page is analysed in one of them meanwhile the reactor
+        goes on (``workers.py``)."""
+        # where a redirect ended counts as requested too: a link to it is not fetched again
+        self.first_time(response.url, response.meta["census_site"])
         missing = self.missing_scripts(response)
-        if missing:
-            return self._parse_after_scripts(response, missing)
-        return self._parse_page(response)
+        if missing or not self.workers.in_process:
+            return self._parse_async(response, missing)
+        return self.page_items(response, analyse(self.page_job(response)))
 
     def missing_scripts(self, response: Response) -> list[str]:
         if not self.scripts_on or not isinstance(response, TextResponse):
@@ -217,18 +244,38 @@ class CensusSpider(Spider):
                 missing.append(url)
         return missing[: max(0, MAX_SCRIPTS_PER_SITE - self.script_fetches[domain])]
 
-    async def _parse_after_scripts(self, response: Response,
-                                   missing: list[str]) -> AsyncIterator[Any]:
+    async def _parse_async(self, response: Response, missing: list[str]) -> AsyncIterator[Any]:
         domain = response.meta["census_site"]
         for url in missing:
             if url in self.script_cache:
                 continue
             self.script_fetches[domain] += 1
             self.requisites_seen.setdefault(domain, set()).add(url)
-            self.script_cache[url], item = await self.fetch_script(url, domain, response.url)
+            code, item = await self.fetch_script(url, domain, response.url)
+            self.cache_script(domain, url, code)
             yield item
-        for item in self._parse_page(response):
+        analysis = await self.workers.analyse(self.page_job(response))
+        for item in self.page_items(response, analysis):
             yield item
+
+    def cache_script(self, domain: str, url: str, code: str | None) -> None:
+        self.script_cache[url] = code
+        self.site_scripts.setdefault(domain, {})[url] = code
+
+    def page_job(self, response: Response) -> PageJob:
+        """What the analysis of the page needs, as plain data: a worker has no Scrapy."""
+        headers = {
+            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
+            for k, v in response.headers.items()
+        }
+        body = response.body
+        scripts = None
+        if self.scripts_on and needs_engine(body[:MAX_BODY]):
+            # the site's scripts only: the sandbox looks up the page's <script src> in them
+            scripts = self.site_scripts.get(response.meta["census_site"], {})
+        text_response = isinstance(response, TextResponse)
+        return PageJob(response.url, response.status, headers, body, text_response,
+                       dict(response.headers) if text_response else {}, scripts)
 
     async def fetch_script(self, url: str, domain: str,
                            page_url: str) -> tuple[str | None, RequisiteItem]:
@@ -299,36 +346,12 @@ class CensusSpider(Spider):
         yield RequisiteItem(meta["census_site"], meta["census_page"], request.url,
                             meta["census_requisite"], error=error)
 
-    def script_links(self, response: Response, page: Extracted,
-                     domain: str) -> list[tuple[str, str, int, str, str]]:
-        """Links the page's scripts, handlers and GET forms lead to (``scripts.py``)."""
-        if not self.scripts_on or not needs_engine(response.body[:MAX_BODY]):
-            return []
-        try:
-            text = response.body[:MAX_BODY].decode(page.charset or "utf-8", "replace")
-        except LookupError:  # KPS 9566 has no codec; URLs are ASCII
-            text = response.body[:MAX_BODY].decode("latin-1")
-        out = []
-        for nav in navigations(text, response.url, self.script_cache):
-            resolved = absolute(response.url, nav.url)
-            if resolved:
-                internal = int(same_site(resolved[1], domain))
-                out.append((resolved[0], resolved[1], internal, nav.how, nav.text))
-        return out
-
-    def _parse_page(self, response: Response) -> Iterator[Any]:
+    def page_items(self, response: Response, analysis: Analysis) -> Iterator[Any]:
+        """The page's row, its start URL's outcome, its requisites and the links to follow."""
         domain = response.meta["census_site"]
         if self.recorded_before(response.meta, response.url):
             return  # a followed link whose redirect ends at a page recorded before the kill
-        # where a redirect ended counts as requested too: a link to it is not fetched again
-        self.first_time(response.url, domain)
-        headers = {
-            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
-            for k, v in response.headers.items()
-        }
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        is_html = content_type in HTML_TYPES or content_type.endswith("+xml")
-        page = extract(response.body, response.url, headers) if is_html else Extracted()
+        content_type, is_html, page = analysis.content_type, analysis.is_html, analysis.page
         address = str(response.ip_address) if response.ip_address else None
         links = [
             (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
@@ -336,12 +359,11 @@ class CensusSpider(Spider):
         ]
         if is_html:
             seen = {(url, how) for url, _, _, how, _ in links}
-            for link in self.script_links(response, page, domain):
-                if (link[0], link[3]) not in seen and len(links) < MAX_LINKS:
-                    seen.add((link[0], link[3]))
-                    links.append(link)
-        requests = list(self.follow(response, page, links, is_html)) if response.status < 400 \
-            else []
+            for url, host, how, text in analysis.script_links:
+                if (url, how) not in seen and len(links) < MAX_LINKS:
+                    seen.add((url, how))
+                    links.append((url, host, int(same_site(host, domain)), how, text))
+        requests = list(self.follow(response, analysis, links)) if response.status < 400 else []
         attempt = None
         if response.meta.get("census_start"):
             start_url = response.meta.get("redirect_urls", [response.url])[0]
@@ -353,7 +375,7 @@ class CensusSpider(Spider):
                 address=address,
                 title=page.title,
                 lang=page.lang,
-                server=headers.get("server"),
+                server=server_header(response),
                 tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
             )
         warc: WarcLocation | None = response.meta.get(WARC_META)
@@ -388,16 +410,13 @@ class CensusSpider(Spider):
         )
         yield from requests
 
-    def follow(self, response: Response, page: Extracted,
-               links: list[tuple[str, str, int, str, str]], is_html: bool) -> Iterator[Request]:
+    def follow(self, response: Response, analysis: Analysis,
+               links: list[tuple[str, str, int, str, str]]) -> Iterator[Request]:
         """The page's requisites scheduled, and its links followed as pages within the
         site's budget (each one charged, recorded with the page as ``links.followed``)."""
         domain = response.meta["census_site"]
-        needed: set[str] = set()
-        if is_html and isinstance(response, TextResponse):
-            found = page_requisites(response.text[:MAX_BODY], response.url)
-            needed = {url for url, _ in found}
-            self.schedule_requisites(found, domain, response.url)
+        needed = {url for url, _ in analysis.requisites}
+        self.schedule_requisites(analysis.requisites, domain, response.url)
         for url, _host, internal, how, *_ in links:
             if not internal or not url.startswith(("http://", "https://")):
                 continue
@@ -411,6 +430,9 @@ class CensusSpider(Spider):
                 except ValueError:  # a URL Scrapy refuses (http://a[::1]/): a link, not a fetch
                     continue
                 yield request
+
+    def closed(self, reason: str) -> None:
+        self.workers.close()
 
     def recorded_before(self, meta: dict[str, Any], url: str) -> bool:
         """A resumed crawl's frontier request that ended where the interrupted one had a

@@ -16,7 +16,9 @@ The lab serves it; a census run is written from the world (``tests/crawlhelp.py`
 Both are timed from the parent (process start to exit) and by Scrapy's own clock (engine start
 to finish).  Targets: every page of the world is captured (issue 12), and the stage's wall time
 is within 1.0x of the bare spider's (issue 12; issue 3 asked for 60% of its rate).  Peak
-RSS is the child's ``VmHWM``, sampled from ``/proc`` while it runs.
+RSS is the child's ``VmHWM`` (plus its analysis workers'), sampled from ``/proc`` while it
+runs; CPU seconds are the child's and its workers' (``RUSAGE_CHILDREN``), and the lab
+server's (threads of this process).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import random
+import resource
 import shutil
 import sqlite3
 import sys
@@ -114,28 +117,58 @@ def seconds(stats: dict[str, Any]) -> float | None:
     return (finish - start).total_seconds()
 
 
+class CPU:
+    """CPU seconds of the children (and theirs, once reaped) and of this process (the lab's
+    server threads) while the block runs: on a shared machine, what each side cost."""
+
+    def __enter__(self) -> CPU:
+        self._children = self._seconds(resource.RUSAGE_CHILDREN)
+        self._self = self._seconds(resource.RUSAGE_SELF)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.children = self._seconds(resource.RUSAGE_CHILDREN) - self._children
+        self.lab = self._seconds(resource.RUSAGE_SELF) - self._self
+
+    @staticmethod
+    def _seconds(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+
 class PeakRSS:
-    """Samples ``VmHWM`` of the running children named ``name`` (the kernel keeps the peak;
-    sampling only has to catch the child before it exits)."""
+    """Samples ``VmHWM`` of the running children named ``name`` and of their own children
+    (the analysis workers), summed over processes: the kernel keeps each one's peak, sampling
+    only has to catch it before it exits."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.peak_kb = 0
+        self.peaks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def peak_kb(self) -> int:
+        return sum(self.peaks.values())
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
             for child in multiprocessing.active_children():
-                if child.name != self.name:
+                if child.name != self.name or not child.pid:
                     continue
                 try:
-                    status = Path(f"/proc/{child.pid}/status").read_text()
+                    grandchildren = Path(f"/proc/{child.pid}/task/{child.pid}/children"
+                                         ).read_text().split()
                 except OSError:
-                    continue
-                for line in status.splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                    grandchildren = []
+                for pid in [child.pid, *map(int, grandchildren)]:
+                    try:
+                        status = Path(f"/proc/{pid}/status").read_text()
+                    except OSError:
+                        continue
+                    for line in status.splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peaks[pid] = max(self.peaks.get(pid, 0), int(line.split()[1]))
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -166,7 +199,9 @@ def _bare_child(urls: list[str], overrides: dict[str, Any], messages: Any) -> No
     process.crawl(crawler)
     process.start()
     stats = crawler.stats.get_stats()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     messages.put({
+        "own_cpu": usage.ru_utime + usage.ru_stime,
         "pages": stats.get("response_received_count", 0),
         "seconds": seconds(stats),
         "errors": stats.get("downloader/exception_count", 0),
@@ -203,19 +238,20 @@ def bare_crawl(
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     child = context.Process(target=_bare_child, args=(urls, overrides, messages), name="bare")
-    with PeakRSS("bare") as rss:
+    with PeakRSS("bare") as rss, CPU() as cpu:
         started = time.perf_counter()
         child.start()
         result = messages.get(timeout=600)
         child.join()
         result["wall"] = time.perf_counter() - started
     result["rss_mb"] = rss.peak_kb / 1024
+    result["cpu"], result["lab_cpu"] = cpu.children, cpu.lab
     return result
 
 
 def stage_crawl(
     db_path: Path, run_id: int, out: Path, ports: dict[str, int], concurrency: int,
-    per_domain: int, max_pages: int,
+    per_domain: int, max_pages: int, workers: int | None = None,
 ) -> dict[str, Any]:
     """The whole crawl stage, ``crawl_run``, with politeness lifted; its figures."""
     options = {
@@ -224,17 +260,21 @@ def stage_crawl(
         "max_pages": max_pages,
         "concurrent_requests": concurrency,
         "concurrent_per_domain": per_domain,
+        "extract_workers": workers,
         **ports,
     }
-    with PeakRSS("census-crawl") as rss:
+    with PeakRSS("census-crawl") as rss, CPU() as cpu:
         started = time.perf_counter()
         result = crawl_run(str(db_path), run_id, str(out), ["127.0.0.0/8"], options)
         wall = time.perf_counter() - started
     return {
+        "cpu": cpu.children,
+        "lab_cpu": cpu.lab,
         "pages": result.pages,
         "seconds": seconds(result.stats),
         "wall": wall,
         "finish_reason": result.finish_reason,
+        "own_cpu": float(result.stats.get("census/cpu_seconds", "nan")),
         "rss_mb": rss.peak_kb / 1024,
     }
 
@@ -245,6 +285,8 @@ def line(label: str, figures: dict[str, Any]) -> str:
     return (
         f"{label:<24} {pages:6d} pages  {wall:6.2f} s  {pages / wall:7.1f} pages/s   "
         f"(engine {inner or 0:6.2f} s, {inner_rate} pages/s)  peak RSS {figures['rss_mb']:5.0f} MB"
+        f"  CPU {figures['cpu']:5.1f} s (crawl process {figures['own_cpu']:4.1f} s, "
+        f"lab {figures['lab_cpu']:4.1f} s)"
     )
 
 
@@ -256,6 +298,8 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=100, help="pages per site")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--per-domain", type=int, default=8)
+    parser.add_argument("--workers", type=int,
+                        help="analysis worker processes of the stage (default: the stage's own)")
     parser.add_argument("--keep", type=Path, help="keep the world, census and WARCs here")
     args = parser.parse_args()
 
@@ -272,7 +316,7 @@ def main() -> None:
         run_id = census_from_world(db_path, world, domains)
         # two start URLs (http, https) are scheduled per site on top of its pages
         stage = stage_crawl(db_path, run_id, folder, lab_ports, args.concurrency,
-                            args.per_domain, args.pages + 2)
+                            args.per_domain, args.pages + 2, args.workers)
         conn = sqlite3.connect(db_path)
         urls = [u for (u,) in conn.execute(
             "SELECT url FROM pages WHERE run_id = ? ORDER BY id", [run_id])]

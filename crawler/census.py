@@ -319,12 +319,16 @@ def _classify_stage(
 
     report = (lambda done, total: progress("classify", done, total)) if progress else None
     classify_run(db, run_id, report)
-    counts = run_counts(db, run_id)
-    unknown = counts["classified"] - counts["tagged"]
-    return StageResult(
-        RunStatus.COMPLETE,
+    return StageResult(RunStatus.COMPLETE, classify_message(run_counts(db, run_id)))
+
+
+def classify_message(counts: dict[str, Any]) -> str:
+    """What classify found: purposes from content apart from guesses from a name alone."""
+    unknown = counts["classified"] - counts["tagged"] - counts["guessed"]
+    return (
         f"classify: {counts['tagged']} of {counts['classified']} sites tagged"
-        + (f", {unknown} unknown" if unknown else ""),
+        + (f", {counts['guessed']} guessed from the name alone" if counts["guessed"] else "")
+        + (f", {unknown} unknown" if unknown else "")
     )
 
 
@@ -391,11 +395,11 @@ def run_census(
         TsigKey.parse(options.tsig)  # a bad key stops here, before a run is started
     with census_writer(options.db_path) as db:
         run_id = start_run(db, profile.zone, recorded(options))
-        _take_stages(db, run_id, options, progress, {})
+        take_stages(db, run_id, options, progress, {})
         return run_id
 
 
-def _take_stages(
+def take_stages(
     db: sqlite_utils.Database,
     run_id: int,
     options: CensusOptions,
@@ -431,63 +435,6 @@ def stored_options(run: dict[str, Any], **overrides: Any) -> CensusOptions:
     return CensusOptions(**{**stored, **overrides})
 
 
-def resumable_run(db_path: str, zone: str | None = None) -> int | None:
-    """The latest run (of ``zone``, if given) when it was interrupted, else None."""
-    if not Path(db_path).is_file():
-        return None
-    from .db import reading
-
-    with reading(db_path) as conn:
-        if "runs" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}:
-            return None
-        where, params = ("WHERE zone = ?", [zone]) if zone else ("", [])
-        row = conn.execute(
-            f"SELECT id, status FROM runs {where} ORDER BY id DESC LIMIT 1", params
-        ).fetchone()
-    # a run left ``running`` by a killed process is interrupted once the lock is taken
-    if row and row[1] in (RunStatus.INTERRUPTED, RunStatus.RUNNING):
-        return int(row[0])
-    return None
-
-
-def resume_census(
-    db_path: str,
-    run_id: int | None = None,
-    progress: ProgressCallback | None = None,
-    tsig: str | None = None,
-) -> int:
-    """Continue an interrupted run (default: the latest) where it stopped; return its id.
-
-    Stages it finished keep their outcome; the probe, if it was cut short, starts again
-    (its rows of the run are replaced); the crawl keeps every page, failure and start URL it
-    recorded and continues from the links not yet followed, so nothing recorded is fetched
-    twice; classify and compare run as usual.  The run ends with the status it would have
-    had, and its message says it was resumed.
-    """
-    with census_writer(db_path, create=False) as db:
-        run = get_run(db, run_id)
-        if run["status"] != RunStatus.INTERRUPTED:
-            raise CensusError(
-                f"run {run['id']} is {run['status']}, not interrupted: nothing to resume"
-            )
-        # a TSIG secret is never recorded: a resumed probe transfers with the one given again
-        options = stored_options(run, db_path=db_path, tsig=tsig)
-        if not options.stages:  # a run from before stages were recorded
-            options = CensusOptions(**{**asdict(options), "stages": STAGES})
-        done = finished_stages(db, run["id"])
-        stopped = run["stage"] or "probe"
-        if "probe" not in done:
-            clear_probe(db, run["id"])
-        if "crawl" not in done:
-            options = CensusOptions(
-                **{**asdict(options), "crawl": {**options.crawl, "resume": True}}
-            )
-        note = f"resumed after an interruption during {stopped}"
-        log.info("run %d: %s", run["id"], note)
-        _take_stages(db, run["id"], options, progress, done, note)
-        return int(run["id"])
-
-
 def finished_stages(db: sqlite_utils.Database, run_id: int) -> dict[str, StageResult]:
     """The stages of a run that ended, with their outcome."""
     return {
@@ -496,23 +443,6 @@ def finished_stages(db: sqlite_utils.Database, run_id: int) -> dict[str, StageRe
             "SELECT stage, status, message FROM run_stages WHERE run_id = ?", [run_id]
         )
     }
-
-
-PROBE_TABLES = (
-    "leads", "nsec3_hashes", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones",
-)
-
-
-def clear_probe(db: sqlite_utils.Database, run_id: int) -> None:
-    """Forget what an interrupted probe of ``run_id`` wrote, so it can start again."""
-    with db.conn:
-        for table in PROBE_TABLES:
-            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        db.execute(
-            "UPDATE domains SET last_seen_run = (SELECT max(run_id) FROM sightings "
-            "WHERE domain = domains.name) WHERE last_seen_run = ?", [run_id]
-        )
-        db.execute("DELETE FROM domains WHERE first_seen_run = ?", [run_id])
 
 
 def run_stage(

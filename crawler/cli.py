@@ -274,7 +274,8 @@ def crawl_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Connect to this port for https:// URLs (the lab's web)."),
         click.option("--browser", type=click.Choice(["auto", "always", "never"]),
                      help="Render sites in headless Chromium after the crawl: auto (a home "
-                          "page with scripts and almost no text), always, never [auto]."),
+                          "page with scripts and almost no text, or script-found pages the "
+                          "crawl saw empty), always, never [auto]."),
         click.option("--no-wacz", is_flag=True,
                      help="Do not package the run's WARCs as a WACZ after the crawl."),
         click.option("--redis", metavar="URL",
@@ -371,7 +372,8 @@ def run(ctx: click.Context, zone: str | None, db_path: str, screenshots: bool, r
         census run kp --resolver 127.45.179.53:5300 ...  # the lab: see census lab
         census run --resume                         # cron: continue an interrupted run
     """
-    from .census import STAGES, resumable_run, resume_census, run_census
+    from .census import STAGES, run_census
+    from .resume import resumable_run, resume_census
 
     if resume and new_run:
         raise click.UsageError("give --resume or --new, not both")

@@ -542,6 +542,46 @@ def m070_page_extract_errors(db: sqlite_utils.Database) -> None:
     db["pages"].add_column("extract_error", str)
 
 
+@migration
+def m080_resume_records(db: sqlite_utils.Database) -> None:
+    """What a resumed run needs so it neither redoes nor gains work.
+
+    ``probe_phases``: each phase of a run's probe as it began (``marks``: the highest rowid of
+    every probe table then, so what an unfinished phase wrote can be undone) and ended
+    (``state``: what it hands on, its query counts and notes).  ``links.followed``: 1 when the
+    crawl requested the link as a page (charged to the site's page budget), so a resumed
+    crawl counts the budget as the interrupted one had spent it and requests only the links
+    it had followed without an answer recorded.  ``pages.request_url``: the URL the request
+    began at when a redirect ended at the page, so that URL is known answered."""
+    db["probe_phases"].create(
+        {"run_id": int, "phase": str, "marks": str, "state": str, "started_at": str,
+         "finished_at": str},
+        pk=("run_id", "phase"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["links"].add_column("followed", int)
+    db["pages"].add_column("request_url", str)
+
+
+GUESS = "(source IS NOT 'label' AND coalesce(json_extract(evidence, '$.decided_by'), '') = 'name')"
+"""A classification from the site's name alone (no usable content): a guess, not a tag."""
+
+_RUN_COUNTS_GUESSED = _RUN_COUNTS.replace(
+    "WHERE run_id = r.id AND label != 'unknown') AS tagged,",
+    f"WHERE run_id = r.id AND label != 'unknown' AND NOT {GUESS}) AS tagged,\n"
+    "    (SELECT count(DISTINCT domain) FROM classifications\n"
+    f"        WHERE run_id = r.id AND label != 'unknown' AND {GUESS}) AS guessed,",
+)
+
+
+@migration
+def m081_guessed_purposes(db: sqlite_utils.Database) -> None:
+    """``run_counts.tagged`` counts purposes the site's content gave (or a human); a purpose
+    guessed from the name alone is counted apart, as ``guessed``."""
+    db.execute("DROP VIEW IF EXISTS run_counts")
+    db.create_view("run_counts", _RUN_COUNTS_GUESSED)
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

@@ -20,6 +20,7 @@ from typing import Any
 from . import __version__
 from .db import reading
 from .errors import CensusError, RunNotFound
+from .migrations import GUESS
 from .runs import files_root
 
 PALETTE = ("#1f6f8b", "#e07a3f", "#5b8c5a", "#b5485d", "#7a5ea8", "#c9a227", "#3f8fd2",
@@ -103,12 +104,14 @@ def _rows(conn: sqlite3.Connection, sql: str, *params: Any) -> list[dict[str, An
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-_SITES = """
+_SITES = f"""
 SELECT s.domain, s.domain AS name, d.suffix,
     (SELECT label FROM classifications WHERE run_id = s.run_id AND domain = s.domain
         ORDER BY source = 'label' DESC, id DESC LIMIT 1) AS purpose,
     (SELECT confidence FROM classifications WHERE run_id = s.run_id AND domain = s.domain
         ORDER BY source = 'label' DESC, id DESC LIMIT 1) AS confidence,
+    (SELECT {GUESS} FROM classifications WHERE run_id = s.run_id AND domain = s.domain
+        ORDER BY source = 'label' DESC, id DESC LIMIT 1) AS guessed,
     max(s.alive) AS alive, s.http_status, s.title, s.lang, coalesce(s.final_url, s.url) AS url,
     s.error, s.screenshot, s.pages
 FROM sites AS s LEFT JOIN domains AS d ON d.name = s.domain
@@ -196,7 +199,8 @@ def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path | Non
     purposes: dict[str, int] = {}
     for site in sites:
         if site["alive"]:
-            purpose = site["purpose"] or "unknown"
+            # a purpose guessed from the name alone is no content tag: shown as a guess
+            purpose = "guessed from name" if site["guessed"] else site["purpose"] or "unknown"
             purposes[purpose] = purposes.get(purpose, 0) + 1
     languages = _rows(conn, "SELECT coalesce(lang, '?') AS lang, count(DISTINCT domain) AS n "
                       "FROM pages WHERE run_id = ? GROUP BY 1 ORDER BY n DESC, lang", rid)
@@ -222,6 +226,8 @@ def _gather(conn: sqlite3.Connection, run_id: int | None, shots_root: Path | Non
             "domains": counts["domains"],
             "live": counts["live_sites"],
             "pages": counts["pages"],
+            "tagged": counts["tagged"],
+            "guessed": counts["guessed"],
             "zones": one("SELECT count(*) FROM zones WHERE run_id = ?", rid),
             "axfr_open": sum(1 for a in axfr if a["outcome"] == "success"),
             "axfr_tried": len(axfr),

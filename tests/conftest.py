@@ -48,7 +48,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("fuzz"):
             item.add_marker(pytest.mark.timeout(fuzz_timeout))
         if WHOLE_LAB_RUNS & set(getattr(item, "fixturenames", ())):
+            # the first test to ask pays for whole lab censuses (two, for two_runs)
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.timeout(600))
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,27 @@
 """``python -m tests.stagedriver STAGE census-args...``: ``census`` with one stage held open.
 
 The stage named (``-`` for none) does its work, then waits 60 s before it returns, so a test
-can interrupt a run in a stage that otherwise takes a second (classify, compare).  Nothing
+can interrupt a run in a stage that otherwise takes a second (classify, compare);
+``probe:PHASE`` waits after that phase of the probe has been recorded finished, and
+``probe:~PHASE`` after its work but before it is recorded finished (it stays unfinished).
+When ``CENSUS_TEST_HELD`` names a file, the driver creates it as it starts to wait.  Nothing
 else changes: the CLI, its signal handling and the crawl process are the real ones.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+
+def wait() -> None:
+    """Hold the run open for 60 s, saying so through ``CENSUS_TEST_HELD``."""
+    if os.environ.get("CENSUS_TEST_HELD"):
+        Path(os.environ["CENSUS_TEST_HELD"]).touch()
+    time.sleep(60)
 
 
 def main() -> None:
@@ -17,12 +29,26 @@ def main() -> None:
     from crawler.cli import cli
 
     hold, args = sys.argv[1], sys.argv[2:]
+    if hold.startswith("probe:"):
+        from crawler.probe.phases import PhaseLog
+
+        finish = PhaseLog.finish
+        name = hold.removeprefix("probe:")
+
+        def finish_then_wait(self: PhaseLog, phase: str, *a: Any) -> None:
+            if name == f"~{phase}":
+                wait()
+            finish(self, phase, *a)
+            if name == phase:
+                wait()
+
+        PhaseLog.finish = finish_then_wait  # type: ignore[method-assign]
     real = census.STAGE_FUNCTIONS.get(hold)
     if real is not None:
 
         def held(*a: Any) -> Any:
             result = real(*a)
-            time.sleep(60)
+            wait()
             return result
 
         census.STAGE_FUNCTIONS[hold] = held

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import resource
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ OPTION_SETTINGS = {
     "concurrent_per_domain": "CONCURRENT_REQUESTS_PER_DOMAIN",
     "domains": "CENSUS_DOMAINS",
     "resume": "CENSUS_RESUME",
+    "extract_workers": "CENSUS_EXTRACT_WORKERS",
 }
 
 STOP_GRACE = 5.0
@@ -135,8 +137,16 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     reactor.callWhenRunning(  # type: ignore[attr-defined]
         reactor.callLater, 0, signal.signal, signal.SIGINT, signal.SIG_IGN  # type: ignore
     )
-    process.start()
+    if os.environ.get("CENSUS_PROFILE"):  # a cProfile of the crawl process, for bench/
+        import cProfile
+
+        cProfile.runctx("process.start()", globals(), {"process": process},
+                        os.environ["CENSUS_PROFILE"])
+    else:
+        process.start()
     stats = {k: str(v) for k, v in crawler.stats.get_stats().items()}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    stats["census/cpu_seconds"] = f"{usage.ru_utime + usage.ru_stime:.2f}"  # this process's
     messages.put(("done", stats))
 
 

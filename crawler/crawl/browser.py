@@ -1,7 +1,9 @@
 """Browser capture: pages whose content is made by scripts, rendered by the system's Chromium.
 
 ``census run --browser auto|always|never``: after the Scrapy crawl, the sites that need it
-(``auto``: a live site whose home page has almost no text but has scripts; ``always``: every
+(``auto``: a live site whose home page has almost no text but has scripts, or whose
+script-found links led to pages the static crawl found empty, or all the same frame;
+``always``: every
 live site) are opened in Debian's headless Chromium through Playwright (the system browser,
 nothing downloaded), pinned exactly as screenshots are (``crawler/screenshots.py``: the
 recorded addresses by ``--host-resolver-rules``, a closed proxy for everything else, the net
@@ -20,7 +22,7 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ SETTLE_MS = 500
 """After the load event and the network's quiet, time for late scripts to draw."""
 AUTO_TEXT = 200
 """A home page with less text than this and scripts needs a browser (``auto``)."""
+AUTO_SHARE = 0.5
+"""A site whose script-found pages are this often empty to the static crawl needs one too."""
 
 
 @dataclass
@@ -89,7 +93,37 @@ def sites_needing_browser(db_path: str | Path, run_id: int, mode: str) -> list[t
         scripted = {d for (d,) in conn.execute(
             "SELECT DISTINCT domain FROM requisites WHERE run_id = ? AND kind = 'script'",
             [run_id])}
-    return [(d, u) for d, u in sites if d in thin and d in scripted]
+    empty = empty_script_pages(db_path, run_id)
+    return [(d, u) for d, u in sites if (d in thin and d in scripted) or d in empty]
+
+
+def empty_script_pages(db_path: str | Path, run_id: int) -> dict[str, list[str]]:
+    """Per site, the pages its scripts lead to (``links.how = 'js'``) whose content the
+    static crawl could not see, when they are at least ``AUTO_SHARE`` of its script-found
+    HTML or JSON pages (``auto``'s second trigger): pages with no text at all, and pages
+    served with the very same body as another of them (one frame for every
+    ``story.html?no=N``, filled by scripts the sandbox cannot run, data by ``fetch()``)."""
+    with reading(db_path) as conn:
+        found = conn.execute(
+            "SELECT p.domain, p.url, p.sha256, coalesce(p.text, '') = '' FROM pages p "
+            "JOIN (SELECT DISTINCT f.domain, l.to_url FROM links l "
+            "      JOIN pages f ON f.id = l.page_id WHERE l.run_id = ? AND l.how = 'js') j "
+            "ON j.domain = p.domain AND j.to_url = p.url "
+            "WHERE p.run_id = ? AND p.http_status = 200 AND (p.content_type IN "
+            "('text/html', 'application/xhtml+xml', 'application/json') "
+            "OR p.content_type LIKE '%+json') AND p.id NOT IN "
+            "(SELECT page_id FROM page_sources WHERE source = 'browser') ORDER BY p.id",
+            [run_id, run_id]).fetchall()
+    by_site: dict[str, list[tuple[str, str, bool]]] = {}
+    for domain, url, sha256, textless in found:
+        by_site.setdefault(domain, []).append((url, sha256, bool(textless)))
+    out = {}
+    for domain, pages in by_site.items():
+        bodies = Counter(sha for _, sha, _ in pages)
+        empty = [url for url, sha, textless in pages if textless or bodies[sha] > 1]
+        if empty and len(empty) >= AUTO_SHARE * len(pages):
+            out[domain] = empty
+    return out
 
 
 def _canonical(url: str, ports: dict[str, int]) -> str:
@@ -157,6 +191,7 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
     sites = [(d, u) for d, u in sites if d not in done]
     if not sites:
         return result
+    empty = empty_script_pages(db_path, run_id)
     chromium = find_chromium()
     if chromium is None:
         result.skipped = "chromium is not installed (Debian: apt-get install chromium)"
@@ -191,9 +226,11 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
                 browser = playwright.chromium.launch_persistent_context(
                     str(Path(profiles) / domain), executable_path=chromium, args=args,
                     headless=True, ignore_https_errors=True)
+                # the pages the static crawl found empty are rendered too, after the home page
+                extra = [t for u in empty.get(domain, []) if (t := target_url(u, hosts, ports))]
                 try:
-                    pages = _crawl_site(browser, domain, start, hosts, ports, warc, max_pages,
-                                        db_path, run_id, result)
+                    pages = _crawl_site(browser, domain, [start, *extra], hosts, ports, warc,
+                                        max_pages, db_path, run_id, result)
                 finally:
                     browser.close()
                 result.sites.append(domain)
@@ -205,13 +242,13 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
     return result
 
 
-def _crawl_site(browser: Any, domain: str, start: str, hosts: dict[str, str],
+def _crawl_site(browser: Any, domain: str, starts: list[str], hosts: dict[str, str],
                 ports: dict[str, int], warc: WarcFiles, max_pages: int, db_path: str | Path,
                 run_id: int, result: BrowserResult) -> int:
     capture = _Capture(warc, ports, hosts)
     page = browser.new_page()
     page.on("response", capture.on_response)
-    queue, seen, done = deque([start]), {start}, 0
+    queue, seen, done = deque(dict.fromkeys(starts)), set(starts), 0
     rendered: list[tuple[Any, ...]] = []
     while queue and done < max_pages:
         url = queue.popleft()
@@ -273,4 +310,4 @@ def _store_page(conn: Any, run_id: int, domain: str, url: str, status: int | Non
         " VALUES (?, ?, ?, ?, ?, ?)", links)
 
 
-__all__ = ["BrowserResult", "browser_capture", "sites_needing_browser"]
+__all__ = ["BrowserResult", "browser_capture", "empty_script_pages", "sites_needing_browser"]

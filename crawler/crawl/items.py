@@ -46,6 +46,12 @@ class PageItem:
     headings: list[str] = field(default_factory=list)
     site_name: str | None = None
     schema_types: list[str] = field(default_factory=list)
+    followed: list[str] = field(default_factory=list)
+    """Links the crawl requested as pages (charged to the site's budget), for a resume."""
+    request_url: str | None = None
+    """The URL the request began at, when a redirect ended at ``url``."""
+    attempt: SiteAttempt | None = None
+    """The start URL this page answered, written with it."""
 
 
 @dataclass

@@ -108,6 +108,9 @@ class TrapMiddleware:
                 why = self.filter.why_trap(r.url)
                 if why is not None:
                     self.stats.inc_value(f"census/trap/{why.split(':')[0]}")
+                    forget = getattr(self.crawler.spider, "forget", None)
+                    if forget is not None:  # cut again: its budget is given back again
+                        forget(r.url, r.meta["census_site"])
                     continue
             yield r
 

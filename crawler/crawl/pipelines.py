@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import queue
 import sqlite3
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Self
 
 from scrapy import Spider
 
 from ..db import connect, utcnow
 from .items import PageFailure, PageItem, RequisiteItem, SiteAttempt, TrapItem
+
+log = logging.getLogger(__name__)
 
 SCOPED_TABLES = ("page_failures", "site_attempts", "sites", "traps", "requisites")
 """Rows of a crawl besides pages and links, replaced when the stage is rerun."""
@@ -35,10 +42,80 @@ def best_attempt(attempts: list[SiteAttempt]) -> SiteAttempt:
     return min(attempts, key=rank)
 
 
+class GroupWriter:
+    """Writes items in a thread of its own: SQLite does its work (inserts, the search index,
+    the commit) without the GIL, beside the reactor.  The items that queued while the last
+    transaction ran go in the next one together (a group commit: no waiting for a batch to
+    fill), and each item's future is settled only once its transaction is committed."""
+
+    MAX_GROUP = 200
+
+    def __init__(self, conn: sqlite3.Connection, write: Callable[[Any], None]) -> None:
+        self.conn = conn
+        self.write = write
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="census-writer", daemon=True)
+        self.thread.start()
+
+    def store(self, item: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.queue.put((item, future, loop))
+        return future
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            group = [self.queue.get()]
+            while len(group) < self.MAX_GROUP:
+                try:
+                    group.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in group:  # close(): what came before it is still written
+                done = True
+                group = group[: group.index(None)]
+            if group:
+                self._write_group(group)
+
+    def _write_group(self, group: list[Any]) -> None:
+        outcomes: list[BaseException | None]
+        try:
+            with self.conn:
+                for item, _, _ in group:
+                    self.write(item)
+            outcomes = [None] * len(group)
+        except Exception:  # one bad item: the others are written each in its own transaction
+            outcomes = []
+            for item, _, _ in group:
+                try:
+                    with self.conn:
+                        self.write(item)
+                    outcomes.append(None)
+                except Exception as exc:
+                    outcomes.append(exc)
+        for (item, future, loop), exc in zip(group, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, item, exc)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+def _settle(future: asyncio.Future[Any], item: Any, exc: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if exc is None:
+        future.set_result(item)
+    else:
+        future.set_exception(exc)
+
+
 class CensusPipeline:
-    """Writes every item as it comes, committed at once: what was fetched is on disk even
-    if the crawl is killed, and a resumed crawl (``CENSUS_RESUME``) reads it back instead of
-    fetching it again."""
+    """Writes every item as it comes: an item counts as stored (and Scrapy moves on with
+    it) once its transaction is committed, so what was fetched is on disk even if the crawl
+    is killed, and a resumed crawl (``CENSUS_RESUME``) reads it back instead of fetching it
+    again.  In a crawl the writes run in ``GroupWriter``'s thread; called directly, here."""
 
     def __init__(
         self, db_path: str, run_id: int, only: list[str] | None = None, resume: bool = False
@@ -48,6 +125,7 @@ class CensusPipeline:
         self.only = only or []
         self.resume = resume
         self.conn: sqlite3.Connection | None = None
+        self.writer: GroupWriter | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
@@ -64,7 +142,7 @@ class CensusPipeline:
         return scope, params
 
     def open_spider(self, spider: Spider | None = None) -> None:
-        self.conn = connect(self.db_path)
+        self.conn = connect(self.db_path, check_same_thread=False)
         # durable against the process being killed (WAL), without a disk flush per page
         self.conn.execute("PRAGMA synchronous = NORMAL")
         if self.resume:
@@ -88,36 +166,51 @@ class CensusPipeline:
             )
             self.conn.execute(f"DELETE FROM pages WHERE {scope}", params)
 
+    def start_writer(self) -> None:
+        """Write from a thread from now on (in a crawl, once the event loop runs)."""
+        assert self.conn is not None
+        self.writer = GroupWriter(self.conn, self.write_item)
+
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         assert self.conn is not None
+        if self.writer is None and _loop_running():
+            self.start_writer()
+        if self.writer is not None:
+            return self.writer.store(item)
         with self.conn:
-            if isinstance(item, SiteAttempt):
-                self.write_attempt(item)
-            elif isinstance(item, PageItem):
-                self.write_page(item)
-            elif isinstance(item, PageFailure):
-                self.conn.execute(
-                    "INSERT INTO page_failures (run_id, domain, url, error, failed_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [self.run_id, item.domain, item.url, item.error, utcnow()],
-                )
-            elif isinstance(item, RequisiteItem):
-                warc = item.warc
-                self.conn.execute(
-                    "INSERT INTO requisites (run_id, domain, page_url, url, kind, http_status,"
-                    " content_type, size, sha256, warc_file, warc_offset, error)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [self.run_id, item.domain, item.page_url, item.url, item.kind,
-                     item.http_status, item.content_type, item.size, item.sha256,
-                     warc.file if warc else None, warc.offset if warc else None, item.error],
-                )
-            elif isinstance(item, TrapItem):
-                self.conn.execute(
-                    "INSERT INTO traps (run_id, domain, url, rule, found_on) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [self.run_id, item.domain, item.url, item.rule, item.found_on],
-                )
+            self.write_item(item)
         return item
+
+    def write_item(self, item: Any) -> None:
+        assert self.conn is not None
+        if isinstance(item, SiteAttempt):
+            self.write_attempt(item)
+        elif isinstance(item, PageItem):
+            self.write_page(item)
+            if item.attempt is not None:
+                self.write_attempt(item.attempt)
+        elif isinstance(item, PageFailure):
+            self.conn.execute(
+                "INSERT INTO page_failures (run_id, domain, url, error, failed_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [self.run_id, item.domain, item.url, item.error, utcnow()],
+            )
+        elif isinstance(item, RequisiteItem):
+            warc = item.warc
+            self.conn.execute(
+                "INSERT INTO requisites (run_id, domain, page_url, url, kind, http_status,"
+                " content_type, size, sha256, warc_file, warc_offset, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [self.run_id, item.domain, item.page_url, item.url, item.kind,
+                 item.http_status, item.content_type, item.size, item.sha256,
+                 warc.file if warc else None, warc.offset if warc else None, item.error],
+            )
+        elif isinstance(item, TrapItem):
+            self.conn.execute(
+                "INSERT INTO traps (run_id, domain, url, rule, found_on) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [self.run_id, item.domain, item.url, item.rule, item.found_on],
+            )
 
     def write_attempt(self, item: SiteAttempt) -> None:
         assert self.conn is not None
@@ -172,19 +265,25 @@ class CensusPipeline:
             "schema_types": json.dumps(item.schema_types) if item.schema_types else None,
             "decode_error": item.decode_error,
             "extract_error": item.extract_error,
+            "request_url": item.request_url,
         }
+        followed = set(item.followed)
         cursor = self.conn.execute(
             f"INSERT INTO pages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             list(row.values()),
         )
         self.conn.executemany(
-            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how, anchor) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(self.run_id, cursor.lastrowid, *link) for link in item.links],
+            "INSERT INTO links (run_id, page_id, to_url, to_host, internal, how, anchor, "
+            "followed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(self.run_id, cursor.lastrowid, *link, int(link[0] in followed))
+             for link in item.links],
         )
 
     def close_spider(self, spider: Spider | None = None) -> None:
         assert self.conn is not None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         scope, params = self.scope()
         # the pages of the Scrapy crawl: a resumed crawl may find the browser's there already
         pages = dict(self.conn.execute(
@@ -230,3 +329,11 @@ class CensusPipeline:
                 rows,
             )
         self.conn.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

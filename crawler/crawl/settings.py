@@ -58,6 +58,8 @@ DOWNLOAD_HANDLERS = {
     "https": "crawler.crawl.handlers.PortMapDownloadHandler",
 }
 DOWNLOADER_MIDDLEWARES = {
+    # a resumed crawl answers from the run's WARC what the kill kept from being recorded
+    "crawler.crawl.resume.WarcReplay": 50,
     "crawler.crawl.middlewares.NetPolicyMiddleware": 60,
     # robots.txt per scheme, host and port (RFC 9309), not per host and port
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
@@ -89,8 +91,13 @@ CENSUS_HTTP_PORT = None
 CENSUS_HTTPS_PORT = None
 CENSUS_WARC_MAX_SIZE = 1024 * 1024 * 1024
 # Continue the run's interrupted crawl: what it recorded (pages, failures, start URLs) is
-# kept and not fetched again; the links of its pages not yet requested are the frontier.
+# kept and not fetched again; the links its pages followed that left no row are the frontier,
+# and what its WARC holds of them is read from there (crawler/crawl/resume.py).
 CENSUS_RESUME = False
 CENSUS_SCRIPTS = True
 CENSUS_REQUISITES = True
 CENSUS_MAX_REQUISITES = 300
+# Processes that analyse pages (extraction, the script sandbox, the requisite scan) while the
+# reactor fetches: None is one per core beyond the first (at most 4) for a crawl that may
+# fetch 1,500 pages or more (sites x max pages), else none; 0 is the reactor's own process.
+CENSUS_EXTRACT_WORKERS = None

@@ -11,8 +11,6 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -23,22 +21,24 @@ from twisted.python.failure import Failure
 
 from ..db import reading, run_domains, utcnow
 from ..netpolicy import NetPolicy
-from .extract import MAX_BODY, Extracted, extract, warm_up
-from .extract.links import MAX_LINKS, absolute
+from .analyse import Analysis, PageJob, analyse
+from .extract import MAX_BODY
+from .extract.links import MAX_LINKS
 from .items import WARC_META, PageFailure, PageItem, RequisiteItem, SiteAttempt, WarcLocation
-from .requisites import css_references, page_requisites
+from .requisites import css_references
 from .resolver import CensusResolver, census_addresses
-from .scripts import MAX_SCRIPT_BYTES, navigations, needs_engine, script_sources
+from .resume import MAX_SCRIPTS_PER_SITE, FetchRecord, recall
+from .scripts import MAX_SCRIPT_BYTES, needs_engine, script_sources
+from .workers import Workers, default_workers
 
 log = logging.getLogger(__name__)
 
-MAX_SCRIPTS_PER_SITE = 30
-"""Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
 
-NOT_BROWSER = "id NOT IN (SELECT page_id FROM page_sources WHERE source = 'browser')"
-"""Pages of the Scrapy crawl: the browser capture's pages are added after it."""
+WORKERS_FROM_PAGES = 1500
+"""Analysis workers only for a crawl that may fetch this many pages (sites x max pages):
+starting one (Python, lxml, the language model) costs 1-2 s of CPU, more than the
+analysis of a short crawl (a lab test, a rerun of a few sites) that it would take over."""
 
-HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "")
 
 
 def same_site(host: str, domain: str) -> bool:
@@ -49,6 +49,11 @@ def run_sites(db_path: str, run_id: int) -> list[str]:
     """The registrable domains of the run, read on the crawl's own connection."""
     with reading(db_path) as conn:
         return run_domains(sqlite_utils.Database(conn), run_id)
+
+
+def server_header(response: Response) -> str | None:
+    values = response.headers.getlist(b"Server")
+    return b", ".join(values).decode("latin-1") if values else None
 
 
 def tls_facts(certificate: Any) -> dict[str, Any] | None:
@@ -76,17 +81,6 @@ def tls_facts(certificate: Any) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-@dataclass
-class FetchRecord:
-    """What an interrupted crawl recorded: start URLs tried, sites done, links to follow."""
-
-    started: set[str] = field(default_factory=set)
-    attempted: set[str] = field(default_factory=set)
-    frontier: list[tuple[str, str, int]] = field(default_factory=list)
-    requisites: list[tuple[list[tuple[str, str]], str, str]] = field(default_factory=list)
-    """``(found, domain, page URL)``: requisites of recorded pages, fetched if not yet."""
-
-
 class CensusSpider(Spider):
     name = "census"
 
@@ -105,6 +99,12 @@ class CensusSpider(Spider):
         self.scripts_on = True
         """Run each page's own scripts to find where they navigate (``CENSUS_SCRIPTS``)."""
         self.script_cache: dict[str, str | None] = {}
+        self.site_scripts: dict[str, dict[str, str | None]] = {}
+        """The same scripts by site: what a page's sandbox may need."""
+        self.workers = Workers(0)
+        """Where pages are analysed (``CENSUS_EXTRACT_WORKERS``): this process by default."""
+        self.workers_by_size = False
+        """No workers for a short crawl (``WORKERS_FROM_PAGES``) unless the setting asks."""
         self.script_fetches: Counter[str] = Counter()
         self.requisites_on = True
         """Fetch each page's same-site images, stylesheets, scripts and fonts."""
@@ -114,8 +114,8 @@ class CensusSpider(Spider):
         """Crawl only these domains (a second pass for names found in links)."""
         self.resume = False
         """Continue an interrupted crawl of the run: what it recorded is not fetched again."""
-        self.requested: list[tuple[str, str]] = []
-        """``(url, site)`` the interrupted crawl requested (pages and failures)."""
+        self.answered: set[str] = set()
+        """URLs the interrupted crawl recorded a page or failure of (``resume.recall``)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
@@ -133,6 +133,9 @@ class CensusSpider(Spider):
         spider.scripts_on = s.getbool("CENSUS_SCRIPTS", True)
         spider.requisites_on = s.getbool("CENSUS_REQUISITES", True)
         spider.max_requisites = s.getint("CENSUS_MAX_REQUISITES", 300)
+        workers = s.get("CENSUS_EXTRACT_WORKERS")
+        spider.workers = Workers(default_workers() if workers is None else int(workers))
+        spider.workers_by_size = workers is None
         spider._set_crawler(crawler)
         return spider
 
@@ -144,11 +147,14 @@ class CensusSpider(Spider):
         return urls
 
     async def start(self) -> AsyncIterator[Any]:
-        warm_up()
+        domains = self.only or run_sites(self.db_path, self.run_id)
+        if self.workers_by_size and len(domains) * self.max_pages < WORKERS_FROM_PAGES:
+            self.workers.count = 0  # a short crawl: not worth a process of its own
+        self.workers.start()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
-        done = self.recorded() if self.resume else FetchRecord()
-        for domain in self.only or run_sites(self.db_path, self.run_id):
+        done = recall(self) if self.resume else FetchRecord()
+        for domain in domains:
             urls = self.start_urls_of(domain, addresses)
             recorded = domain in done.attempted
             if not urls:
@@ -168,116 +174,15 @@ class CensusSpider(Spider):
             for request in self.requisite_requests(found, domain, page_url):
                 yield request
         limit = self.settings.getint("DEPTH_LIMIT") if hasattr(self, "settings") else 0
-        for url, domain, depth in done.frontier:
+        for url, domain, depth, charge in done.frontier:
             if limit and depth > limit:
+                continue  # cut by the depth limit again (its budget was spent then)
+            if charge and not (self.scheduled[domain] < self.max_pages
+                               and self.first_time(url, domain)):
                 continue
-            if self.scheduled[domain] < self.max_pages and self.first_time(url, domain):
-                request = self.page_request(url, domain, depth=depth)
-                request.meta["census_frontier"] = True
-                yield request
-
-    def recorded(self) -> FetchRecord:
-        """What the interrupted crawl of this run already did, from the census' own record.
-
-        Every page, failure and start URL it recorded counts as requested, so none is fetched
-        again; the internal links of its pages not requested yet are the frontier, in the
-        order they were found.
-        """
-        record = FetchRecord()
-        with reading(self.db_path) as conn:
-            scope = "run_id = ?"
-            params: list[Any] = [self.run_id]
-            if self.only:
-                scope += f" AND domain IN ({', '.join('?' * len(self.only))})"
-                params += self.only
-            for domain, url in conn.execute(
-                f"SELECT domain, url FROM site_attempts WHERE {scope}", params
-            ):
-                record.started.add(url)
-                record.attempted.add(domain)
-            # the browser capture's pages come after the Scrapy crawl: not part of its record
-            for domain, url in conn.execute(
-                f"SELECT domain, url FROM pages WHERE {scope} AND {NOT_BROWSER} UNION ALL "
-                f"SELECT domain, url FROM page_failures WHERE {scope} ORDER BY 1", params * 2
-            ):
-                self.first_time(url, domain)
-                self.scheduled[domain] += 1
-                self.requested.append((url, domain))
-            self.recall_requisites(conn, scope, params)
-            needed: dict[int, set[str]] = {}
-            for page_id, domain, page_url, warc_file, warc_offset in conn.execute(
-                f"SELECT id, domain, url, warc_file, warc_offset FROM pages WHERE {scope} "
-                f"AND {NOT_BROWSER} AND http_status < 400 AND warc_file IS NOT NULL "
-                "AND EXISTS (SELECT 1 FROM links WHERE page_id = pages.id AND how = 'src') "
-                "ORDER BY id", params
-            ):
-                needed[page_id] = self.page_needs(warc_file, warc_offset, page_url, domain,
-                                                  record)
-            for page_id, url, domain, depth, how in conn.execute(
-                "SELECT p.id, l.to_url, p.domain, p.depth, l.how FROM links AS l "
-                "JOIN pages AS p ON p.id = l.page_id "
-                f"WHERE p.{scope.replace('AND domain', 'AND p.domain')} "
-                f"AND p.{NOT_BROWSER} AND l.internal AND p.http_status < 400 "
-                "AND (l.to_url LIKE 'http://%' OR l.to_url LIKE 'https://%') "
-                "ORDER BY p.id, l.id",
-                params,
-            ):
-                # a requisite of the page is fetched as one, not as a page (``_parse_page``)
-                if how == "src" and (url in needed.get(page_id, ())
-                                     or url in self.requisites_seen.get(domain, ())):
-                    continue
-                record.frontier.append((url, domain, depth + 1))
-        return record
-
-    def recall_requisites(self, conn: Any, scope: str, params: list[Any]) -> None:
-        """The requisites the interrupted crawl fetched are not fetched again; its scripts
-        are read back from its WARC, so pages parsed now run with them as before."""
-        for domain, url, kind, status, warc_file, warc_offset in conn.execute(
-            "SELECT domain, url, kind, http_status, warc_file, warc_offset FROM requisites "
-            f"WHERE {scope} ORDER BY id", params
-        ):
-            self.requisites_seen.setdefault(domain, set()).add(url)
-            if kind != "script" or url in self.script_cache:
-                continue
-            if self.script_fetches[domain] < MAX_SCRIPTS_PER_SITE:
-                self.script_fetches[domain] += 1
-            if status != 200:
-                self.script_cache[url] = None
-                continue
-            body = self.warc_body(warc_file, warc_offset)
-            if body is None:  # not readable (cut short by the kill): fetched again
-                self.requisites_seen[domain].discard(url)
-                continue
-            self.script_cache[url] = body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace")
-
-    def page_needs(self, warc_file: str, warc_offset: int, page_url: str, domain: str,
-                   record: FetchRecord) -> set[str]:
-        """The requisites of a recorded page, from its WARC record; those not fetched yet
-        (the crawl was interrupted first) are fetched now."""
-        body = self.warc_body(warc_file, warc_offset)
-        if body is None:
-            return set()
-        found = page_requisites(body[:MAX_BODY].decode("utf-8", "replace"), page_url)
-        record.requisites.append((found, domain, page_url))
-        return {url for url, _ in found}
-
-    def warc_body(self, warc_file: str | None, warc_offset: int | None) -> bytes | None:
-        """The payload of the response record at ``warc_offset``, or None."""
-        out = self.settings.get("CENSUS_OUT") if hasattr(self, "settings") else None
-        if not (out and warc_file and warc_offset is not None):
-            return None
-        try:
-            from warcio.archiveiterator import ArchiveIterator
-
-            with open(Path(out) / "warc" / warc_file, "rb") as fh:
-                fh.seek(warc_offset)
-                for rec in ArchiveIterator(fh):
-                    if rec.rec_type != "response":
-                        return None
-                    return bytes(rec.content_stream().read())
-        except Exception as exc:  # a record the kill cut short
-            log.debug("no WARC record at %s:%s: %s", warc_file, warc_offset, exc)
-        return None
+            request = self.page_request(url, domain, depth=depth, charge=charge)
+            request.meta["census_frontier"] = True
+            yield request
 
     def first_time(self, url: str, domain: str) -> bool:
         parts = urlsplit(url)
@@ -296,9 +201,12 @@ class CensusSpider(Spider):
         self.scheduled[domain] -= 1
 
     def page_request(
-        self, url: str, domain: str, start: bool = False, depth: int | None = None
+        self, url: str, domain: str, start: bool = False, depth: int | None = None,
+        charge: bool = True,
     ) -> Request:
-        self.scheduled[domain] += 1
+        """A page of ``domain``, charged to its budget unless a resumed crawl counted it."""
+        if charge:
+            self.scheduled[domain] += 1
         meta = {"census_site": domain, "census_start": start, "download_slot": domain}
         if depth is not None:
             meta["depth"] = depth
@@ -313,12 +221,16 @@ class CensusSpider(Spider):
         )
 
     def parse(self, response: Response) -> Iterator[Any] | AsyncIterator[Any]:
-        """The page's items and links; a page whose same-site scripts are not fetched yet
-        fetches them first (into the WARC too), so its handlers can call what they define."""
+        """The page's items and links.  A page whose same-site scripts are not fetched yet
+        fetches them first (into the WARC too), so its handlers can call what they define;
+        with analysis workers, the page is analysed in one of them meanwhile the reactor
+        goes on (``workers.py``)."""
+        # where a redirect ended counts as requested too: a link to it is not fetched again
+        self.first_time(response.url, response.meta["census_site"])
         missing = self.missing_scripts(response)
-        if missing:
-            return self._parse_after_scripts(response, missing)
-        return self._parse_page(response)
+        if missing or not self.workers.in_process:
+            return self._parse_async(response, missing)
+        return self.page_items(response, analyse(self.page_job(response)))
 
     def missing_scripts(self, response: Response) -> list[str]:
         if not self.scripts_on or not isinstance(response, TextResponse):
@@ -332,18 +244,38 @@ class CensusSpider(Spider):
                 missing.append(url)
         return missing[: max(0, MAX_SCRIPTS_PER_SITE - self.script_fetches[domain])]
 
-    async def _parse_after_scripts(self, response: Response,
-                                   missing: list[str]) -> AsyncIterator[Any]:
+    async def _parse_async(self, response: Response, missing: list[str]) -> AsyncIterator[Any]:
         domain = response.meta["census_site"]
         for url in missing:
             if url in self.script_cache:
                 continue
             self.script_fetches[domain] += 1
             self.requisites_seen.setdefault(domain, set()).add(url)
-            self.script_cache[url], item = await self.fetch_script(url, domain, response.url)
+            code, item = await self.fetch_script(url, domain, response.url)
+            self.cache_script(domain, url, code)
             yield item
-        for item in self._parse_page(response):
+        analysis = await self.workers.analyse(self.page_job(response))
+        for item in self.page_items(response, analysis):
             yield item
+
+    def cache_script(self, domain: str, url: str, code: str | None) -> None:
+        self.script_cache[url] = code
+        self.site_scripts.setdefault(domain, {})[url] = code
+
+    def page_job(self, response: Response) -> PageJob:
+        """What the analysis of the page needs, as plain data: a worker has no Scrapy."""
+        headers = {
+            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
+            for k, v in response.headers.items()
+        }
+        body = response.body
+        scripts = None
+        if self.scripts_on and needs_engine(body[:MAX_BODY]):
+            # the site's scripts only: the sandbox looks up the page's <script src> in them
+            scripts = self.site_scripts.get(response.meta["census_site"], {})
+        text_response = isinstance(response, TextResponse)
+        return PageJob(response.url, response.status, headers, body, text_response,
+                       dict(response.headers) if text_response else {}, scripts)
 
     async def fetch_script(self, url: str, domain: str,
                            page_url: str) -> tuple[str | None, RequisiteItem]:
@@ -414,34 +346,12 @@ class CensusSpider(Spider):
         yield RequisiteItem(meta["census_site"], meta["census_page"], request.url,
                             meta["census_requisite"], error=error)
 
-    def script_links(self, response: Response, page: Extracted,
-                     domain: str) -> list[tuple[str, str, int, str, str]]:
-        """Links the page's scripts, handlers and GET forms lead to (``scripts.py``)."""
-        if not self.scripts_on or not needs_engine(response.body[:MAX_BODY]):
-            return []
-        try:
-            text = response.body[:MAX_BODY].decode(page.charset or "utf-8", "replace")
-        except LookupError:  # KPS 9566 has no codec; URLs are ASCII
-            text = response.body[:MAX_BODY].decode("latin-1")
-        out = []
-        for nav in navigations(text, response.url, self.script_cache):
-            resolved = absolute(response.url, nav.url)
-            if resolved:
-                internal = int(same_site(resolved[1], domain))
-                out.append((resolved[0], resolved[1], internal, nav.how, nav.text))
-        return out
-
-    def _parse_page(self, response: Response) -> Iterator[Any]:
+    def page_items(self, response: Response, analysis: Analysis) -> Iterator[Any]:
+        """The page's row, its start URL's outcome, its requisites and the links to follow."""
         domain = response.meta["census_site"]
-        # where a redirect ended counts as requested too: a link to it is not fetched again
-        self.first_time(response.url, domain)
-        headers = {
-            k.decode("latin-1").lower(): b", ".join(v).decode("latin-1")
-            for k, v in response.headers.items()
-        }
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        is_html = content_type in HTML_TYPES or content_type.endswith("+xml")
-        page = extract(response.body, response.url, headers) if is_html else Extracted()
+        if self.recorded_before(response.meta, response.url):
+            return  # a followed link whose redirect ends at a page recorded before the kill
+        content_type, is_html, page = analysis.content_type, analysis.is_html, analysis.page
         address = str(response.ip_address) if response.ip_address else None
         links = [
             (link.url, link.host, int(same_site(link.host, domain)), link.how, link.text)
@@ -449,10 +359,25 @@ class CensusSpider(Spider):
         ]
         if is_html:
             seen = {(url, how) for url, _, _, how, _ in links}
-            for link in self.script_links(response, page, domain):
-                if (link[0], link[3]) not in seen and len(links) < MAX_LINKS:
-                    seen.add((link[0], link[3]))
-                    links.append(link)
+            for url, host, how, text in analysis.script_links:
+                if (url, how) not in seen and len(links) < MAX_LINKS:
+                    seen.add((url, how))
+                    links.append((url, host, int(same_site(host, domain)), how, text))
+        requests = list(self.follow(response, analysis, links)) if response.status < 400 else []
+        attempt = None
+        if response.meta.get("census_start"):
+            start_url = response.meta.get("redirect_urls", [response.url])[0]
+            attempt = SiteAttempt(
+                domain,
+                start_url,
+                final_url=response.url,
+                http_status=response.status,
+                address=address,
+                title=page.title,
+                lang=page.lang,
+                server=server_header(response),
+                tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
+            )
         warc: WarcLocation | None = response.meta.get(WARC_META)
         yield PageItem(
             domain=domain,
@@ -477,27 +402,21 @@ class CensusSpider(Spider):
             headings=page.headings,
             site_name=page.site_name,
             schema_types=page.schema_types,
+            followed=[r.url for r in requests],
+            request_url=response.meta.get("redirect_urls", [None])[0],
+            # written with the page, in one transaction: a kill keeps both or neither, so a
+            # resumed crawl never fetches a start URL whose page it has
+            attempt=attempt,
         )
-        if response.meta.get("census_start"):
-            start_url = response.meta.get("redirect_urls", [response.url])[0]
-            yield SiteAttempt(
-                domain,
-                start_url,
-                final_url=response.url,
-                http_status=response.status,
-                address=address,
-                title=page.title,
-                lang=page.lang,
-                server=headers.get("server"),
-                tls=tls_facts(response.certificate) if response.url.startswith("https") else None,
-            )
-        if response.status >= 400:
-            return
-        needed: set[str] = set()
-        if is_html and isinstance(response, TextResponse):
-            found = page_requisites(response.text[:MAX_BODY], response.url)
-            needed = {url for url, _ in found}
-            self.schedule_requisites(found, domain, response.url)
+        yield from requests
+
+    def follow(self, response: Response, analysis: Analysis,
+               links: list[tuple[str, str, int, str, str]]) -> Iterator[Request]:
+        """The page's requisites scheduled, and its links followed as pages within the
+        site's budget (each one charged, recorded with the page as ``links.followed``)."""
+        domain = response.meta["census_site"]
+        needed = {url for url, _ in analysis.requisites}
+        self.schedule_requisites(analysis.requisites, domain, response.url)
         for url, _host, internal, how, *_ in links:
             if not internal or not url.startswith(("http://", "https://")):
                 continue
@@ -512,8 +431,18 @@ class CensusSpider(Spider):
                     continue
                 yield request
 
+    def closed(self, reason: str) -> None:
+        self.workers.close()
+
+    def recorded_before(self, meta: dict[str, Any], url: str) -> bool:
+        """A resumed crawl's frontier request that ended where the interrupted one had a
+        row already (its redirect's target): recorded once, not twice."""
+        return self.resume and bool(meta.get("census_frontier")) and url in self.answered
+
     def failed(self, failure: Failure) -> Iterator[Any]:
         request = failure.request  # type: ignore[attr-defined]
+        if self.recorded_before(request.meta, request.url):
+            return
         error = failure.getErrorMessage() or failure.type.__name__
         if not request.meta.get("census_start"):
             if request.meta.get("census_site"):

@@ -283,6 +283,7 @@ class _UDP(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         spec = self.responder.spec
         self.server.counts[spec.address if spec else "resolver"] += 1
+        self.server.types[_qtype(data) or 0] += 1
         if spec is not None and spec.loss and random.random() < spec.loss:
             return
         try:
@@ -315,6 +316,8 @@ class LabDNS:
         self.world = world
         self.port = port
         self.counts: collections.Counter[str] = collections.Counter()
+        self.types: collections.Counter[int] = collections.Counter()
+        """Queries received per query type (a test sees which phases of a probe ran)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closers: list[asyncio.BaseTransport | asyncio.Server] = []
@@ -338,6 +341,7 @@ class LabDNS:
                 header = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
                 wire = await reader.readexactly(struct.unpack("!H", header)[0])
                 self.counts[spec.address if spec else "resolver"] += 1
+                self.types[_qtype(wire) or 0] += 1
                 replies = responder.answer(wire, tcp=True)
                 if spec is not None and spec.latency:
                     await asyncio.sleep(spec.latency)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlite_utils
 
@@ -28,11 +30,12 @@ from .context import Context
 from .engine import Answer, Rcode, bounded
 from .nsec import crack_chains, examine_zone
 from .options import Outcome, ProbeOptions, ProbeResult, ProgressCallback
+from .phases import PhaseLog
 from .ptr import ptr_sweep
 from .records import collect_records
 from .seeds import EXISTS, probe_seeds
 from .wordlist import wordlist_sweep
-from .zones import delegated_domains, enumerate_zones
+from .zones import ZoneState, delegated_domains, enumerate_zones
 
 __all__ = [
     "Outcome",
@@ -70,7 +73,14 @@ async def _probe(
     denied = await _zone_denied(ctx)
     if denied:
         return ProbeResult("failed", denied, 0, ctx.engine.answered, ctx.engine.timeouts)
-    states = await enumerate_zones(ctx)
+    phases = PhaseLog(ctx)
+    handed = phases.finished("zones")
+    if handed is None:
+        phases.begin("zones")
+        states = await enumerate_zones(ctx)
+        phases.finish("zones", {"zones": [[s.zone, s.parent, s.stored_from] for s in states]})
+    else:
+        states = [ZoneState(z, parent, stored_from=source) for z, parent, source in handed["zones"]]
     seeds = []
     if options.seeds:
         seeds += [(s.name, Method.SEED, s.source) for s in profile.seeds]
@@ -78,24 +88,38 @@ async def _probe(
         clean = normalize_name(name)
         if clean:
             seeds.append((clean, Method.LINK, "link"))
-    if seeds:
-        await probe_seeds(ctx, seeds)
     labels = read_wordlist(profile) if options.wordlist is None else list(options.wordlist)
-    if labels:
-        await wordlist_sweep(ctx, labels)
-    for state in states:
-        await examine_zone(ctx, state.zone)
-    crack_chains(ctx, labels)
     ranges = profile.ranges if options.ip_ranges is None else options.ip_ranges
-    if ranges:
-        await ptr_sweep(ctx, tuple(ranges))
-    done = {state.zone for state in states}
-    hidden = await delegated_domains(
-        ctx, [d for d in _not_transferred(db, run_id) if d not in done], states
-    )
-    if hidden:
-        await enumerate_zones(ctx, hidden, done)
-    await collect_records(ctx)
+
+    async def hidden_zones() -> None:
+        done = {state.zone for state in states}
+        hidden = await delegated_domains(
+            ctx, [d for d in _not_transferred(db, run_id) if d not in done], states
+        )
+        if hidden:
+            await enumerate_zones(ctx, hidden, done)
+
+    async def nsec() -> None:
+        for state in states:
+            await examine_zone(ctx, state.zone)
+
+    async def crack() -> None:
+        crack_chains(ctx, labels)
+
+    steps: list[tuple[str, bool, Callable[[], Awaitable[Any]]]] = [
+        ("seeds", bool(seeds), lambda: probe_seeds(ctx, seeds)),
+        ("wordlist", bool(labels), lambda: wordlist_sweep(ctx, labels)),
+        ("nsec", True, nsec),
+        ("crack", True, crack),
+        ("ptr", bool(ranges), lambda: ptr_sweep(ctx, tuple(ranges))),
+        ("delegated", True, hidden_zones),
+        ("records", True, lambda: collect_records(ctx)),
+    ]
+    for name, wanted, work in steps:
+        if wanted and phases.finished(name) is None:
+            phases.begin(name)
+            await work()
+            phases.finish(name)
     return _result(ctx)
 
 

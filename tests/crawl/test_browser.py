@@ -38,6 +38,8 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
                                  ports["http_port"], ports["https_port"])
         browsed = rows(db_path, BROWSER_PAGES)
         sites = rows(db_path, ARIRANG_PAGES)
+        budget = rows(db_path, "SELECT domain, pages FROM sites ORDER BY domain")
+        crawled = rows(db_path, "SELECT count(*) FROM pages")
         # a crawl stage resumed after the capture: the browser's pages are not the crawl's
         # (not counted, their links not followed) and the captured site is not captured again
         crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"],
@@ -48,9 +50,11 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
         lab.stop()
     assert static == [(0,)]  # the static crawl sees an empty frame and no links
     assert rows(db_path, BROWSER_PAGES) == browsed
-    # (the browser's site: a resumed crawl of a site that ended at its page budget can add
-    # pages, as requests that left no row are not counted again)
     assert rows(db_path, ARIRANG_PAGES) == sites
+    # tongil.com.kp ends at its page budget: resumed, its budget is what was spent (requests
+    # that left no row included), so it gains no page
+    assert rows(db_path, "SELECT domain, pages FROM sites ORDER BY domain") == budget
+    assert rows(db_path, "SELECT count(*) FROM pages") == crawled
     assert rows(db_path, "SELECT count(*) FROM pages WHERE url LIKE '%article.html?id=%' AND "
                 "id NOT IN (SELECT page_id FROM page_sources)") == [(0,)]  # browser links
     assert again.sites == ["arirang.com.kp"] and again.records == 0, again
@@ -107,3 +111,37 @@ def replays_in_pywb(folder: Path, warcs: list[Path]) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_script_found_pages_the_crawl_found_empty_are_rendered(tmp_path: Path) -> None:
+    """``auto``'s second trigger: samjiyon's home page has its text, but the stories its
+    scripts lead to are empty frames filled by fetch(); kcna's script-found articles have
+    their text, so kcna needs no browser."""
+    from crawler.crawl.browser import empty_script_pages, sites_needing_browser
+
+    world = load_world("kp")
+    lab, ports = start_lab(world)
+    db_path = tmp_path / "census.db"
+    run_id = census_from_world(db_path, world, ["samjiyon.com.kp", "kcna.kp"])
+    try:
+        crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"], {**FAST, **ports})
+        needed = sites_needing_browser(db_path, run_id, "auto")
+        empty = empty_script_pages(db_path, run_id)
+        result = browser_capture(db_path, run_id, tmp_path, ["127.0.0.0/8"], "auto",
+                                 ports["http_port"], ports["https_port"])
+    finally:
+        lab.stop()
+    static = dict(rows(db_path, "SELECT url, coalesce(text, '') FROM pages WHERE url LIKE "
+                      "'%story.html?no=%' AND id NOT IN (SELECT page_id FROM page_sources)"))
+    assert {u.split("no=")[1] for u in static} == {"1", "2&section=nature", "3"}
+    # the crawl saw empty frames: no story's text
+    assert not [t for t in static.values() if any(w in t for w in ("snow", "larch", "saws"))]
+    assert [d for d, _ in needed] == ["samjiyon.com.kp"]
+    assert sorted(empty) == ["samjiyon.com.kp"] and len(empty["samjiyon.com.kp"]) == 3
+    assert result.sites == ["samjiyon.com.kp"], result
+    rendered = dict(rows(db_path, "SELECT url, text FROM pages JOIN page_sources ON "
+                         "page_id = id WHERE source = 'browser' AND url LIKE '%story%'"))
+    texts = " ".join(rendered.values())
+    for title in ("Houses finished before the snow", "Lake Samji in autumn",
+                  "A timber mill doubles its output"):
+        assert title in texts, rendered

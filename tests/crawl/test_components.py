@@ -56,10 +56,12 @@ def test_spider_parse_yields_the_page_its_start_and_only_internal_links(
     assert "평양에서" in page.text
     assert page.sha256 == WARC.sha256 and page.warc == WARC
     assert ("http://rodong.rep.kp/", "rodong.rep.kp", 0, "href", "로동신문") in page.links
-    attempt = next(o for o in out if isinstance(o, SiteAttempt))
+    attempt = page.attempt  # written with the page: a kill keeps both or neither
+    assert isinstance(attempt, SiteAttempt)
     assert (attempt.url, attempt.http_status, attempt.server) == ("http://kcna.kp/", 200, "nginx")
     followed = [o.url for o in out if isinstance(o, Request)]
     assert followed == ["http://kcna.kp/news/1.html"]  # once, and not the other site
+    assert page.followed == followed  # recorded with the page (links.followed)
 
 
 def test_spider_follows_nothing_from_an_error_page(spider: CensusSpider) -> None:

@@ -32,14 +32,16 @@ def start_lab(world: World) -> tuple[Lab, dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int, World]]:
-    """One crawl of the whole lab world; the tests below read what it stored."""
+    """One crawl of the whole lab world; the tests below read what it stored.  Its pages are
+    analysed in a worker process (a crawl this short would not start one by itself)."""
     world = load_world("kp")
     lab, ports = start_lab(world)
     folder = tmp_path_factory.mktemp("crawl")
     db_path = folder / "census.db"
     run_id = census_from_world(db_path, world)
     try:
-        result = crawl_run(str(db_path), run_id, str(folder), ["127.0.0.0/8"], {**FAST, **ports})
+        result = crawl_run(str(db_path), run_id, str(folder), ["127.0.0.0/8"],
+                           {**FAST, **ports, "extract_workers": 1})
     finally:
         lab.stop()
     assert result.finish_reason == "finished"
@@ -296,7 +298,16 @@ def faults_world(folder: Path) -> World:
         "control-chars",
     ]
     links = "".join(f'<a href="/_fault/{name}">{name}</a>\n' for name in faults)
+    links += '<a href="/hostile.html">hostile scripts</a>\n'
     (site / "index.html").write_text(f"<html><title>Faults</title><body>{links}</body></html>")
+    # the issue's four hostile scripts, then a handler that works: each costs its bounds
+    (site / "hostile.html").write_text("""<html><title>hostile</title><body>
+    <a onclick="var kept = []; while (1) kept.push(new Array(1e6).join('x'))">heap</a>
+    <a onclick="while (1) {}">loop</a>
+    <a onclick="function f() { return f() + 1 } f()">recursion</a>
+    <a onclick="while (1) location.href = '/again.html'">navigation loop</a>
+    <a onclick="location.href = '/after-hostile.html'">fine</a></body></html>""")
+    (site / "after-hostile.html").write_text("<html><title>after</title><body>ok</body></html>")
     return load_world(str(root))
 
 
@@ -313,6 +324,10 @@ def test_hostile_pages_lose_nothing_and_hang_nothing(tmp_path: Path) -> None:
     assert result.finish_reason == "finished"
     pages = dict(rows(db_path, "SELECT url, http_status FROM pages"))
     assert pages["http://faults.com.kp/"] == 200
+    # hostile scripts (heap bomb, endless loop, deep recursion, a navigation loop): the page
+    # keeps its row and the crawl goes on to where its one sane handler leads
+    assert pages["http://faults.com.kp/hostile.html"] == 200
+    assert pages["http://faults.com.kp/after-hostile.html"] == 200
     assert pages["http://faults.com.kp/_fault/malformed"] == 200
     # the gzip bomb and the 50 MB page are cut at DOWNLOAD_MAXSIZE, not stored
     assert "http://faults.com.kp/_fault/gzip-bomb" not in pages

@@ -104,3 +104,56 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     assert location.file == "census-run00001-00002.warc.gz"
     uris = [r[2].get_header("WARC-Target-URI") for r in records(tmp_path) if r[1] == "response"]
     assert uris == ["http://rodong.rep.kp/", "http://rodong.rep.kp/news/"]
+
+
+def test_exchanges_are_the_bytes_warcio_writes(tmp_path: Path, monkeypatch) -> None:
+    """Response and request records are serialised by the census itself (a seventh of
+    warcio's cost per page): byte for byte what warcio's own writer makes of them, non-ASCII
+    URL and header values included."""
+    import gzip
+    import io
+    import itertools
+    import uuid
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from crawler.crawl.warc import http_headers_block
+
+    ids = itertools.count()
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(ids)))
+    url = "http://rodong.rep.kp/기사?id=1"
+    headers = [("Content-Type", "text/html"), ("X-Title", "ü"),
+               ("Content-Disposition", "inline; filename=\"ü.html\"")]
+    warc = WarcFiles(tmp_path, "census-run00001", {"run": 1})
+    warc._open()
+    assert warc.fh is not None
+    start = warc.fh.tell()
+    ids = itertools.count()
+    for body in (BODY, b""):
+        location = warc.write_exchange(
+            url, date=DATE, ip="127.45.176.67", request_line="GET / HTTP/1.1",
+            request_headers=[("Host", "rodong.rep.kp"), ("User-Agent", "ccTLD-Census")],
+            status=200, headers=[*headers, ("Transfer-Encoding", "chunked")], body=body)
+    warc.fh.flush()
+    ours = (tmp_path / location.file).read_bytes()[start:]
+    warc.close()
+
+    ids = itertools.count()
+    theirs = io.BytesIO()
+    writer = WARCWriter(theirs, gzip=True, warc_version="1.1")
+    for body in (BODY, b""):
+        response = writer.create_warc_record(
+            url, "response", payload=io.BytesIO(body),
+            http_headers=http_headers_block(200, headers, len(body)),
+            warc_headers_dict={"WARC-Date": DATE, "WARC-IP-Address": "127.45.176.67"})
+        writer.write_record(response)
+        writer.write_record(writer.create_warc_record(
+            url, "request", payload=io.BytesIO(b""),
+            http_headers=StatusAndHeaders("GET / HTTP/1.1", [
+                ("Host", "rodong.rep.kp"), ("User-Agent", "ccTLD-Census")],
+                is_http_request=True, protocol="HTTP/1.1"),
+            warc_headers_dict={"WARC-Date": DATE, "WARC-Concurrent-To":
+                               response.rec_headers.get_header("WARC-Record-ID")}))
+    assert gzip.decompress(ours) == gzip.decompress(theirs.getvalue())
+    assert ours == theirs.getvalue()  # one gzip member per record, at the same level

@@ -11,6 +11,7 @@ import base64
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -62,6 +63,15 @@ def test_embedded_profiles_of_zones_published_by_transfer() -> None:
     assert "org.se" in load_profile("se").suffix_set.suffixes
 
 
+def interrupt_probe(db: Any) -> None:
+    """The run as a kill during its first probe phase leaves it."""
+    with db.conn:
+        db.execute("UPDATE runs SET status = 'interrupted', stage = 'probe'")
+        db.execute("DELETE FROM run_stages")
+        db.execute("DELETE FROM probe_phases")
+    db.close()
+
+
 @pytest.mark.knot
 @pytest.mark.skipif(not knot_available(), reason="no knotd")
 class TestKnotWithKey:
@@ -71,12 +81,12 @@ class TestKnotWithKey:
         with Knot(tmp_path_factory.mktemp("knot-tsig"), ADDRESS, port, {"ch": ZONE}, tsig=KEY):
             yield port
 
-    def census(self, tmp_path: Path, port: int, *extra: str):
-        profile = tmp_path / "ch.toml"
-        profile.write_text(PROFILE)
+    def census(self, tmp_path: Path, port: int, *extra: str, profile: str = PROFILE):
+        path = tmp_path / "ch.toml"
+        path.write_text(profile)
         db = tmp_path / "census.db"
         result = CliRunner().invoke(cli, [
-            "-q", "probe", "ch", "--profile", str(profile), "--db", str(db),
+            "-q", "probe", "ch", "--profile", str(path), "--db", str(db),
             "--resolver", f"{ADDRESS}:{port}", "--ns-port", str(port), "--no-seeds",
             "--no-wordlist", "--allow-net", "127.0.0.0/8", "--timeout", "0.5", "--qps", "5000",
             *extra,
@@ -92,6 +102,47 @@ class TestKnotWithKey:
         options = db.execute("SELECT options FROM runs").fetchone()[0]
         assert "zonedata-ch-test:hmac-sha512" in options
         assert TsigKey.parse(KEY).secret not in options, "the secret is not written down"
+
+    def test_a_resumed_probe_asks_for_the_key_again_unless_the_profile_has_it(
+        self, tmp_path: Path, knot: int
+    ) -> None:
+        """The secret is not stored: a probe resumed without ``--tsig`` would transfer
+        nothing, so it is refused in one line (the run stays resumable); the profile's own
+        key is read from the profile again."""
+        path = tmp_path / "census.db"
+        _, db = self.census(tmp_path, knot, "--tsig", KEY)
+        interrupt_probe(db)
+        resume = ["-q", "run", "--resume", "--db", str(path), "--allow-net", "127.0.0.0/8"]
+        refused = CliRunner().invoke(cli, resume)
+        assert refused.exit_code != 0
+        assert refused.output.strip().splitlines() == [
+            "Error: run 1 was interrupted during its probe and transfers with the TSIG key "
+            "zonedata-ch-test:hmac-sha512, whose secret is not stored: resume it with census "
+            "run --resume --tsig zonedata-ch-test:hmac-sha512:SECRET"]
+        wrong_name = CliRunner().invoke(cli, [*resume, "--tsig", "other:hmac-sha512:" + "a" * 8])
+        assert "transferred with the TSIG key zonedata-ch-test:hmac-sha512, not other" in (
+            wrong_name.output)
+        assert open_census(path).execute("SELECT status FROM runs").fetchone()[0] == (
+            "interrupted")
+        resumed = CliRunner().invoke(cli, [*resume, "--tsig", KEY])
+        assert resumed.exit_code == 0, resumed.output
+        db = open_census(path)
+        assert [(a["outcome"], a["records"]) for a in db["axfr_attempts"].rows_where(
+            "ns_name = ?", [ADDRESS])] == [("success", 623)]
+
+        keyed = tmp_path / "keyed"
+        keyed.mkdir()
+        key = TsigKey.parse(KEY)
+        _, db = self.census(keyed, knot, profile=PROFILE + (
+            f'[transfer.tsig]\nname = "{key.name}"\nalgorithm = "hmac-sha512"\n'
+            f'secret = "{KEY.rpartition(":")[2]}"\n'))
+        interrupt_probe(db)
+        resumed = CliRunner().invoke(cli, [*resume[:3], "--db", str(keyed / "census.db"),
+                                           "--allow-net", "127.0.0.0/8"])
+        assert resumed.exit_code == 0, resumed.output
+        db = open_census(keyed / "census.db")
+        assert [(a["outcome"], a["records"]) for a in db["axfr_attempts"].rows_where(
+            "ns_name = ?", [ADDRESS])] == [("success", 623)]
 
     def test_a_wrong_key_is_one_clear_line(self, tmp_path: Path, knot: int) -> None:
         result, db = self.census(tmp_path, knot, "--tsig", WRONG)

@@ -1,0 +1,251 @@
+"""Resuming an interrupted crawl of a run: what it did is neither fetched again nor gained.
+
+The census' own record says what the interrupted crawl did: start URLs tried
+(``site_attempts``), pages and failures with the URL each request began at, the links each
+page followed (``links.followed``, each charged to its site's page budget) and requisites.
+:func:`recall` reads it back into the spider: the budget as the interrupted crawl had spent
+it, every recorded URL as requested, and the frontier: links followed that left no row (in
+flight at the kill, or cut by a trap or the depth limit, which cut them again).
+
+The run's WARC files are the record of what was fetched: :class:`WarcReplay` answers a
+request of the resumed crawl from the WARC when the interrupted crawl wrote its response there
+but was killed before the census recorded it, so it is not fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from scrapy import Request
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Headers, Response
+from scrapy.responsetypes import responsetypes
+
+from ..db import reading
+from .extract import MAX_BODY
+from .items import WARC_META, WarcLocation
+from .requisites import page_requisites
+from .scripts import MAX_SCRIPT_BYTES
+
+if TYPE_CHECKING:
+    from .spider import CensusSpider
+
+log = logging.getLogger(__name__)
+
+NOT_BROWSER = "id NOT IN (SELECT page_id FROM page_sources WHERE source = 'browser')"
+"""Pages of the Scrapy crawl: the browser capture's pages are added after it."""
+
+MAX_SCRIPTS_PER_SITE = 30
+"""Same-site scripts fetched per site for the sandbox: menus live in a few shared files."""
+
+
+@dataclass
+class FetchRecord:
+    """What an interrupted crawl recorded: start URLs tried, sites done, links to follow."""
+
+    started: set[str] = field(default_factory=set)
+    attempted: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+    """URLs with a page or failure row, and the URLs their requests began at (redirects)."""
+    frontier: list[tuple[str, str, int, bool]] = field(default_factory=list)
+    """``(url, site, depth, charge)``: ``charge`` when the budget is not spent on it yet."""
+    requisites: list[tuple[list[tuple[str, str]], str, str]] = field(default_factory=list)
+    """``(found, domain, page URL)``: requisites of recorded pages, fetched if not yet."""
+
+
+def recall(spider: CensusSpider) -> FetchRecord:
+    """What the interrupted crawl of the spider's run did, into the spider's state."""
+    record = FetchRecord()
+    with reading(spider.db_path) as conn:
+        scope = "run_id = ?"
+        params: list[Any] = [spider.run_id]
+        if spider.only:
+            scope += f" AND domain IN ({', '.join('?' * len(spider.only))})"
+            params += spider.only
+        for domain, url in conn.execute(
+            f"SELECT domain, url FROM site_attempts WHERE {scope}", params
+        ):
+            record.started.add(url)
+            record.attempted.add(domain)
+            spider.scheduled[domain] += 1  # each start URL was charged as it was requested
+        # the browser capture's pages come after the Scrapy crawl: not part of its record
+        for domain, url, began in conn.execute(
+            f"SELECT domain, url, request_url FROM pages WHERE {scope} AND {NOT_BROWSER} "
+            f"UNION ALL SELECT domain, url, NULL FROM page_failures WHERE {scope} ORDER BY 1",
+            params * 2,
+        ):
+            spider.first_time(url, domain)
+            spider.answered.add(url)
+            record.answered.update(u for u in (url, began) if u)
+        recall_requisites(spider, conn, scope, params)
+        needed: dict[int, set[str]] = {}
+        for page_id, domain, page_url, warc_file, warc_offset in conn.execute(
+            f"SELECT id, domain, url, warc_file, warc_offset FROM pages WHERE {scope} "
+            f"AND {NOT_BROWSER} AND http_status < 400 AND warc_file IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM links WHERE page_id = pages.id AND how = 'src') "
+            "ORDER BY id", params
+        ):
+            needed[page_id] = page_needs(spider, warc_file, warc_offset, page_url, domain,
+                                         record)
+        queued: set[str] = set()
+        for page_id, url, domain, depth, how, followed in conn.execute(
+            "SELECT p.id, l.to_url, p.domain, p.depth, l.how, l.followed FROM links AS l "
+            "JOIN pages AS p ON p.id = l.page_id "
+            f"WHERE p.{scope.replace('AND domain', 'AND p.domain')} "
+            f"AND p.{NOT_BROWSER} AND l.internal AND p.http_status < 400 "
+            "AND (l.to_url LIKE 'http://%' OR l.to_url LIKE 'https://%') "
+            "ORDER BY p.id, l.id",
+            params,
+        ):
+            if followed is None:  # a page recorded before links were marked followed
+                # a requisite of the page is fetched as one, not as a page (``_parse_page``)
+                if how == "src" and (url in needed.get(page_id, ())
+                                     or url in spider.requisites_seen.get(domain, ())):
+                    continue
+                record.frontier.append((url, domain, depth + 1, True))
+            elif followed and url not in queued:
+                queued.add(url)
+                spider.scheduled[domain] += 1
+                spider.first_time(url, domain)
+                if url not in record.answered:
+                    record.frontier.append((url, domain, depth + 1, False))
+    return record
+
+
+def recall_requisites(spider: CensusSpider, conn: Any, scope: str, params: list[Any]) -> None:
+    """The requisites the interrupted crawl fetched are not fetched again; its scripts are
+    read back from its WARC, so pages parsed now run with them as before."""
+    for domain, url, kind, status, warc_file, warc_offset in conn.execute(
+        "SELECT domain, url, kind, http_status, warc_file, warc_offset FROM requisites "
+        f"WHERE {scope} ORDER BY id", params
+    ):
+        spider.requisites_seen.setdefault(domain, set()).add(url)
+        if kind != "script" or url in spider.script_cache:
+            continue
+        if spider.script_fetches[domain] < MAX_SCRIPTS_PER_SITE:
+            spider.script_fetches[domain] += 1
+        if status != 200:
+            spider.cache_script(domain, url, None)
+            continue
+        body = warc_body(spider, warc_file, warc_offset)
+        if body is None:  # not readable (cut short by the kill): fetched again
+            spider.requisites_seen[domain].discard(url)
+            continue
+        spider.cache_script(domain, url, body[:MAX_SCRIPT_BYTES].decode("utf-8", "replace"))
+
+
+def page_needs(spider: CensusSpider, warc_file: str, warc_offset: int, page_url: str,
+               domain: str, record: FetchRecord) -> set[str]:
+    """The requisites of a recorded page, from its WARC record; those not fetched yet (the
+    crawl was interrupted first) are fetched now."""
+    body = warc_body(spider, warc_file, warc_offset)
+    if body is None:
+        return set()
+    found = page_requisites(body[:MAX_BODY].decode("utf-8", "replace"), page_url)
+    record.requisites.append((found, domain, page_url))
+    return {url for url, _ in found}
+
+
+def warc_body(spider: Any, warc_file: str | None, warc_offset: int | None) -> bytes | None:
+    """The payload of the response record at ``warc_offset`` of the run's WARC, or None."""
+    out = spider.settings.get("CENSUS_OUT") if hasattr(spider, "settings") else None
+    if not (out and warc_file and warc_offset is not None):
+        return None
+    record = read_record(Path(out) / "warc" / warc_file, warc_offset)
+    return record[2] if record else None
+
+
+def read_record(path: Path, offset: int, raw: bool = False
+                ) -> tuple[int, list[tuple[str, str]], bytes, str | None, str] | None:
+    """``(status, headers, body, ip, record id)`` of the response record at ``offset``;
+    ``raw`` keeps the body as received (``Content-Encoding`` undone by nobody)."""
+    try:
+        from warcio.archiveiterator import ArchiveIterator
+
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            for rec in ArchiveIterator(fh):
+                if rec.rec_type != "response" or rec.http_headers is None:
+                    return None
+                stream = rec.raw_stream if raw else rec.content_stream()
+                body = bytes(stream.read())
+                return (int(rec.http_headers.get_statuscode()), list(rec.http_headers.headers),
+                        body, rec.rec_headers.get_header("WARC-IP-Address"),
+                        rec.rec_headers.get_header("WARC-Record-ID"))
+    except Exception as exc:  # a record the kill cut short
+        log.debug("no WARC record at %s:%s: %s", path, offset, exc)
+    return None
+
+
+def warc_index(folder: Path, run_id: int) -> dict[str, tuple[Path, int]]:
+    """URL -> the last complete ``response`` record of the run's crawl WARCs (not the
+    browser's); a record cut short by the kill ends its file's index."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    found: dict[str, tuple[Path, int]] = {}
+    for path in sorted(folder.glob(f"census-run{run_id:05d}-*.warc.gz")):
+        with open(path, "rb") as fh:
+            iterator = ArchiveIterator(fh)
+            try:
+                for rec in iterator:
+                    url = rec.rec_headers.get_header("WARC-Target-URI") or ""
+                    if rec.rec_type == "response" and url.startswith(("http://", "https://")):
+                        offset = iterator.get_record_offset()
+                        rec.raw_stream.read()  # the whole record: a cut one raises here
+                        found[url] = (path, offset)
+            except Exception as exc:
+                log.debug("WARC %s ends in a cut record: %s", path.name, exc)
+    return found
+
+
+class WarcReplay:
+    """A resumed crawl's request answered from the run's WARC, when the interrupted crawl
+    wrote the response there but was killed before the census recorded it.
+
+    Start URLs are fetched again (their TLS certificate, which ``sites`` records, is not in
+    the WARC), and so is a URL whose record is a ``revisit`` (its payload is another run's).
+    """
+
+    def __init__(self, db_path: str, run_id: int, folder: Path) -> None:
+        self.db_path = db_path
+        self.run_id = run_id
+        self.folder = folder
+        self.index: dict[str, tuple[Path, int]] | None = None
+        self.replayed = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Self:
+        s = crawler.settings
+        if not (s.getbool("CENSUS_RESUME") and s.get("CENSUS_RUN_ID") and s.get("CENSUS_OUT")):
+            raise NotConfigured
+        return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), Path(s["CENSUS_OUT"]) / "warc")
+
+    def process_request(self, request: Request, spider: Any = None) -> Response | None:
+        if request.meta.get("census_start") or not request.meta.get("census_site"):
+            return None
+        if self.index is None:
+            self.index = warc_index(self.folder, self.run_id)
+            log.info("resume: %d responses in the run's WARC", len(self.index))
+        where = self.index.pop(request.url, None)  # once: a second request is a new fetch
+        if where is None:
+            return None
+        found = read_record(*where, raw=True)
+        if found is None:
+            return None
+        status, header_list, body, ip, record_id = found
+        headers = Headers()
+        for name, value in header_list:
+            headers.appendlist(name, value)
+        # a response record, not a revisit: the capture found no earlier one to refer to
+        request.meta[WARC_META] = WarcLocation(where[0].name, where[1], record_id,
+                                               hashlib.sha256(body).hexdigest())
+        self.replayed += 1
+        log.debug("resume: %s answered from %s", request.url, where[0].name)
+        cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
+        return cls(url=request.url, status=status, headers=headers, body=body,
+                   request=request, ip_address=ipaddress.ip_address(ip) if ip else None)

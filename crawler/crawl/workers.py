@@ -1,0 +1,214 @@
+"""Page analysis in worker processes, so the crawl uses more than the reactor's one core.
+
+The reactor fetches, writes the WARC and the census; ``analyse.analyse`` (extraction, the
+script sandbox, the requisite scan) runs in spawn processes, each with the language model
+loaded once.  The spider awaits the result, so a page's items are yielded, and stored, only
+once it is analysed: nothing is recorded before it is stored, as in-process.
+
+Workers are started as ``python -m crawler.crawl.workers FD``, not by multiprocessing's spawn,
+which would import the parent's main module (the CLI, a bench script) in each.  Each worker
+is one socket pair: the reactor writes a pickled job and reads the answer when the
+event loop says the pipe is readable, with no thread in between (``ProcessPoolExecutor``'s
+manager thread cost the reactor more than the pickling itself).  A reader thread in the
+worker takes jobs off the pipe as they come, so the reactor's write never waits on the
+worker's answers.
+
+A worker that dies (a page that crashed lxml, the kernel's OOM killer) is replaced and its
+pages are tried once more in the new one; a page that kills that one too keeps its row with
+``extract_error``.  After ``MAX_RESTARTS`` replacements the analysis goes on in the reactor's
+process.  Workers die with the crawl process (``PR_SET_PDEATHSIG``) and ignore Ctrl-C, which
+the crawl process leaves to its parent too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .analyse import Analysis, PageJob, analyse, content_type_of, warm
+from .extract import Extracted
+
+log = logging.getLogger(__name__)
+
+MAX_RESTARTS = 3
+
+
+def default_workers() -> int:
+    """One worker per core the reactor leaves free, at most four; none on one core (a
+    worker there would only add copying)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(4, (cores or 1) - 1))
+
+
+class WorkerDied(Exception):
+    pass
+
+
+def _serve(conn: Any) -> None:
+    """A worker: answer ``(id, PageJob)`` with ``(id, Analysis)`` until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.debug("cannot tie the analysis worker to the crawl process")
+    if os.getppid() == 1:
+        os._exit(1)
+    jobs: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                jobs.put(conn.recv_bytes())
+        except (EOFError, OSError):
+            jobs.put(None)
+
+    threading.Thread(target=read, name="jobs", daemon=True).start()
+    threading.Thread(target=warm, name="warm", daemon=True).start()  # pages that need no
+    # language model (most declare their language) need not wait for it
+    while (data := jobs.get()) is not None:
+        job_id, job = pickle.loads(data)
+        if job is None:
+            break
+        try:
+            result = analyse(job)
+        except Exception as exc:  # analyse keeps its contract; this is a bug, not the page
+            content_type, is_html = content_type_of(job.headers)
+            result = Analysis(content_type, is_html, Extracted(
+                extract_error=f"worker: {type(exc).__name__}: {exc}"[:500]))
+        conn.send_bytes(pickle.dumps((job_id, result), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    pending: dict[int, tuple[asyncio.Future[Analysis], PageJob]] = field(default_factory=dict)
+
+
+class Workers:
+    """``count`` analysis processes, or the reactor's own process with 0."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.workers: list[_Worker] = []
+        self.restarts = 0
+        self.ids = itertools.count()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the workers (they load the language model at once); with none, load it in
+        a thread here."""
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in a crawl with the asyncio reactor
+            self.count = 0
+        if self.count <= 0:
+            from .extract import warm_up
+
+            warm_up()
+            return
+        self.workers = [self._spawn() for _ in range(self.count)]
+
+    def _spawn(self) -> _Worker:
+        assert self.loop is not None
+        ours, theirs = socket.socketpair()
+        with theirs:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "crawler.crawl.workers", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        worker = _Worker(process, Connection(ours.detach()))
+        self.loop.add_reader(worker.conn.fileno(), self._readable, worker)
+        return worker
+
+    @property
+    def in_process(self) -> bool:
+        return not self.workers
+
+    async def analyse(self, job: PageJob, tries: int = 2) -> Analysis:
+        """The page's analysis, from the least busy worker; here when there is none."""
+        if not self.workers:
+            return analyse(job)
+        worker = min(self.workers, key=lambda w: len(w.pending))
+        assert self.loop is not None
+        future: asyncio.Future[Analysis] = self.loop.create_future()
+        job_id = next(self.ids)
+        try:
+            worker.conn.send_bytes(pickle.dumps((job_id, job), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self._died(worker)
+            return await self.analyse(job, tries)
+        worker.pending[job_id] = (future, job)
+        try:
+            return await future
+        except WorkerDied:
+            if tries > 1:
+                return await self.analyse(job, tries - 1)
+            # the page went down with two workers: it keeps its row, without its analysis
+            content_type, is_html = content_type_of(job.headers)
+            return Analysis(content_type, is_html,
+                            Extracted(extract_error="worker: the analysis process died"))
+
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                job_id, result = pickle.loads(worker.conn.recv_bytes())
+                entry = worker.pending.pop(job_id, None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(result)
+        except (EOFError, OSError):
+            self._died(worker)
+
+    def _died(self, worker: _Worker) -> None:
+        """Replace a dead worker; its pages are handed to ``analyse``'s retry."""
+        if worker not in self.workers:
+            return
+        assert self.loop is not None
+        self.loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        self.workers.remove(worker)
+        log.warning("an analysis worker died (exit code %s) with %d pages",
+                    worker.process.poll(), len(worker.pending))
+        if self.restarts < MAX_RESTARTS:
+            self.restarts += 1
+            self.workers.append(self._spawn())
+        elif not self.workers:
+            log.warning("analysis goes on in the crawl process")
+        for future, _ in worker.pending.values():
+            if not future.done():
+                future.set_exception(WorkerDied())
+        worker.pending.clear()
+
+    def close(self) -> None:
+        """Stop the workers once their pages are answered (the spider is closing)."""
+        for worker in self.workers:
+            if self.loop is not None:
+                self.loop.remove_reader(worker.conn.fileno())
+            with contextlib.suppress(OSError):
+                worker.conn.send_bytes(pickle.dumps((-1, None)))
+        for worker in self.workers:
+            try:
+                worker.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            worker.conn.close()
+        self.workers = []
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))

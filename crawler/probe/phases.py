@@ -1,0 +1,131 @@
+"""Which phases of a run's probe ended, so a resumed probe does not do them again.
+
+Each phase is recorded in ``probe_phases`` when it begins, with the highest rowid of every
+probe table (its *marks*), and again when it ends, with what it hands on to later phases and a
+snapshot of the engine's per-server counts and the run's notes.  A probe resumed after a kill
+keeps the rows of every finished phase, undoes what the unfinished one wrote (rows of the run
+above its marks), restores the counts and notes, and starts at the first unfinished phase: the
+zone transfers, wordlist sweep or NSEC walk it finished are not asked again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import sqlite_utils
+
+from ..db import utcnow
+from .context import Context
+
+log = logging.getLogger(__name__)
+
+PROBE_TABLES = (
+    "leads", "nsec3_hashes", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones",
+)
+"""Tables the probe writes rows of the run into (``domains`` is kept from ``sightings``)."""
+
+
+class PhaseLog:
+    """The ``probe_phases`` rows of one run, read once when the probe starts."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.done: dict[str, dict[str, Any]] = {
+            phase: json.loads(state or "{}")
+            for phase, state in ctx.db.execute(
+                "SELECT phase, state FROM probe_phases WHERE run_id = ? "
+                "AND finished_at IS NOT NULL ORDER BY finished_at, rowid", [ctx.run_id])
+        }
+        self._restore()
+
+    def finished(self, phase: str) -> dict[str, Any] | None:
+        """What ``phase`` handed on if it ended in an earlier attempt of the run, else None."""
+        state = self.done.get(phase)
+        if state is not None:
+            log.info("run %d: probe phase %s finished before, not done again",
+                     self.ctx.run_id, phase)
+        return state
+
+    def begin(self, phase: str) -> None:
+        """Note where the tables stood, so what this phase writes can be undone if cut."""
+        db = self.ctx.db
+        marks = {t: db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0]
+                 for t in PROBE_TABLES}
+        with db.conn:
+            db.execute(
+                "INSERT OR REPLACE INTO probe_phases (run_id, phase, marks, started_at) "
+                "VALUES (?, ?, ?, ?)", [self.ctx.run_id, phase, json.dumps(marks), utcnow()])
+
+    def finish(self, phase: str, state: dict[str, Any] | None = None) -> None:
+        """Record that ``phase`` ended, with ``state`` and the engine's counts so far."""
+        engine = self.ctx.engine
+        snapshot = {
+            **(state or {}),
+            "servers": [[list(server), s.queries, s.answered, s.timeouts, s.dead,
+                         s.failures_in_a_row] for server, s in engine.servers.items()],
+            "notes": list(self.ctx.notes),
+        }
+        self.done[phase] = snapshot
+        with self.ctx.db.conn:
+            self.ctx.db.execute(
+                "UPDATE probe_phases SET state = ?, finished_at = ? WHERE run_id = ? "
+                "AND phase = ?", [json.dumps(snapshot), utcnow(), self.ctx.run_id, phase])
+
+    def _restore(self) -> None:
+        """Counts, given-up servers and notes as the last finished phase left them."""
+        if not self.done:
+            return
+        last = list(self.done.values())[-1]  # the snapshots are cumulative
+        engine = self.ctx.engine
+        for server, queries, answered, timeouts, dead, failures in last.get("servers", []):
+            s = engine.state((server[0], int(server[1])))
+            s.queries, s.answered, s.timeouts = queries, answered, timeouts
+            s.dead, s.failures_in_a_row = bool(dead), failures
+        self.ctx.notes[:0] = last.get("notes", [])
+
+
+def restart_probe(db: sqlite_utils.Database, run_id: int) -> None:
+    """Before an interrupted probe of ``run_id`` is resumed: undo its unfinished phase, or
+    everything it wrote when it kept no record of its phases."""
+    if not undo_unfinished(db, run_id):
+        clear_probe(db, run_id)
+
+
+def clear_probe(db: sqlite_utils.Database, run_id: int) -> None:
+    """Forget what a probe of ``run_id`` wrote, so it can start again."""
+    with db.conn:
+        for table in (*PROBE_TABLES, "probe_phases"):
+            db.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        forget_unseen_domains(db, run_id)
+
+
+def undo_unfinished(db: sqlite_utils.Database, run_id: int) -> bool:
+    """Remove what the run's unfinished probe phase wrote; False if no phase was recorded
+    (the probe was cut before its first phase began, or by a version that kept no record)."""
+    started = db.execute(
+        "SELECT phase, marks FROM probe_phases WHERE run_id = ? AND finished_at IS NULL",
+        [run_id]).fetchall()
+    if not db.execute("SELECT 1 FROM probe_phases WHERE run_id = ?", [run_id]).fetchone():
+        return False
+    with db.conn:
+        for phase, marks_text in started:
+            marks = json.loads(marks_text)
+            for table in PROBE_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE run_id = ? AND rowid > ?",
+                           [run_id, marks.get(table, 0)])
+            db.execute("DELETE FROM probe_phases WHERE run_id = ? AND phase = ?",
+                       [run_id, phase])
+            log.info("run %d: undid the unfinished probe phase %s", run_id, phase)
+        forget_unseen_domains(db, run_id)
+    return True
+
+
+def forget_unseen_domains(db: sqlite_utils.Database, run_id: int) -> None:
+    """``domains`` as the run's remaining sightings say (after rows of the run were removed)."""
+    unseen = "NOT EXISTS (SELECT 1 FROM sightings s WHERE s.run_id = ? AND s.domain = domains.name)"
+    db.execute(
+        "UPDATE domains SET last_seen_run = (SELECT max(run_id) FROM sightings "
+        f"WHERE domain = domains.name) WHERE last_seen_run = ? AND {unseen}", [run_id, run_id])
+    db.execute(f"DELETE FROM domains WHERE first_seen_run = ? AND {unseen}", [run_id, run_id])

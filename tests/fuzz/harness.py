@@ -27,10 +27,10 @@ CORPUS = Path(__file__).parent / "corpus"
 WORLD = Path(__file__).parents[2] / "crawler" / "data" / "worlds"
 
 SECONDS = 1.0
-LINEAR_BYTES = 256_000
-"""Inputs up to this size get ``SECONDS``; larger ones proportionally more."""
 """CPU time one input may cost a parser (the issue's bound).  CPU time of the calling thread,
 not wall time: the machine is shared, and a busy neighbour is not the parser's cost."""
+LINEAR_BYTES = 256_000
+"""Inputs up to this size get ``SECONDS``; larger ones proportionally more."""
 MEMORY_FACTOR = 64
 MEMORY_BASE = 16 * 2**20
 """Heap a parser may peak at: ``MEMORY_FACTOR`` times the input plus ``MEMORY_BASE``."""

@@ -45,6 +45,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench_probe import peak_rss_mb  # the bench's own folder: run as bench/bench_census_1m.py
+
 from crawler.lab.knot import Knot, free_port, knot_available
 
 KNOT = "127.0.0.3"
@@ -56,16 +58,6 @@ PURPOSES = [
     ("Online shop", "shop cart buy price order product delivery store"),
     ("Ministry", "government ministry official policy public administration service"),
 ]
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (``VmHWM``): ``ru_maxrss`` of a spawned process starts at
-    its parent's peak when it forked (Linux keeps it across exec), here the zone text."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def labels(delegations: int, version: int) -> list[str]:

@@ -26,6 +26,7 @@ import dns.message
 import dns.rcode
 
 from .engine import Rcode, Server, classify
+from .sweep import HEADER_ONLY
 from .wire import Cached, Unusual, _quick_name, _rdata_text, read_name, type_text
 
 Record = tuple[str, str, int, str]
@@ -39,20 +40,7 @@ _SINGLETONS = frozenset({5, 6, 30, 39, 47})
 """``dns.rdatatype.is_singleton``: CNAME, SOA, NXT, DNAME, NSEC (a second one replaces the
 first in dnspython's RRset)."""
 
-HEADER_ONLY = {
-    dns.rcode.NOERROR: Rcode.NODATA,
-    dns.rcode.NXDOMAIN: Rcode.NXDOMAIN,
-    dns.rcode.REFUSED: Rcode.REFUSED,
-    dns.rcode.SERVFAIL: Rcode.SERVFAIL,
-}
-"""What a reply with no answer records means, read from its header (extended rcodes, which
-need an OPT we never ask for, are not looked at)."""
-
-_RCODES = {
-    dns.rcode.NXDOMAIN: Rcode.NXDOMAIN,
-    dns.rcode.REFUSED: Rcode.REFUSED,
-    dns.rcode.SERVFAIL: Rcode.SERVFAIL,
-}
+_RCODES = {rcode: meaning for rcode, meaning in HEADER_ONLY.items() if rcode != dns.rcode.NOERROR}
 
 
 class Reply(NamedTuple):

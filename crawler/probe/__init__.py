@@ -73,7 +73,7 @@ async def _probe(
     denied = await _zone_denied(ctx)
     if denied:
         return ProbeResult("failed", denied, 0, ctx.engine.answered, ctx.engine.timeouts)
-    phases = PhaseLog(ctx)
+    phases = ctx.phases = PhaseLog(ctx)
     handed = phases.finished("zones")
     if handed is None:
         phases.begin("zones")

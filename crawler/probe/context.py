@@ -6,6 +6,7 @@ import logging
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dns.resolver
 import sqlite_utils
@@ -16,6 +17,9 @@ from ..netpolicy import NetPolicy
 from ..profiles import Profile
 from .engine import Engine, Limits, Server
 from .options import ProbeOptions, ProgressCallback
+
+if TYPE_CHECKING:
+    from .phases import PhaseLog
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ class Context:
     progress: ProgressCallback | None = None
     notes: list[str] = field(default_factory=list)
     """Plain sentences for the run's message (what was skipped, what was capped)."""
+    phases: PhaseLog | None = None
+    """The run's probe phases, when this is the probe stage (checkpoints go there)."""
 
     @classmethod
     def for_run(

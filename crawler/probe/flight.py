@@ -34,7 +34,7 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 
 import dns.exception
@@ -264,6 +264,8 @@ class Flight:
         self.thresholds: tuple[int, ...] | None = None
         """The collector's thresholds before the flight, to put back after it."""
         self.loop = asyncio.get_running_loop()
+        self.on_timeout: Callable[[Server, str, str], None] | None = None
+        """Told of each try that timed out (a checkpoint counts them per question)."""
 
     async def __aenter__(self) -> Flight:
         # a flight makes a few short-lived objects per query and no cycles; at the default
@@ -415,6 +417,8 @@ class Flight:
         """A try got no reply in time: try again after the backoff, or give the job up."""
         state = job.lane.state
         state.timeouts += 1
+        if self.on_timeout is not None:
+            self.on_timeout(job.lane.server, job.qname, job.rdtype)
         if job.tried > self.limits.retries or state.dead:
             self.give_up(job, "timed out")
         else:

@@ -5,7 +5,9 @@ probe table (its *marks*), and again when it ends, with what it hands on to late
 snapshot of the engine's per-server counts and the run's notes.  A probe resumed after a kill
 keeps the rows of every finished phase, undoes what the unfinished one wrote (rows of the run
 above its marks), restores the counts and notes, and starts at the first unfinished phase: the
-zone transfers, wordlist sweep or NSEC walk it finished are not asked again.
+zone transfers, wordlist sweep or NSEC walk it finished are not asked again.  The big phases
+also store checkpoints while they run (:mod:`.checkpoint`): their marks move with each one, so
+a cut phase keeps what it had settled and goes on from there.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class PhaseLog:
                 "SELECT phase, state FROM probe_phases WHERE run_id = ? "
                 "AND finished_at IS NOT NULL ORDER BY finished_at, rowid", [ctx.run_id])
         }
+        self.cut: dict[str, dict[str, Any]] = {
+            phase: json.loads(state)
+            for phase, state in ctx.db.execute(
+                "SELECT phase, state FROM probe_phases WHERE run_id = ? "
+                "AND finished_at IS NULL AND state IS NOT NULL", [ctx.run_id])
+        }
+        """The checkpoint of the phase a kill cut (:class:`.checkpoint.Checkpoint`)."""
         self._restore()
 
     def finished(self, phase: str) -> dict[str, Any] | None:
@@ -51,12 +60,11 @@ class PhaseLog:
     def begin(self, phase: str) -> None:
         """Note where the tables stood, so what this phase writes can be undone if cut."""
         db = self.ctx.db
-        marks = {t: db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0]
-                 for t in PROBE_TABLES}
-        with db.conn:
+        with db.conn:  # a phase resumed from its checkpoint keeps it
             db.execute(
-                "INSERT OR REPLACE INTO probe_phases (run_id, phase, marks, started_at) "
-                "VALUES (?, ?, ?, ?)", [self.ctx.run_id, phase, json.dumps(marks), utcnow()])
+                "INSERT INTO probe_phases (run_id, phase, marks, started_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, phase) DO UPDATE SET marks = excluded.marks",
+                [self.ctx.run_id, phase, json.dumps(current_marks(db)), utcnow()])
 
     def finish(self, phase: str, state: dict[str, Any] | None = None) -> None:
         """Record that ``phase`` ended, with ``state`` and the engine's counts so far."""
@@ -74,16 +82,24 @@ class PhaseLog:
                 "AND phase = ?", [json.dumps(snapshot), utcnow(), self.ctx.run_id, phase])
 
     def _restore(self) -> None:
-        """Counts, given-up servers and notes as the last finished phase left them."""
-        if not self.done:
+        """Counts, given-up servers and notes as the last finished phase, or the checkpoint of
+        the cut one after it, left them."""
+        if not self.done and not self.cut:
             return
-        last = list(self.done.values())[-1]  # the snapshots are cumulative
+        # the snapshots are cumulative, and the cut phase came after every finished one
+        last = next(iter(self.cut.values())) if self.cut else list(self.done.values())[-1]
         engine = self.ctx.engine
         for server, queries, answered, timeouts, dead, failures in last.get("servers", []):
             s = engine.state((server[0], int(server[1])))
             s.queries, s.answered, s.timeouts = queries, answered, timeouts
             s.dead, s.failures_in_a_row = bool(dead), failures
         self.ctx.notes[:0] = last.get("notes", [])
+
+
+def current_marks(db: sqlite_utils.Database) -> dict[str, int]:
+    """The highest rowid of every probe table: what is above was written later."""
+    return {t: db.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0]
+            for t in PROBE_TABLES}
 
 
 def restart_probe(db: sqlite_utils.Database, run_id: int) -> None:
@@ -102,22 +118,26 @@ def clear_probe(db: sqlite_utils.Database, run_id: int) -> None:
 
 
 def undo_unfinished(db: sqlite_utils.Database, run_id: int) -> bool:
-    """Remove what the run's unfinished probe phase wrote; False if no phase was recorded
-    (the probe was cut before its first phase began, or by a version that kept no record)."""
+    """Remove what the run's unfinished probe phase wrote after its last checkpoint (all of it
+    when it stored none); False if no phase was recorded (the probe was cut before its first
+    phase began, or by a version that kept no record)."""
     started = db.execute(
-        "SELECT phase, marks FROM probe_phases WHERE run_id = ? AND finished_at IS NULL",
+        "SELECT phase, marks, state FROM probe_phases WHERE run_id = ? AND finished_at IS NULL",
         [run_id]).fetchall()
     if not db.execute("SELECT 1 FROM probe_phases WHERE run_id = ?", [run_id]).fetchone():
         return False
     with db.conn:
-        for phase, marks_text in started:
+        for phase, marks_text, state in started:
             marks = json.loads(marks_text)
             for table in PROBE_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE run_id = ? AND rowid > ?",
                            [run_id, marks.get(table, 0)])
-            db.execute("DELETE FROM probe_phases WHERE run_id = ? AND phase = ?",
-                       [run_id, phase])
-            log.info("run %d: undid the unfinished probe phase %s", run_id, phase)
+            if state is None:
+                db.execute("DELETE FROM probe_phases WHERE run_id = ? AND phase = ?",
+                           [run_id, phase])
+                log.info("run %d: undid the unfinished probe phase %s", run_id, phase)
+            else:
+                log.info("run %d: kept the probe phase %s up to its checkpoint", run_id, phase)
         forget_unseen_domains(db, run_id)
     return True
 

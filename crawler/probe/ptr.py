@@ -1,7 +1,8 @@
 """PTR sweep: every address of the national ranges, through the resolver.
 
 Names under the zone that only a reverse zone reveals become sightings (method ``ptr``, source
-the address); the PTR records themselves go to ``dns_records``.
+the address); the PTR records themselves go to ``dns_records``, with the sweep's checkpoint
+(a resumed sweep asks only the addresses it had not settled).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import dns.reversename
 
 from ..db import Method
 from ..netpolicy import parse_networks
+from .checkpoint import Checkpoint
 from .context import Context
 from .records import write_rows
+from .replies import Reply
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +39,31 @@ async def ptr_sweep(ctx: Context, ranges: tuple[str, ...]) -> int:
     if total > MAX_ADDRESSES:
         ctx.notes.append(f"PTR sweep skipped: {total} addresses is more than {MAX_ADDRESSES}")
         return 0
-    found = 0
-    questions = ((ctx.resolver_for(name), name, "PTR") for address in addresses(ranges)
-                 for name in (ipaddress.ip_address(address).reverse_pointer,))
-    done = 0
+    checkpoint = Checkpoint(ctx, "ptr")
+    questions = checkpoint.questions(
+        (ctx.resolver_for(name), name, "PTR") for address in addresses(ranges)
+        for name in (ipaddress.ip_address(address).reverse_pointer,))
     run_id = ctx.run_id
-    with ctx.db.atomic():
-        async with ctx.engine.flight(questions) as flight:
-            async for replies in flight:
-                rows = []
-                for reply in replies:
-                    rows += [(run_id, *record, reply.server[0]) for record in reply.records]
-                    for target in reply.values("PTR"):
-                        ctx.see(target, Method.PTR, address_of(reply.qname))
-                        found += int(ctx.suffixes.in_zone(target.rstrip(".").lower()))
-                write_rows(ctx, rows)
-                done += len(replies)
-                ctx.tick("ptr", done, total)
+    found = 0
+
+    def store(replies: list[Reply]) -> None:
+        nonlocal found
+        rows = []
+        for reply in replies:
+            rows += [(run_id, *record, reply.server[0]) for record in reply.records]
+            for target in reply.values("PTR"):
+                ctx.see(target, Method.PTR, address_of(reply.qname))
+                found += int(ctx.suffixes.in_zone(target.rstrip(".").lower()))
+        write_rows(ctx, rows)
+
+    async with ctx.engine.flight(questions) as flight:
+        checkpoint.watch(flight)
+        async for replies in flight:
+            checkpoint.arrived(replies)
+            if checkpoint.due():
+                checkpoint.save(store)
+            ctx.tick("ptr", checkpoint.parts[""], total)
+    checkpoint.save(store, final=True)
     return found
 
 

@@ -8,8 +8,10 @@ import dns.rdatatype
 
 from ..db import run_domains
 from ..profiles import RECORD_HOSTS, RECORD_TYPES
+from .checkpoint import Checkpoint
 from .context import Context
 from .engine import Answer
+from .replies import Reply
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,6 @@ HOSTS = RECORD_HOSTS
 
 
 Row = tuple[int, str, str, int, str, str]
-BATCH = 10_000
 
 
 def answer_rows(run_id: int, answer: Answer) -> list[Row]:
@@ -54,35 +55,39 @@ async def collect_records(ctx: Context, domains: list[str] | None = None) -> int
     The types and hosts are the profile's (``[records]``; by default ``TYPES`` at ``HOSTS``).
 
     All questions go through one :class:`.flight.Flight` (hundreds in flight per resolver,
-    no task per query); rows are written ``BATCH`` at a time.  Returns the records stored.
+    no task per query); rows are written with the phase's checkpoint
+    (:mod:`.checkpoint`), so a resumed record phase asks only what it had not settled.
+    Returns the records stored.
     """
+    checkpoint = Checkpoint(ctx, "records" if domains is None else None)
     if domains is None:
         domains = run_domains(ctx.db, ctx.run_id)
     types, hosts = ctx.profile.records.types, ctx.profile.records.hosts
     total = len(domains) * len(hosts) * len(types)
-    questions = (
+    questions = checkpoint.questions(
         (ctx.resolver_for(name), name, rdtype)
         for domain in domains for host in hosts
         for name in (host + domain,) for rdtype in types
     )
     run_id = ctx.run_id
-    stored = done = 0
-    rows: list[Row] = []
-    with ctx.db.atomic():
-        async with ctx.engine.flight(questions) as flight:
-            async for replies in flight:
-                for reply in replies:
-                    if reply.records:
-                        source = reply.server[0]
-                        rows += [(run_id, *record, source) for record in reply.records]
-                done += len(replies)
-                if len(rows) >= BATCH:
-                    write_rows(ctx, rows)
-                    stored += len(rows)
-                    rows = []
-                if done // 1000 != (done - len(replies)) // 1000:
-                    ctx.tick("records", done, total)
+    stored = 0
+
+    def store(replies: list[Reply]) -> None:
+        nonlocal stored
+        rows = [(run_id, *record, reply.server[0]) for reply in replies
+                for record in reply.records]
         write_rows(ctx, rows)
         stored += len(rows)
+
+    async with ctx.engine.flight(questions) as flight:
+        checkpoint.watch(flight)
+        async for replies in flight:
+            checkpoint.arrived(replies)
+            if checkpoint.due():
+                checkpoint.save(store)
+            done = checkpoint.parts[""]
+            if done // 1000 != (done - len(replies)) // 1000:
+                ctx.tick("records", done, total)
+    checkpoint.save(store, final=True)
     ctx.tick("records", total, total)
     return stored

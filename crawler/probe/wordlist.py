@@ -12,8 +12,10 @@ import logging
 import secrets
 import string
 from collections.abc import Iterable
+from typing import Any
 
 from ..db import Method
+from .checkpoint import Checkpoint
 from .context import Context
 from .engine import Answer, Rcode, bounded
 from .replies import Reply
@@ -80,44 +82,78 @@ async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
 
     One :class:`.flight.Flight` asks A of every name (most are NXDOMAIN, read from the header
     alone); in zones with a wildcard, a second flight asks AAAA of the names that answered,
-    so their A and AAAA answers can be compared with the wildcard's.
+    so their A and AAAA answers can be compared with the wildcard's.  Both store with the
+    phase's checkpoint (:mod:`.checkpoint`), which also carries the wildcards and the names
+    in doubt, so a resumed sweep asks only what it had not settled.
     """
-    wildcards: dict[str, Signature | None] = {}
-    for zone in zones_to_check(ctx):
-        wildcards[zone] = await detect_wildcard(ctx, zone)
+    checkpoint = Checkpoint(ctx, "wordlist")
+    extra = checkpoint.extra
+    if "wildcards" not in extra:
+        wildcards: dict[str, Signature | None] = {}
+        for zone in zones_to_check(ctx):
+            wildcards[zone] = await detect_wildcard(ctx, zone)
+        extra["wildcards"] = {z: None if sig is None else sorted(sig)
+                              for z, sig in wildcards.items()}
+        extra["doubtful"] = {}
+        checkpoint.start("A")
+        checkpoint.save(lambda replies: None)  # a resumed sweep asks no random label again
+    wildcards = {z: None if sig is None else frozenset(map(tuple, sig))
+                 for z, sig in extra["wildcards"].items()}
+    doubtful: dict[str, list[Any]] = extra["doubtful"]
+    """Names that answered in a wildcard zone: ``[server, [[type, value], ...]]``."""
     suffixes = sorted(ctx.suffixes.suffixes)
     total = len(suffixes) * len(labels)
-    questions = ((ctx.resolver_for(name), name, "A")
-                 for suffix in suffixes for label in labels for name in (f"{label}.{suffix}",))
-    found: list[Reply] = []
-    doubtful: dict[str, Reply] = {}
-    done = 0
-    async with ctx.engine.flight(questions) as flight:
-        async for replies in flight:
-            for reply in replies:
-                if reply.rcode in EXISTS:
-                    if wildcards.get(reply.qname.split(".", 1)[1]) is None:
-                        found.append(reply)
-                    else:
-                        doubtful[reply.qname] = reply
-            done += len(replies)
-            if done // 1000 != (done - len(replies)) // 1000 or done == total:
-                ctx.tick("wordlist", done, total)
-    if doubtful:
-        questions = ((ctx.resolver_for(name), name, "AAAA") for name in doubtful)
-        async with ctx.engine.flight(questions) as flight:
-            async for replies in flight:
-                for reply in replies:
-                    first = doubtful[reply.qname]
-                    if signature_of([first, reply]) != wildcards[reply.qname.split(".", 1)[1]]:
-                        found.append(first)
-    by_source: dict[str, list[str]] = {}
-    for reply in found:
-        by_source.setdefault(reply.server[0], []).append(reply.qname)
-    with ctx.db.atomic():
+    found = 0
+
+    def see(by_source: dict[str, list[str]]) -> None:
+        nonlocal found
         for source, names in by_source.items():
             ctx.see_many(names, Method.WORDLIST, source)
-    return len(found)
+            found += len(names)
+
+    def store_a(replies: list[Reply]) -> None:
+        by_source: dict[str, list[str]] = {}
+        for reply in replies:
+            if reply.rcode in EXISTS:
+                if wildcards.get(reply.qname.split(".", 1)[1]) is None:
+                    by_source.setdefault(reply.server[0], []).append(reply.qname)
+                else:
+                    doubtful[reply.qname] = [reply.server[0], sorted(signature_of([reply]))]
+        see(by_source)
+
+    questions = checkpoint.questions(
+        ((ctx.resolver_for(name), name, "A")
+         for suffix in suffixes for label in labels for name in (f"{label}.{suffix}",)), "A")
+    async with ctx.engine.flight(questions) as flight:
+        checkpoint.watch(flight)
+        async for replies in flight:
+            checkpoint.arrived(replies)
+            if checkpoint.due():
+                checkpoint.save(store_a)
+            done = checkpoint.parts["A"]
+            if done // 1000 != (done - len(replies)) // 1000 or done == total:
+                ctx.tick("wordlist", done, total)
+    checkpoint.save(store_a, final=True)
+
+    def store_aaaa(replies: list[Reply]) -> None:
+        by_source: dict[str, list[str]] = {}
+        for reply in replies:
+            source, answers = doubtful[reply.qname]
+            first = frozenset(map(tuple, answers))
+            if first | signature_of([reply]) != wildcards[reply.qname.split(".", 1)[1]]:
+                by_source.setdefault(source, []).append(reply.qname)
+        see(by_source)
+
+    questions = checkpoint.questions(
+        ((ctx.resolver_for(name), name, "AAAA") for name in sorted(doubtful)), "AAAA")
+    async with ctx.engine.flight(questions) as flight:
+        checkpoint.watch(flight)
+        async for replies in flight:
+            checkpoint.arrived(replies)
+            if checkpoint.due():
+                checkpoint.save(store_aaaa)
+    checkpoint.save(store_aaaa, final=True)
+    return found
 
 
 def signature_of(replies: Iterable[Reply]) -> Signature:

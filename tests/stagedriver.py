@@ -3,7 +3,9 @@
 The stage named (``-`` for none) does its work, then waits 60 s before it returns, so a test
 can interrupt a run in a stage that otherwise takes a second (classify, compare);
 ``probe:PHASE`` waits after that phase of the probe has been recorded finished, and
-``probe:~PHASE`` after its work but before it is recorded finished (it stays unfinished).
+``probe:~PHASE`` after its work but before it is recorded finished (it stays unfinished),
+and ``probe:PHASE@N`` after the phase stored its N-th checkpoint (stored after every batch of
+replies then, so the kill lands mid-phase).
 When ``CENSUS_TEST_HELD`` names a file, the driver creates it as it starts to wait.  Nothing
 else changes: the CLI, its signal handling and the crawl process are the real ones.
 """
@@ -33,7 +35,21 @@ def main() -> None:
         from crawler.probe.phases import PhaseLog
 
         finish = PhaseLog.finish
-        name = hold.removeprefix("probe:")
+        name, _, saves = hold.removeprefix("probe:").partition("@")
+        if saves:
+            from crawler.probe import checkpoint
+
+            cut = name
+            checkpoint.SAVE_SECONDS = 0.0
+            save = checkpoint.Checkpoint.save
+
+            def save_then_wait(self: checkpoint.Checkpoint, *a: Any, **k: Any) -> None:
+                save(self, *a, **k)
+                if self.phase == cut and self.saves == int(saves):
+                    wait()
+
+            checkpoint.Checkpoint.save = save_then_wait  # type: ignore[method-assign]
+            name = "-"
 
         def finish_then_wait(self: PhaseLog, phase: str, *a: Any) -> None:
             if name == f"~{phase}":

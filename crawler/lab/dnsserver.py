@@ -284,6 +284,7 @@ class _UDP(asyncio.DatagramProtocol):
         spec = self.responder.spec
         self.server.counts[spec.address if spec else "resolver"] += 1
         self.server.types[_qtype(data) or 0] += 1
+        self.server.questions[_question(data)] += 1
         if spec is not None and spec.loss and random.random() < spec.loss:
             return
         try:
@@ -318,6 +319,9 @@ class LabDNS:
         self.counts: collections.Counter[str] = collections.Counter()
         self.types: collections.Counter[int] = collections.Counter()
         """Queries received per query type (a test sees which phases of a probe ran)."""
+        self.questions: collections.Counter[tuple[str, int]] = collections.Counter()
+        """Queries received per question, ``(name in lower case, type)``: the lab's query
+        log (a test sees that a resumed probe does not ask a settled question again)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closers: list[asyncio.BaseTransport | asyncio.Server] = []
@@ -342,6 +346,7 @@ class LabDNS:
                 wire = await reader.readexactly(struct.unpack("!H", header)[0])
                 self.counts[spec.address if spec else "resolver"] += 1
                 self.types[_qtype(wire) or 0] += 1
+                self.questions[_question(wire)] += 1
                 replies = responder.answer(wire, tcp=True)
                 if spec is not None and spec.latency:
                     await asyncio.sleep(spec.latency)
@@ -449,6 +454,18 @@ def _qtype(wire: bytes) -> int | None:
         return int(struct.unpack_from("!H", wire, at + 1)[0])
     except (IndexError, struct.error):
         return None
+
+
+def _question(wire: bytes) -> tuple[str, int]:
+    """A query's first question as ``(name in lower case without the final dot, type)``."""
+    at, labels = 12, []
+    try:
+        while wire[at]:
+            labels.append(wire[at + 1:at + 1 + wire[at]].decode("ascii", "replace").lower())
+            at += wire[at] + 1
+        return ".".join(labels), int(struct.unpack_from("!H", wire, at + 1)[0])
+    except (IndexError, struct.error):
+        return "", 0
 
 
 def free_port(addresses: Iterable[str], attempts: int = 50) -> int:

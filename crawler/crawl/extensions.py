@@ -23,6 +23,10 @@ from .warc import WarcFiles
 log = logging.getLogger(__name__)
 
 
+CERTIFICATE_TYPE = "application/x-pem-file"
+"""The ``metadata`` record of a start URL's TLS certificate, beside its response."""
+
+
 class WarcCapture:
     """Every exchange of the crawl into the run's WARC files, as the downloader saw it.
 
@@ -30,6 +34,7 @@ class WarcCapture:
     are stored before decompression.  A payload unchanged since an earlier run of the same URL
     becomes a ``revisit`` record that refers to the earlier capture.  The record's location
     goes into ``request.meta[WARC_META]`` as a ``WarcLocation`` for the spider and the pipeline.
+    A start URL's server certificate follows its response as a ``metadata`` record (PEM).
     """
 
     def __init__(
@@ -124,6 +129,10 @@ class WarcCapture:
             location.file, location.offset, location.record_id, sha256,
             previous["id"] if previous else None,
         )
+        if request.meta.get("census_start") and response.certificate is not None:
+            # ``sites`` keeps the start URL's certificate: a resumed crawl reads it back here
+            self.files.write_metadata(response.url, date, location.record_id,
+                                      CERTIFICATE_TYPE, response.certificate.dumpPEM())
 
     @staticmethod
     def target(request: Request) -> str:

@@ -9,13 +9,17 @@ flight at the kill, or cut by a trap or the depth limit, which cut them again).
 
 The run's WARC files are the record of what was fetched: :class:`WarcReplay` answers a
 request of the resumed crawl from the WARC when the interrupted crawl wrote its response there
-but was killed before the census recorded it, so it is not fetched again.
+but was killed before the census recorded it, so it is not fetched again: pages, start URLs
+(their certificate is kept beside them), robots.txt, and revisits of an earlier run's capture.
+Only a request whose response was not written yet (in flight at the kill, at most
+``CONCURRENT_REQUESTS``) is fetched again: it was never completely received.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +31,8 @@ from scrapy.http import Headers, Response
 from scrapy.responsetypes import responsetypes
 
 from ..db import reading
+from ..runs import files_root
+from .extensions import CERTIFICATE_TYPE
 from .extract import MAX_BODY
 from .items import WARC_META, WarcLocation
 from .requisites import page_requisites
@@ -182,40 +188,92 @@ def read_record(path: Path, offset: int, raw: bool = False
     return None
 
 
-def warc_index(folder: Path, run_id: int) -> dict[str, tuple[Path, int]]:
-    """URL -> the last complete ``response`` record of the run's crawl WARCs (not the
-    browser's); a record cut short by the kill ends its file's index."""
+@dataclass
+class WarcCaptures:
+    """What the run's crawl WARCs hold: the complete ``response`` and ``revisit`` records of
+    each URL, and the start URLs' certificates (``metadata`` records) by response record."""
+
+    records: dict[str, list[tuple[Path, int, str]]] = field(default_factory=dict)
+    """URL -> ``(file, offset, record type)`` of each capture, in the order of the crawl (a
+    URL reached twice, as a start URL and through a redirect, was fetched twice)."""
+    certificates: dict[str, bytes] = field(default_factory=dict)
+    originals: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    """URL -> its last ``response`` record (what a revisit in the same run refers to)."""
+
+
+def warc_captures(folder: Path, run_id: int) -> WarcCaptures:
+    """The run's crawl WARCs (not the browser's), read once; a record cut short by the kill
+    ends its file's index."""
     from warcio.archiveiterator import ArchiveIterator
 
-    found: dict[str, tuple[Path, int]] = {}
+    found = WarcCaptures()
     for path in sorted(folder.glob(f"census-run{run_id:05d}-*.warc.gz")):
         with open(path, "rb") as fh:
             iterator = ArchiveIterator(fh)
             try:
                 for rec in iterator:
                     url = rec.rec_headers.get_header("WARC-Target-URI") or ""
-                    if rec.rec_type == "response" and url.startswith(("http://", "https://")):
-                        offset = iterator.get_record_offset()
-                        rec.raw_stream.read()  # the whole record: a cut one raises here
-                        found[url] = (path, offset)
+                    kind = rec.rec_type
+                    # the whole record: a cut one raises here
+                    stream = rec.content_stream() if kind == "metadata" else rec.raw_stream
+                    content = stream.read()
+                    offset = iterator.get_record_offset()  # (it reads what is left)
+                    if not url.startswith(("http://", "https://")):
+                        continue
+                    if kind in ("response", "revisit"):
+                        found.records.setdefault(url, []).append((path, offset, kind))
+                        if kind == "response":
+                            found.originals[url] = (path, offset)
+                    elif kind == "metadata" and rec.rec_headers.get_header(
+                            "Content-Type") == CERTIFICATE_TYPE:
+                        concurrent = rec.rec_headers.get_header("WARC-Concurrent-To") or ""
+                        found.certificates[concurrent] = bytes(content)
             except Exception as exc:
                 log.debug("WARC %s ends in a cut record: %s", path.name, exc)
     return found
+
+
+def warc_index(folder: Path, run_id: int) -> dict[str, tuple[Path, int]]:
+    """URL -> the last complete ``response`` or ``revisit`` record of the run's crawl WARCs."""
+    return {url: (found[-1][0], found[-1][1])
+            for url, found in warc_captures(folder, run_id).records.items()}
+
+
+def read_revisit(path: Path, offset: int) -> tuple[int, list[tuple[str, str]], str | None,
+                                                     str, str, str] | None:
+    """``(status, headers, ip, record id, refers-to URI, refers-to date)`` of a revisit."""
+    try:
+        from warcio.archiveiterator import ArchiveIterator
+
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            for rec in ArchiveIterator(fh):
+                h = rec.rec_headers
+                if rec.rec_type != "revisit" or rec.http_headers is None:
+                    return None
+                return (int(rec.http_headers.get_statuscode()), list(rec.http_headers.headers),
+                        h.get_header("WARC-IP-Address"), h.get_header("WARC-Record-ID"),
+                        h.get_header("WARC-Refers-To-Target-URI"),
+                        h.get_header("WARC-Refers-To-Date"))
+    except Exception as exc:
+        log.debug("no revisit record at %s:%s: %s", path, offset, exc)
+    return None
 
 
 class WarcReplay:
     """A resumed crawl's request answered from the run's WARC, when the interrupted crawl
     wrote the response there but was killed before the census recorded it.
 
-    Start URLs are fetched again (their TLS certificate, which ``sites`` records, is not in
-    the WARC), and so is a URL whose record is a ``revisit`` (its payload is another run's).
+    Pages, start URLs (with the certificate the ``metadata`` record beside them keeps; without
+    it an ``https`` start URL is fetched again) and robots.txt are read back; a ``revisit``
+    record is answered with the payload of the earlier run's record it refers to.
     """
 
     def __init__(self, db_path: str, run_id: int, folder: Path) -> None:
         self.db_path = db_path
         self.run_id = run_id
         self.folder = folder
-        self.index: dict[str, tuple[Path, int]] | None = None
+        self.captures: WarcCaptures | None = None
         self.replayed = 0
 
     @classmethod
@@ -226,26 +284,69 @@ class WarcReplay:
         return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), Path(s["CENSUS_OUT"]) / "warc")
 
     def process_request(self, request: Request, spider: Any = None) -> Response | None:
-        if request.meta.get("census_start") or not request.meta.get("census_site"):
+        robots = request.meta.get("dont_obey_robotstxt") and request.url.endswith("/robots.txt")
+        if not (request.meta.get("census_site") or robots):
             return None
-        if self.index is None:
-            self.index = warc_index(self.folder, self.run_id)
-            log.info("resume: %d responses in the run's WARC", len(self.index))
-        where = self.index.pop(request.url, None)  # once: a second request is a new fetch
-        if where is None:
+        if self.captures is None:
+            self.captures = warc_captures(self.folder, self.run_id)
+            log.info("resume: %d responses in the run's WARC", len(self.captures.records))
+        found = self.captures.records.get(request.url)
+        if not found:
             return None
-        found = read_record(*where, raw=True)
-        if found is None:
-            return None
-        status, header_list, body, ip, record_id = found
+        path, offset, kind = found.pop(0)  # each capture answers one request
+        previous = None
+        if kind == "revisit":
+            revisit = self.revisited(path, offset)
+            if revisit is None:
+                return None
+            status, header_list, body, ip, record_id, previous = revisit
+        else:
+            read = read_record(path, offset, raw=True)
+            if read is None:
+                return None
+            status, header_list, body, ip, record_id = read
+        certificate = None
+        if request.meta.get("census_start") and request.url.startswith("https:"):
+            pem = self.captures.certificates.get(record_id)
+            if pem is None:  # cut before its certificate was written: fetched again
+                return None
+            from twisted.internet.ssl import Certificate
+
+            certificate = Certificate.loadPEM(pem)
         headers = Headers()
         for name, value in header_list:
             headers.appendlist(name, value)
-        # a response record, not a revisit: the capture found no earlier one to refer to
-        request.meta[WARC_META] = WarcLocation(where[0].name, where[1], record_id,
-                                               hashlib.sha256(body).hexdigest())
+        request.meta[WARC_META] = WarcLocation(path.name, offset, record_id,
+                                               hashlib.sha256(body).hexdigest(), previous)
         self.replayed += 1
-        log.debug("resume: %s answered from %s", request.url, where[0].name)
+        log.debug("resume: %s answered from %s", request.url, path.name)
         cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
         return cls(url=request.url, status=status, headers=headers, body=body,
-                   request=request, ip_address=ipaddress.ip_address(ip) if ip else None)
+                   request=request, certificate=certificate,
+                   ip_address=ipaddress.ip_address(ip) if ip else None)
+
+    def revisited(self, path: Path, offset: int) -> tuple[
+            int, list[tuple[str, str]], bytes, str | None, str, int | None] | None:
+        """A revisit record with the payload of the earlier capture it refers to, and that
+        capture's ``pages`` row; None when either cannot be read (then it is fetched)."""
+        revisit = read_revisit(path, offset)
+        if revisit is None:
+            return None
+        status, header_list, ip, record_id, uri, date = revisit
+        with reading(self.db_path) as conn:
+            row = conn.execute(
+                "SELECT p.id, p.warc_file, p.warc_offset, r.options FROM pages AS p "
+                "JOIN runs AS r ON r.id = p.run_id WHERE p.url = ? AND p.fetched_at = ? "
+                "AND p.revisit_of IS NULL ORDER BY p.id DESC LIMIT 1", [uri, date]).fetchone()
+        assert self.captures is not None
+        if row is not None and row[1] is not None:
+            page_id, warc_file, warc_offset, options = row
+            root = files_root(self.db_path, json.loads(options or "{}"))
+            earlier = read_record(root / "warc" / warc_file, warc_offset, raw=True)
+        elif uri in self.captures.originals:  # this run's, its row not committed at the kill
+            page_id, earlier = None, read_record(*self.captures.originals[uri], raw=True)
+        else:
+            return None
+        if earlier is None:
+            return None
+        return status, header_list, earlier[2], ip, record_id, page_id

@@ -182,6 +182,20 @@ class WarcFiles:
                            request.to_ascii_bytes(), b"")
         return location
 
+    def write_metadata(self, url: str, date: str, concurrent_to: str, content_type: str,
+                       body: bytes) -> WarcLocation:
+        """A ``metadata`` record about the record ``concurrent_to`` (a server's certificate)."""
+        writer = self._writer()
+        record = writer.create_warc_record(
+            url, "metadata", payload=io.BytesIO(body), warc_content_type=content_type,
+            warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": concurrent_to},
+            length=len(body),
+        )
+        location = self._write(record)
+        assert self.fh is not None
+        self.fh.flush()
+        return location
+
     def write_dns(self, host: str, date: str, server: str | None, lines: list[str]) -> WarcLocation:
         """A ``dns:host`` response record with the answer lines, as Heritrix writes them."""
         writer = self._writer()

@@ -1,9 +1,11 @@
 """A resumed crawl reads from the run's WARC what the kill kept from reaching the census.
 
-A site is crawled; then the census loses its last pages, as when the crawl is killed after
-their responses were written to the WARC but before their rows were committed.  The resumed
-crawl answers those requests from the WARC: the lab's web log shows no page fetched again,
-and the rows are those of the crawl that was not cut.
+A site is crawled; then the census loses its last pages, its start pages and their attempts,
+as when the crawl is killed after their responses were written to the WARC but before their
+rows were committed.  The resumed crawl answers those requests from the WARC (the start URLs'
+certificates too, and robots.txt): the lab's web log shows no request at all, and the rows are
+those of the crawl that was not cut.  The same holds in a second run, whose unchanged pages are
+``revisit`` records of the first run's.
 """
 
 from __future__ import annotations
@@ -17,12 +19,31 @@ from tests.crawl.test_crawl import FAST, start_lab
 from tests.crawlhelp import census_from_world
 
 PAGES = "SELECT url, http_status, sha256, depth, request_url FROM pages ORDER BY url"
-LOST = "SELECT id FROM pages WHERE depth > 0 ORDER BY id DESC LIMIT 3"
+LOST = ("SELECT id FROM pages WHERE run_id = ? AND (? OR id IN (SELECT id FROM pages "
+        "WHERE run_id = ? AND depth > 0 ORDER BY id DESC LIMIT 3))")
+SITES = ("SELECT domain, url, final_url, http_status, pages, alive, tls_issuer, tls_subject, "
+         "tls_names, tls_not_before, tls_not_after FROM sites WHERE run_id = ?")
 
 
 def rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(db_path) as conn:
         return conn.execute(sql).fetchall()
+
+
+def cut(db_path: Path, run_id: int, everything: bool) -> list[int]:
+    """Forget the run's last 3 pages, or ``everything`` it crawled (start URLs too), and
+    its sites row, as a kill before their rows were committed would."""
+    with sqlite3.connect(db_path) as conn:
+        lost = [i for (i,) in conn.execute(LOST, [run_id, everything, run_id])]
+        marks = ", ".join("?" * len(lost))
+        for table in ("links", "page_sources"):
+            conn.execute(f"DELETE FROM {table} WHERE page_id IN ({marks})", lost)
+        conn.execute(f"DELETE FROM pages WHERE id IN ({marks})", lost)
+        if everything:
+            for table in ("site_attempts", "page_failures", "requisites"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        conn.execute("DELETE FROM sites WHERE run_id = ?", [run_id])
+    return lost
 
 
 def test_a_resumed_crawl_reads_what_the_warc_holds_instead_of_fetching_it(
@@ -31,23 +52,27 @@ def test_a_resumed_crawl_reads_what_the_warc_holds_instead_of_fetching_it(
     world = load_world("kp")
     lab, ports = start_lab(world)
     db_path = tmp_path / "census.db"
-    run_id = census_from_world(db_path, world, ["kcna.kp"])
+    found = []
     try:
-        crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"], {**FAST, **ports})
-        pages = rows(db_path, PAGES)
-        sites = rows(db_path, "SELECT domain, pages, alive FROM sites")
-        lost = [i for (i,) in rows(db_path, LOST)]
-        with sqlite3.connect(db_path) as conn:
-            marks = ", ".join("?" * len(lost))
-            conn.execute(f"DELETE FROM links WHERE page_id IN ({marks})", lost)
-            conn.execute(f"DELETE FROM pages WHERE id IN ({marks})", lost)
-        since = len(lab.web.requests)
-        crawl_run(str(db_path), run_id, str(tmp_path), ["127.0.0.0/8"],
-                  {**FAST, **ports, "resume": True})
-        fetched = [r for r in lab.web.requests[since:] if not r[2].endswith("/robots.txt")]
+        for everything in (False, False):  # run 2's unchanged pages revisit run 1's
+            run_id = census_from_world(db_path, world, ["kcna.kp"])
+            out = str(tmp_path)  # where the census finds the earlier run's WARC
+            crawl_run(str(db_path), run_id, out, ["127.0.0.0/8"], {**FAST, **ports})
+            pages = rows(db_path, PAGES.replace("ORDER", f"WHERE run_id = {run_id} ORDER"))
+            sites = rows(db_path, SITES.replace("?", str(run_id)))
+            lost = cut(db_path, run_id, everything)
+            since = len(lab.web.requests)
+            crawl_run(str(db_path), run_id, out, ["127.0.0.0/8"],
+                      {**FAST, **ports, "resume": True})
+            found.append((lab.web.requests[since:], lost, pages, sites, run_id))
     finally:
         lab.stop()
-    assert len(lost) == 3 and len(pages) > 3
-    assert fetched == []
-    assert rows(db_path, PAGES) == pages
-    assert rows(db_path, "SELECT domain, pages, alive FROM sites") == sites
+    for fetched, lost, pages, sites, run_id in found:
+        assert len(lost) == 3
+        assert sites[0][6]  # the start URL's certificate, read back from the WARC
+        assert fetched == [], (run_id, fetched)  # no page, no start URL, no robots.txt
+        assert rows(db_path, PAGES.replace("ORDER", f"WHERE run_id = {run_id} ORDER")) == pages
+        assert rows(db_path, SITES.replace("?", str(run_id))) == sites
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM pages WHERE run_id = 2 "
+                            "AND revisit_of IS NOT NULL").fetchone()[0] > 3

@@ -4,8 +4,9 @@ The stage named (``-`` for none) does its work, then waits 60 s before it return
 can interrupt a run in a stage that otherwise takes a second (classify, compare);
 ``probe:PHASE`` waits after that phase of the probe has been recorded finished, and
 ``probe:~PHASE`` after its work but before it is recorded finished (it stays unfinished),
-and ``probe:PHASE@N`` after the phase stored its N-th checkpoint (stored after every batch of
-replies then, so the kill lands mid-phase).
+``probe:PHASE@N`` after the phase stored its N-th checkpoint (stored after every batch of
+replies then, so the kill lands mid-phase), and ``probe:zones#N`` after the N-th zone transfer
+was recorded.
 When ``CENSUS_TEST_HELD`` names a file, the driver creates it as it starts to wait.  Nothing
 else changes: the CLI, its signal handling and the crawl process are the real ones.
 """
@@ -36,6 +37,22 @@ def main() -> None:
 
         finish = PhaseLog.finish
         name, _, saves = hold.removeprefix("probe:").partition("@")
+        name, _, transfers = name.partition("#")
+        if transfers:
+            from crawler.probe import zones
+
+            transfer = zones.transfer
+            done = [0]
+
+            async def transfer_then_wait(*a: Any) -> Any:
+                outcome = await transfer(*a)
+                done[0] += 1
+                if done[0] == int(transfers):
+                    wait()
+                return outcome
+
+            zones.transfer = transfer_then_wait  # type: ignore[assignment]
+            name = "-"
         if saves:
             from crawler.probe import checkpoint
 

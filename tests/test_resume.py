@@ -295,9 +295,10 @@ def test_a_probe_cut_mid_phase_resumes_without_asking_a_settled_question_again(
     lab: Lab, tmp_path: Path
 ) -> None:
     """Killed in the middle of its wordlist sweep, of its PTR sweep and of its record phase
-    (each after it stored checkpoints), the probe resumes each time where the checkpoint says:
-    no zone transfer and no settled question is asked again, only what was in flight at the
-    kill (a window per kill at most), and the rows and counts equal an uninterrupted probe's."""
+    (each after it stored checkpoints), the probe resumes each time where it stood: no zone
+    transfer and no settled question is asked again, only what was in flight at a kill (two
+    windows per kill at most), and the rows and counts equal an uninterrupted probe's.  Killed
+    after five zone transfers, it asks none of them again."""
     speed = ["--qps", "1000", "--timeout", "1"]
     words = lab.flags().split()
     dns_flags = [w for i, w in enumerate(words)
@@ -331,6 +332,19 @@ def test_a_probe_cut_mid_phase_resumes_without_asking_a_settled_question_again(
     assert sum(again.values()) <= 3 * 2 * 4, again  # two windows (4 queries) per kill
     assert probe_rows(db) == probe_rows(base)
     assert probe_message(db) == probe_message(base)  # "N queries answered, T timeouts"
+
+    # killed after five of its zone transfers: those are read back, not asked again (the
+    # phase's nameserver discovery, a few queries per zone, is asked again)
+    db = tmp_path / "zones.db"
+    types = lab.dns.types.copy()
+    held_then_killed(["probe", "kp", "--db", str(db), *dns_flags, *speed], "probe:zones#5", held)
+    assert one(db, "SELECT count(*) FROM axfr_attempts") == 5
+    process = start(["run", "--resume", "--db", str(db)])
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert (lab.dns.types - types)[dns.rdatatype.AXFR] == base_asked_axfr(base_asked)
+    assert probe_rows(db) == probe_rows(base)
+    assert probe_message(db) == probe_message(base)
 
 
 def base_asked_axfr(asked: Counter[tuple[str, int]]) -> int:

@@ -23,6 +23,17 @@ from .context import Context
 
 log = logging.getLogger(__name__)
 
+KEPT_TRANSFERS = {
+    "axfr_attempts": "1",
+    "dns_records": "source IN (SELECT 'axfr:' || zone || '@' || address FROM axfr_attempts "
+                   "WHERE run_id = :run AND outcome = 'success')",
+    "sightings": "method = 'axfr' AND source IN (SELECT address FROM axfr_attempts "
+                 "WHERE run_id = :run AND outcome = 'success')",
+}
+"""Rows an undone phase keeps: every zone transfer it finished (an ``axfr_attempts`` row is
+written after the transfer's records and sightings), so the phase done again reads the transfer
+back instead of asking for it (:func:`.zones.transfer`)."""
+
 PROBE_TABLES = (
     "leads", "nsec3_hashes", "dns_records", "sightings", "axfr_attempts", "nameservers", "zones",
 )
@@ -47,6 +58,14 @@ class PhaseLog:
                 "AND finished_at IS NULL AND state IS NOT NULL", [ctx.run_id])
         }
         """The checkpoint of the phase a kill cut (:class:`.checkpoint.Checkpoint`)."""
+        self.transfers: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        """Zone transfers the run finished before (kept when their phase was undone), by
+        ``(zone, ns_name, address)``, each to be read back once instead of asked again."""
+        for row in ctx.db.query(
+                "SELECT zone, ns_name, address, outcome, error, records, soa_serial "
+                "FROM axfr_attempts WHERE run_id = ? ORDER BY rowid", [ctx.run_id]):
+            key = (row["zone"], row["ns_name"], row["address"])
+            self.transfers.setdefault(key, []).append(row)
         self._restore()
 
     def finished(self, phase: str) -> dict[str, Any] | None:
@@ -130,8 +149,9 @@ def undo_unfinished(db: sqlite_utils.Database, run_id: int) -> bool:
         for phase, marks_text, state in started:
             marks = json.loads(marks_text)
             for table in PROBE_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE run_id = ? AND rowid > ?",
-                           [run_id, marks.get(table, 0)])
+                kept = KEPT_TRANSFERS.get(table, "0")
+                db.execute(f"DELETE FROM {table} WHERE run_id = :run AND rowid > :mark "
+                           f"AND NOT ({kept})", {"run": run_id, "mark": marks.get(table, 0)})
             if state is None:
                 db.execute("DELETE FROM probe_phases WHERE run_id = ? AND phase = ?",
                            [run_id, phase])

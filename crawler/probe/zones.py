@@ -25,7 +25,7 @@ import dns.rdatatype
 from ..db import Method, see_bulk, see_split, shallow_split, utcnow
 from ..errors import TransferError
 from ..names import normalize_name
-from .axfr import drain, store_spool
+from .axfr import below_cut, drain, store_spool
 from .context import Context
 from .engine import Answer, Rcode, bounded
 from .options import Outcome
@@ -194,7 +194,14 @@ def _take_soa(state: ZoneState, answer: Answer) -> None:
 
 
 async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Outcome:
-    """One AXFR attempt, recorded in ``axfr_attempts``; stores the zone if first to succeed."""
+    """One AXFR attempt, recorded in ``axfr_attempts``; stores the zone if first to succeed.
+
+    A transfer this run finished before a kill is read back from what it stored, not asked
+    again (:func:`recall_transfer`).
+    """
+    known = ctx.phases.transfers.get((state.zone, ns, address)) if ctx.phases else None
+    if known:
+        return recall_transfer(ctx, state, address, known.pop(0))
     polite = ctx.profile.politeness
     row: dict[str, object] = {
         "run_id": ctx.run_id,
@@ -261,6 +268,37 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
     with ctx.db.atomic():
         ctx.db["axfr_attempts"].insert(row)
     log.info("AXFR %s from %s (%s): %s %s", state.zone, ns, address, outcome, error or "")
+    return outcome
+
+
+def recall_transfer(ctx: Context, state: ZoneState, address: str, row: dict[str, Any]
+                    ) -> Outcome:
+    """What a finished transfer did to ``state``, from its ``axfr_attempts`` row and, when it
+    was the one stored, the zone's rows (its deep names as the parser had found them)."""
+    outcome = Outcome(row["outcome"])
+    error = row["error"] or ""
+    if tsig_key(ctx, state.zone) is not None and error.startswith("the server rejected TSIG"):
+        ctx.notes.append(f"AXFR of {state.zone} from {address}: {error}")
+    if outcome != Outcome.SUCCESS:
+        return outcome
+    state.serial = row["soa_serial"]
+    source = f"axfr:{state.zone}@{address}"
+    rows = ctx.db.execute(
+        "SELECT name, type, value FROM dns_records WHERE run_id = ? AND source = ? "
+        "ORDER BY rowid", [ctx.run_id, source]).fetchall()
+    if state.stored_from is None and rows:
+        state.stored_from = source
+        zone = state.zone
+        dots = zone.count(".") + 1
+        cuts = {name for name, rdtype, _ in rows if rdtype == "NS" and name != zone}
+        state.owners = [n for n in dict.fromkeys(name for name, _, _ in rows)
+                        if n.count(".") > dots and not below_cut(n, zone, cuts)]
+        for name, rdtype, value in rows:
+            if rdtype == "SOA" and name == zone:
+                parts = value.split()
+                state.mname, state.rname = parts[0].rstrip("."), parts[1].rstrip(".")
+                break
+    log.info("AXFR %s from %s: finished before the kill, read back", state.zone, address)
     return outcome
 
 

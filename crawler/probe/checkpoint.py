@@ -18,6 +18,7 @@ per server).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -58,8 +59,16 @@ class Checkpoint:
         if state:
             log.info("run %d: probe phase %s resumes at %s", ctx.run_id, phase, self.parts)
         self.part = ""
-        self.order: deque[list[Reply | None]] = deque()
-        self.waiting: dict[tuple[Server, str, str], deque[list[Reply | None]]] = {}
+        self.waiting: dict[tuple[Server, str, str], int] = {}
+        """Question -> its place in the part, for the questions sent and not answered."""
+        self.again: dict[tuple[Server, str, str], deque[int]] = {}
+        """Places of a question asked more than once in a part (rare), after the first."""
+        self.got: dict[int, Reply] = {}
+        """Replies that came ahead of an earlier question's, by place."""
+        self.taken = 0
+        """Places given out in this part."""
+        self.next = 0
+        """The first place not settled."""
         self.settled: list[Reply] = []
         self.base: dict[Server, tuple[int, int, int]] = {}
         self.added: dict[Server, list[int]] = {}
@@ -70,23 +79,27 @@ class Checkpoint:
     def start(self, part: str = "") -> int:
         """How many questions of ``part`` were settled before (to skip); counts from now."""
         self.part = part
-        self.parts.setdefault(part, 0)
+        skip = self.parts.setdefault(part, 0)
+        self.taken = self.next = skip
         engine = self.ctx.engine
         # nothing of this phase is in flight now, so the engine's counts are exact
         self.base = {k: (s.queries, s.answered, s.timeouts) for k, s in engine.servers.items()}
         self.added = {}
-        return self.parts[part]
+        return skip
 
     def questions(self, source: Iterable[Question], part: str = "") -> Iterator[Question]:
-        """``source`` without the questions settled before, each noted as it goes out."""
+        """``source`` without the questions settled before, each noted as it goes out.
+
+        The phases ask names without a final dot, so a question is its own key.
+        """
         skip = self.start(part)
-        for index, question in enumerate(source):
-            if index < skip:
-                continue
-            slot: list[Reply | None] = [None]
-            self.order.append(slot)
-            key = (question[0], question[1].removesuffix("."), question[2])
-            self.waiting.setdefault(key, deque()).append(slot)
+        waiting = self.waiting
+        for question in itertools.islice(source, skip, None):
+            if question in waiting:
+                self.again.setdefault(question, deque()).append(self.taken)
+            else:
+                waiting[question] = self.taken
+            self.taken += 1
             yield question
 
     def watch(self, flight: Flight) -> None:
@@ -99,28 +112,39 @@ class Checkpoint:
 
     def arrived(self, replies: list[Reply]) -> None:
         """Put replies in their questions' places; settle the questions now complete."""
+        waiting, got, again = self.waiting, self.got, self.again
         for reply in replies:
-            key = (reply.server, reply.qname, reply.rdtype)
-            slots = self.waiting.get(key)
-            if not slots:
+            key = reply[:3]
+            place = waiting.pop(key, None)
+            if place is None:
                 log.warning("a reply to a question not asked: %s %s", reply.qname, reply.rdtype)
                 continue
-            slots.popleft()[0] = reply
-            if not slots:
-                del self.waiting[key]
-        order = self.order
-        while order and order[0][0] is not None:
-            self.settle(order.popleft()[0])
+            if again and key in again:
+                waiting[key] = again[key].popleft()
+                if not again[key]:
+                    del again[key]
+            got[place] = reply
+        first = self.next
+        place = first
+        while place in got:
+            self.settled.append(got.pop(place))
+            place += 1
+        if place != first:
+            self.next = place
+            self.count(self.settled[first - place:])
 
-    def settle(self, reply: Reply) -> None:
-        self.settled.append(reply)
-        self.parts[self.part] += 1
-        timeouts = self.timeouts_of.pop((reply.server, reply.qname, reply.rdtype), 0)
-        tries = timeouts + (reply.rcode != Rcode.TIMEOUT)
-        counts = self.added.setdefault(reply.server, [0, 0, 0])
-        counts[0] += tries
-        counts[1] += reply.answered
-        counts[2] += timeouts
+    def count(self, replies: list[Reply]) -> None:
+        """Add what settled replies cost to the part's counts (tries, answered, timeouts)."""
+        self.parts[self.part] += len(replies)
+        added, timeouts_of = self.added, self.timeouts_of
+        for reply in replies:
+            counts = added.get(reply.server)
+            if counts is None:
+                counts = added[reply.server] = [0, 0, 0]
+            timeouts = timeouts_of.pop(reply[:3], 0) if timeouts_of else 0
+            counts[0] += timeouts + (reply.rcode != Rcode.TIMEOUT)
+            counts[1] += reply.answered
+            counts[2] += timeouts
 
     def due(self) -> bool:
         """Whether to store now: enough settled, or long enough since the last store."""
@@ -132,12 +156,13 @@ class Checkpoint:
 
         ``final`` when the part's flight has ended: every reply is in.
         """
-        if final:
-            for slot in self.order:  # none is missing once the flight ended
-                if slot[0] is not None:
-                    self.settle(slot[0])
-            self.order.clear()
+        if final:  # every reply is in once the flight ended
+            late = [self.got[place] for place in sorted(self.got)]
+            self.settled += late
+            self.count(late)
+            self.got.clear()
             self.waiting.clear()
+            self.again.clear()
         settled, self.settled = self.settled, []
         db = self.ctx.db
         with db.atomic():

@@ -58,6 +58,10 @@ def test_a_resumed_crawl_reads_what_the_warc_holds_instead_of_fetching_it(
     try:
         for everything in (True, False):  # run 2's unchanged pages revisit run 1's
             run_id = census_from_world(db_path, world, ["kcna.kp"])
+            with sqlite3.connect(db_path) as conn:
+                # one host: with www. too, which host's start page claims a path first is a
+                # race, and a crawl resumed from nothing may run it the other way
+                conn.execute("DELETE FROM dns_records WHERE name LIKE 'www.%'")
             out = str(tmp_path)  # where the census finds the earlier run's WARC
             crawl_run(str(db_path), run_id, out, ["127.0.0.0/8"], {**FAST, **ports})
             pages = rows(db_path, PAGES.replace("ORDER", f"WHERE run_id = {run_id} ORDER"))

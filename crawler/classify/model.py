@@ -155,7 +155,12 @@ def training_corpus() -> list[dict[str, Any]]:
     return [r for r in real_corpus() + smoke if r["label"] != "unknown"]
 
 
-# How much a self-written document weighs against a real one (0: smoke tests only).
+# How much a self-written document weighs against a real one (0: smoke tests only).  On the
+# 962 real sites the real corpus alone meets the CV bar (macro-F1 0.879, portal 0.71, the
+# lowest label) and gets every lab site right, but the naenara-like page of
+# tests/classify::test_a_national_portal_is_a_portal (topic sections, no services) reads as a
+# news site's home page (news_media 0.85): real news home pages list the same sections.  At
+# 0.6 it is a portal and CV gives 0.885 (README, "How a site's purpose is decided").
 SMOKE_WEIGHT = 0.6
 
 

@@ -34,7 +34,7 @@ from .db import (
     start_run,
     writer_lock,
 )
-from .errors import CensusError, RunNotFound
+from .errors import CensusError, RunNotFound, check_stop
 from .probe.options import ProbeOptions, ProgressCallback
 from .profiles import Profile, load_profile, read_wordlist
 
@@ -161,6 +161,7 @@ def stage(db: sqlite_utils.Database, run_id: int, name: str) -> Iterator[None]:
     log.info("run %d: %s", run_id, name)
     try:
         yield
+        check_stop()  # a stop whose KeyboardInterrupt a library swallowed
     except KeyboardInterrupt:
         finish_run(db, run_id, RunStatus.INTERRUPTED, f"interrupted during {name}")
         raise

@@ -5,6 +5,20 @@ its message on one line and exits non-zero.  Network outcomes such as timeouts a
 *not* errors: they are values stored in the census.
 """
 
+import threading
+
+STOP = threading.Event()
+"""Set by the CLI when SIGTERM or Ctrl-C asks the run to stop (it also raises
+``KeyboardInterrupt``).  Library code can swallow that exception: dnspython's parsers turn any
+exception inside them into ``FormError``, which the probe takes for a bad reply.  So the stage
+and the probe's phases, checkpoints and transfers check this too (:func:`check_stop`)."""
+
+
+def check_stop() -> None:
+    """Raise ``KeyboardInterrupt`` if the run was asked to stop."""
+    if STOP.is_set():
+        raise KeyboardInterrupt
+
 
 class CensusError(Exception):
     """The census cannot go on."""

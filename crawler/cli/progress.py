@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from ..errors import STOP
+
 UNITS = {"crawl": "page", "classify": "site", "screenshots": "site"}
 PLURALS = {"page": "pages", "site": "sites", "query": "queries"}
 
@@ -123,12 +125,14 @@ def stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGINT, again)
         signal.signal(signal.SIGTERM, again)
         click.echo("stopping…", err=True)
+        STOP.set()  # in case a library swallows the exception
         raise KeyboardInterrupt
 
     before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
+        STOP.clear()
         for sig, handler in before.items():
             signal.signal(sig, handler)
 

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..errors import check_stop
 from .context import Context
 from .engine import Rcode, Server
 from .flight import Flight, Question
@@ -156,6 +157,7 @@ class Checkpoint:
 
         ``final`` when the part's flight has ended: every reply is in.
         """
+        check_stop()
         if final:  # every reply is in once the flight ended
             late = [self.got[place] for place in sorted(self.got)]
             self.settled += late

@@ -19,6 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from ..db import utcnow
+from ..errors import check_stop
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class PhaseLog:
 
     def begin(self, phase: str) -> None:
         """Note where the tables stood, so what this phase writes can be undone if cut."""
+        check_stop()
         db = self.ctx.db
         with db.conn:  # a phase resumed from its checkpoint keeps it
             db.execute(

@@ -23,7 +23,7 @@ import dns.name
 import dns.rdatatype
 
 from ..db import Method, see_bulk, see_split, shallow_split, utcnow
-from ..errors import TransferError
+from ..errors import TransferError, check_stop
 from ..names import normalize_name
 from .axfr import below_cut, drain, store_spool
 from .context import Context
@@ -200,6 +200,7 @@ async def transfer(ctx: Context, state: ZoneState, ns: str, address: str) -> Out
     A transfer this run finished before a kill is read back from what it stored, not asked
     again (:func:`recall_transfer`).
     """
+    check_stop()  # a stop swallowed inside a transfer's parse ends the probe here
     known = ctx.phases.transfers.get((state.zone, ns, address)) if ctx.phases else None
     if known:
         return recall_transfer(ctx, state, address, known.pop(0))

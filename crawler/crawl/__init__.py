@@ -18,7 +18,9 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import reading
+import sqlite_utils
+
+from ..db import reading, run_domains
 from ..probe.options import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -105,8 +107,33 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _launch_workers(overrides: dict[str, Any]) -> None:
+    """Start the crawl's analysis workers before Scrapy is imported, as the spider will ask
+    for them (``workers.planned_workers``): they are ready when the first pages arrive."""
+    from . import settings as defaults
+    from .workers import launch, planned_workers
+
+    def setting(name: str) -> Any:
+        return overrides.get(name, getattr(defaults, name, None))
+
+    configured = setting("CENSUS_EXTRACT_WORKERS")
+    if configured is not None and int(configured) <= 0:
+        return
+    domains = setting("CENSUS_DOMAINS")
+    if isinstance(domains, str):
+        domains = [d for d in domains.split(",") if d.strip()]
+    if not domains:
+        with reading(str(setting("CENSUS_DB"))) as conn:
+            domains = run_domains(sqlite_utils.Database(conn), int(setting("CENSUS_RUN_ID")))
+    launch(planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES"))))
+
+
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
     _die_with_parent()
+    try:
+        _launch_workers(overrides)
+    except Exception as exc:  # the spider starts them itself then
+        log.warning("analysis workers not started early: %s", exc)
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
@@ -144,6 +171,9 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
                         os.environ["CENSUS_PROFILE"])
     else:
         process.start()
+    from .workers import discard_launched
+
+    discard_launched()
     stats = {k: str(v) for k, v in crawler.stats.get_stats().items()}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     stats["census/cpu_seconds"] = f"{usage.ru_utime + usage.ru_stime:.2f}"  # this process's

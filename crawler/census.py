@@ -377,6 +377,14 @@ STAGE_FUNCTIONS: dict[str, StageFn] = {
 }
 
 
+def census_stages(screenshots: bool = False) -> list[str]:
+    """The stages of a new run; screenshots, when asked, right after the crawl."""
+    stages = list(STAGES)
+    if screenshots:
+        stages.insert(stages.index("crawl") + 1, "screenshots")
+    return stages
+
+
 def run_census(
     options: CensusOptions,
     stages: Sequence[str] = STAGES,

@@ -337,12 +337,7 @@ def see_bulk(
     count reads every domain of the run, too dear for each batch of a big transfer).
     """
     seen_before = _seen_in_run(db, run_id) if count else 0
-    conn = db.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_stage (name TEXT)")
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_staged "
-                 "(name TEXT, domain TEXT, suffix TEXT)")
-    conn.execute("DELETE FROM temp.census_stage")
-    conn.execute("DELETE FROM temp.census_staged")
+    conn = _staging(db)
     conn.executemany(
         "INSERT INTO temp.census_stage (name) VALUES (?)",
         # a label of 64 or more is the one check SQL cannot do cheaply; short names pass
@@ -352,6 +347,18 @@ def see_bulk(
     conn.execute(f"INSERT INTO temp.census_staged {select}", params)
     _write_staged(db, run_id, method, source)
     return _seen_in_run(db, run_id) - seen_before if count else 0
+
+
+def _staging(db: sqlite_utils.Database) -> sqlite3.Connection:
+    """The connection, with the empty staging tables of set-based sightings: names
+    (``census_stage``) and names with their domains worked out (``census_staged``)."""
+    conn = db.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_stage (name TEXT)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_staged "
+                 "(name TEXT, domain TEXT, suffix TEXT)")
+    conn.execute("DELETE FROM temp.census_stage")
+    conn.execute("DELETE FROM temp.census_staged")
+    return conn
 
 
 def _write_staged(db: sqlite_utils.Database, run_id: int, method: str, source: str) -> None:
@@ -403,10 +410,6 @@ def see_split(
     db: sqlite_utils.Database, run_id: int, rows: list[Split], method: str, source: str
 ) -> None:
     """Sightings of names whose domains are already worked out (:func:`shallow_split`)."""
-    conn = db.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_stage (name TEXT)")
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS census_staged "
-                 "(name TEXT, domain TEXT, suffix TEXT)")
-    conn.execute("DELETE FROM temp.census_staged")
+    conn = _staging(db)
     conn.executemany("INSERT INTO temp.census_staged VALUES (?, ?, ?)", rows)
     _write_staged(db, run_id, method, source)

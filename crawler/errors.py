@@ -36,3 +36,7 @@ class TransferError(CensusError):
 
 class RedisUnavailable(CensusError):
     """The Redis of a distributed crawl cannot be reached."""
+
+
+class BadDomainName(CensusError):
+    """Not a valid domain name."""

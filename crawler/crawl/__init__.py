@@ -57,6 +57,22 @@ class CrawlResult:
     stats: dict[str, Any]
 
 
+def crawl_result(db_path: str, run_id: int, reason: str, stats: dict[str, Any]) -> CrawlResult:
+    """What a crawl pass ended with, counted from the census (the rows are the truth).
+
+    The site and page counts are read back rather than tallied on the way, so a resumed or
+    distributed crawl reports the whole run, not just its own pass.
+    """
+    with reading(db_path) as conn:
+        sites, alive, refused = conn.execute(
+            "SELECT count(*), coalesce(sum(alive), 0), "
+            "coalesce(sum(error LIKE '%not crawled:%'), 0) FROM sites WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        pages = conn.execute("SELECT count(*) FROM pages WHERE run_id = ?", [run_id]).fetchone()[0]
+    return CrawlResult(reason, pages, sites, alive, refused, stats)
+
+
 def crawl_settings(
     db_path: str, run_id: int, out_dir: str, allow_nets: list[str], options: dict[str, Any]
 ) -> dict[str, Any]:
@@ -271,11 +287,4 @@ def crawl_run(
         messages.join_thread()
     if stats is None:
         raise RuntimeError(f"the crawl process ended with exit code {child.exitcode}")
-    with reading(db_path) as conn:
-        sites, alive, refused = conn.execute(
-            "SELECT count(*), coalesce(sum(alive), 0), "
-            "coalesce(sum(error LIKE '%not crawled:%'), 0) FROM sites WHERE run_id = ?",
-            [run_id],
-        ).fetchone()
-        pages = conn.execute("SELECT count(*) FROM pages WHERE run_id = ?", [run_id]).fetchone()[0]
-    return CrawlResult(stats.get("finish_reason", "unknown"), pages, sites, alive, refused, stats)
+    return crawl_result(db_path, run_id, stats.get("finish_reason", "unknown"), stats)

@@ -31,7 +31,7 @@ from typing import Any
 from ..db import reading
 from ..errors import RedisUnavailable
 from ..probe.options import ProgressCallback
-from . import CrawlResult, crawl_settings
+from . import CrawlResult, crawl_result, crawl_settings
 from .resolver import census_addresses
 
 log = logging.getLogger(__name__)
@@ -262,15 +262,7 @@ def coordinate(
         for key in server.scan_iter(match=keys.all(), count=1000):
             server.expire(key, KEEP_SECONDS)  # workers read ``finished``, then it all goes
         disconnect(server)
-    with reading(db_path) as conn:
-        n_sites, alive, refused = conn.execute(
-            "SELECT count(*), coalesce(sum(alive), 0), "
-            "coalesce(sum(error LIKE '%not crawled:%'), 0) FROM sites WHERE run_id = ?",
-            [run_id],
-        ).fetchone()
-        stored = conn.execute("SELECT count(*) FROM pages WHERE run_id = ?",
-                              [run_id]).fetchone()[0]
-    return CrawlResult(reason, stored, n_sites, alive, refused, {
+    return crawl_result(db_path, run_id, reason, {
         "finish_reason": reason, "distributed/token": keys.token,
         "distributed/requeued_requests": stats[keys.requeued],
         "distributed/handed_sites": stats[keys.handed],

@@ -68,7 +68,6 @@ class Site:
     """One site folder, read once at start."""
 
     host: str
-    root: Path
     purpose: str = "unknown"
     aliases: list[str] = field(default_factory=list)
     status: int | None = None
@@ -90,13 +89,15 @@ class Site:
     files: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, host: str, root: Path) -> Site:
+    def load(cls, host: str, files: dict[str, Path]) -> Site:
+        """The site made of ``files`` (path in the site -> file), as :meth:`.World.site_files`
+        gives them."""
         config: dict[str, Any] = {}
-        if (root / "site.toml").is_file():
-            config = tomllib.loads((root / "site.toml").read_text("utf-8"))
+        if "site.toml" in files:
+            config = tomllib.loads(files["site.toml"].read_text("utf-8"))
         redirects = [Redirect(r["from"], r["to"], int(r.get("status", 301)), r.get("scheme"),
                               r.get("host")) for r in config.get("redirect", [])]
-        site = cls(host=host, root=root, purpose=config.get("purpose", "unknown"),
+        site = cls(host=host, purpose=config.get("purpose", "unknown"),
                    aliases=list(config.get("aliases", [])), status=config.get("status"),
                    delay=float(config.get("delay", 0.0)), hang=bool(config.get("hang", False)),
                    hang_paths=list(config.get("hang_paths", [])),
@@ -110,9 +111,8 @@ class Site:
         if "family" in config:
             f = config["family"]
             site.family = Family(f["prefix"], int(f["count"]), int(f.get("per_index", 10)))
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and path.name not in ("site.toml", "REMOVED"):
-                rel = path.relative_to(root).as_posix()
+        for rel, path in sorted(files.items(), key=lambda item: item[0].split("/")):
+            if rel != "site.toml":
                 site.files["/" + rel] = path
                 if path.name in ("index.html", "index.htm"):
                     folder = rel[: -len(path.name)]
@@ -123,16 +123,6 @@ class Site:
         """Body bytes in the served charset; KPS 9566 has no codec, so such a site says which
         stand-in encoding its bytes really use (``body_encoding``)."""
         return text.encode(self.body_encoding or self.charset)
-
-
-def _hosts_of(world: Any) -> list[str]:
-    """Every site host of the world (base folder and version overlay); ``site_dir`` then
-    settles which folder serves it, or that it is gone."""
-    roots = [Path(world.sites_root)]
-    if world.version > 1:
-        roots.append(Path(world.root) / f"v{world.version}" / "sites")
-    hosts = {p.name for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir()}
-    return sorted(hosts)
 
 
 def make_certificate(names: list[str], addresses: list[str], folder: Path) -> tuple[Path, Path]:
@@ -279,11 +269,11 @@ class LabWeb:
     # ------------------------------------------------------------ lifecycle
 
     def _load(self) -> None:
-        for host in _hosts_of(self.world):
-            folder = self.world.site_dir(host)
-            if folder is None:
+        for host in self.world.site_hosts():
+            files = self.world.site_files(host)
+            if files is None:
                 continue
-            site = Site.load(host, Path(folder))
+            site = Site.load(host, files)
             for name in [host, *site.aliases]:
                 addrs = self.world.resolve(name, "A")
                 if not addrs:

@@ -1,8 +1,9 @@
 """A lab world: zone files, servers and sites that replicate a national zone on loopback.
 
 The world is data (``world.toml``, ``zones/``, ``sites/``, and an optional ``v2/`` overlay
-for re-run tests); this module loads it and answers DNS questions from it, so that the lab
-server and the tests share one set of semantics (RFC 1034 4.3.2, RFC 4592 wildcards).
+for re-run tests: only the files that change, and what is removed); this module loads it and
+answers DNS questions from it, so that the lab server and the tests share one set of
+semantics (RFC 1034 4.3.2, RFC 4592 wildcards).
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class World:
 
     @property
     def sites_root(self) -> Path:
-        """The base ``sites/`` folder (the version overlay is applied by ``site_dir``)."""
+        """The base ``sites/`` folder (the version overlay is applied by ``site_files``)."""
         return self.root / "sites"
 
     def server(self, address: str) -> ServerSpec:
@@ -307,20 +308,58 @@ class World:
             for rdata in rrset
         ]
 
-    def site_dir(self, host: str) -> Path | None:
-        """The folder of ``host``'s site for this version; None if absent or removed.
+    def site_hosts(self) -> list[str]:
+        """Every host with a site folder in the base or this version's overlay (a removed
+        one too: :meth:`site_files` then says it is gone)."""
+        roots = [self.sites_root]
+        if self.version > 1:
+            roots.append(self._overlay_sites)
+        return sorted({p.name for root in roots if root.is_dir() for p in root.iterdir()
+                       if p.is_dir()})
 
-        ``host`` comes from the network, so only a plain host name is accepted as a path.
+    def site_files(self, host: str) -> dict[str, Path] | None:
+        """The files of ``host``'s site in this version, by path in the site
+        (``"en/index.html"``); None if it has no site or the version removed it.
+
+        A version's overlay (``vN/sites/<host>/``) holds only what changes: its files replace
+        the base's same-named ones or are new, and its ``REMOVED`` file names the base's files
+        that go, one a line (a folder by a final ``/``); a ``REMOVED`` naming nothing removes
+        the whole site.  ``host`` comes from the network, so only a plain host name is
+        accepted as a path.
         """
         host = host.strip().rstrip(".").lower()
         if not _HOST.match(host) or len(host) > 253:
             return None
-        if self.version > 1:
-            overlay = self.root / f"v{self.version}" / "sites" / host
-            if overlay.is_dir():
-                return None if (overlay / "REMOVED").exists() else overlay
         base = self.sites_root / host
-        return base if base.is_dir() else None
+        files = _files(base) if base.is_dir() else {}
+        overlay = self._overlay_sites / host if self.version > 1 else None
+        if overlay is not None and overlay.is_dir():
+            changes = _files(overlay)
+            if "REMOVED" in changes:
+                gone = _removed(changes.pop("REMOVED"))
+                if not gone:
+                    return None
+                files = {rel: path for rel, path in files.items()
+                         if rel not in gone and not rel.startswith(tuple(g for g in gone
+                                                                          if g.endswith("/")))}
+            files.update(changes)
+        return files or None
+
+    @property
+    def _overlay_sites(self) -> Path:
+        return self.root / f"v{self.version}" / "sites"
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    """Every file below ``folder``, by its path there (``/``-separated)."""
+    return {path.relative_to(folder).as_posix(): path
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def _removed(path: Path) -> set[str]:
+    """The paths a ``REMOVED`` file names (``#`` starts a comment)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text("utf-8").splitlines())
+    return {line.lstrip("/") for line in lines if line}
 
 
 def _world_root(name_or_path: str) -> Path:
@@ -390,7 +429,8 @@ def _server(spec: dict[str, Any], zones: dict[str, dns.zone.Zone]) -> ServerSpec
 
 def load_world(name_or_path: str = "kp", version: int = 1) -> World:
     """Load an embedded world by name (``kp``) or a world folder; ``version=2`` applies
-    the folder's ``v2/`` overlay (world.toml merged, same-named zone files replaced)."""
+    the folder's ``v2/`` overlay (world.toml merged, same-named zone files replaced, site
+    files replaced, added or removed file by file: :meth:`World.site_files`)."""
     root = _world_root(name_or_path)
     config = _read_toml(root / "world.toml")
     folders = [root / "zones"]

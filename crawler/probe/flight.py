@@ -19,6 +19,10 @@ capped them at a few thousand queries a second.  Here one :class:`Flight` drives
 
 Results come back in lists, one per wakeup, through ``async for``: a caller writes them in big
 batches and never holds one task per query.
+
+The questions' bytes are built in :mod:`.queries`, each server's socket, IDs and pace live in
+:mod:`.lanes`; this module keeps the phase's bookkeeping: the backlog, windows, deadlines,
+retries and the one timer.
 """
 
 from __future__ import annotations
@@ -29,8 +33,6 @@ import gc
 import heapq
 import itertools
 import logging
-import os
-import socket
 import struct
 import time
 from collections import deque
@@ -38,197 +40,19 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 import dns.exception
-import dns.name
-import dns.rdatatype
 
-from .engine import EDNS_PAYLOAD, Answer, Engine, Rcode, Server, ServerState, make_request
-from .replies import HEADER_ONLY, Reply, message_records, read_reply
+from .engine import EDNS_PAYLOAD, Answer, Engine, Rcode, Server, make_request
+from .lanes import Job, Lane
+from .queries import Question, encoded_name, type_and_class
+from .replies import Reply, message_records
 
 log = logging.getLogger(__name__)
 
-Question = tuple[Server, str, str]
-"""Which server to ask, the name (a final dot is optional) and the type."""
-
-RECEIVE_BUFFER = 1 << 21
-"""Our socket's buffer: a window of replies arriving together must not overflow it."""
-BURST = 0.002
-"""Seconds of the pace a wakeup may catch up on after a late wakeup (the event loop's timers
-are about a millisecond coarse); below ~500 queries a second this is less than one query."""
-MAX_READS = 512
-"""Datagrams read per wakeup at most, so that timers and the caller get their turn."""
 GC_THRESHOLD = 50_000
 """Allocations between two collections of the youngest generation while a flight runs."""
 BACKLOG = 4096
 """Questions taken from the caller's iterator ahead of sending (it may be a generator over a
 million names)."""
-
-
-_LENGTH = [bytes((n,)) for n in range(64)]
-
-
-def encoded_name(qname: str) -> bytes:
-    """The wire form of ``qname`` (a final dot is optional), as dnspython writes it.
-
-    Its parent's form is cached (:func:`_encoded`): a sweep's names share their suffix, and the
-    record phase asks eight types of each name and of its ``www.`` and ``mail.``.  Anything
-    but plain labels (escapes, non-ASCII, empty or long labels) is left to dnspython.
-    """
-    head, _, tail = qname.partition(".")
-    if not tail:
-        rest = b"\0"
-    elif tail[0] == ".":
-        return dns.name.from_text(qname).to_wire()  # an empty label: dnspython says why
-    else:
-        rest = _encoded(tail)
-    if 0 < len(head) < 64 and head.isascii() and "\\" not in head and len(head) + len(rest) < 255:
-        return _LENGTH[len(head)] + head.encode() + rest
-    return dns.name.from_text(qname).to_wire()
-
-
-@functools.lru_cache(maxsize=4096)
-def _encoded(qname: str) -> bytes:
-    return encoded_name(qname)
-
-
-@functools.cache
-def _type_class(rdtype: str) -> bytes:
-    """The question's type and class IN."""
-    return struct.pack("!HH", dns.rdatatype.from_text(rdtype), 1)
-
-
-class _Job:
-    """One question on its way: its bytes, ID and tries, and whether it is over TCP just now."""
-
-    __slots__ = ("asked", "done", "lane", "qid", "qname", "query", "rdtype", "tcp", "tried")
-
-    def __init__(self, lane: _Lane, qname: str, rdtype: str, asked: bytes, query: bytes) -> None:
-        self.lane = lane
-        self.qname = qname
-        self.rdtype = rdtype
-        self.asked = asked
-        """The question section, as the reply must echo it."""
-        self.query = query
-        """The query after its ID."""
-        self.qid = -1
-        self.tried = 0
-        self.done = False
-        self.tcp = False
-
-
-class _Lane:
-    """One server: its socket, its questions waiting and in flight (by ID), its politeness."""
-
-    def __init__(self, flight: Flight, server: Server, state: ServerState) -> None:
-        self.flight = flight
-        self.server = server
-        self.state = state
-        self.waiting: deque[_Job] = deque()
-        self.active: dict[int, _Job] = {}
-        self.ignored = 0
-        """Datagrams that matched no query in flight (wrong ID, wrong question, late)."""
-        self.sock = socket.socket(
-            socket.AF_INET6 if ":" in server[0] else socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            self.sock.setblocking(False)
-            self.sock.connect(server)
-        except OSError:
-            self.sock.close()
-            raise
-        self._ids: Iterator[int] = iter(())
-        self.buffer = memoryview(bytearray(65535))
-        flight.loop.add_reader(self.sock.fileno(), self.readable)
-
-    def new_id(self) -> int:
-        """A random ID no question in flight on this socket holds (drawn from the OS in
-        blocks: one system call per 2,048 IDs)."""
-        while True:
-            qid = next(self._ids, None)
-            if qid is None:
-                self._ids = iter(memoryview(os.urandom(4096)).cast("H"))
-                continue
-            if qid not in self.active:
-                return qid
-
-    def slots(self, now: float, wanted: int) -> int:
-        """Take up to ``wanted`` slots of this server's pace that have come; how many."""
-        state = self.state
-        when = max(state.next_slot, now - BURST)
-        if when > now:
-            self.flight.wake_at(when)
-            return 0
-        if state.interval <= 0:
-            state.next_slot = when
-            return wanted
-        taken = min(wanted, int((now - when) / state.interval) + 1)
-        state.next_slot = when + taken * state.interval
-        if taken < wanted:
-            self.flight.wake_at(state.next_slot)
-        return taken
-
-    def send(self, jobs: list[_Job], now: float, tried: int) -> None:
-        """Try ``tried`` of each job (their IDs set), all with one deadline."""
-        send = self.sock.send
-        for job in jobs:
-            job.tried = tried
-            try:
-                send(job.qid.to_bytes(2, "big") + job.query)
-            except (BlockingIOError, ConnectionRefusedError, InterruptedError) as exc:
-                # a full send buffer or an ICMP error of an earlier query: this try is lost
-                # as a datagram would be, and the timeout handles it
-                log.debug("send to %s:%d failed: %s", *self.server, exc)
-        self.state.queries += len(jobs)
-        self.flight.deadlines.append((now + self.flight.timeout, jobs, tried))
-
-    def readable(self) -> None:
-        """Read every datagram waiting (up to ``MAX_READS``), then refill the windows."""
-        recv, buffer = self.sock.recv_into, self.buffer
-        active, server, state = self.active, self.server, self.state
-        flight = self.flight
-        results = flight.results
-        new_reply = tuple.__new__  # a Reply without the call of its __new__: the hot path
-        for _ in range(MAX_READS):
-            try:
-                size = recv(buffer)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # an ICMP error (port unreachable): no answer, the query times out
-            job = active.get((buffer[0] << 8) | buffer[1]) if size >= 12 else None
-            if job is None or job.tcp:
-                self.ignored += 1
-                continue
-            data = buffer[:size].tobytes()
-            asked = job.asked
-            if not data[2] & 0x80 or data[4] or data[5] != 1 or (
-                not data.startswith(asked, 12)
-                and data[12:12 + len(asked)].lower() != asked.lower()
-            ):
-                self.ignored += 1
-                continue
-            rcode = data[3] & 0x0F
-            if not (data[6] or data[7] or data[2] & 0x02) and rcode in HEADER_ONLY:
-                # most of a sweep: no answer records, the header says it all
-                reply = new_reply(Reply, (server, job.qname, job.rdtype, HEADER_ONLY[rcode],
-                                          (), True, None))
-            else:
-                reply = read_reply(data, 12 + len(asked), server, job.qname, job.rdtype)
-                if reply is None:
-                    flight.to_tcp(job)
-                    continue
-            del active[job.qid]
-            job.done = True
-            if reply.answered:
-                state.answered += 1
-                state.failures_in_a_row = 0
-            else:
-                flight.engine.count(state, server, False)
-            results.append(reply)
-        flight.pump()
-
-    def close(self) -> None:
-        self.flight.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
 
 
 class Flight:
@@ -250,9 +74,9 @@ class Flight:
         self.opt = b"\0" + struct.pack("!HHIH", 41, EDNS_PAYLOAD, 0x8000 if dnssec else 0, 0)
         self.types: dict[str, bytes] = {}
         self.recurse, self.dnssec = recurse, dnssec
-        self.lanes: dict[Server, _Lane] = {}
-        self.deadlines: deque[tuple[float, list[_Job], int]] = deque()
-        self.retries: list[tuple[float, int, _Job]] = []
+        self.lanes: dict[Server, Lane] = {}
+        self.deadlines: deque[tuple[float, list[Job], int]] = deque()
+        self.retries: list[tuple[float, int, Job]] = []
         self.order = itertools.count()
         self.queued = 0
         self.exhausted = False
@@ -305,10 +129,10 @@ class Flight:
         """Datagrams that matched no question in flight, on every socket (closed ones too)."""
         return self.ignored_closed + sum(lane.ignored for lane in self.lanes.values())
 
-    def lane(self, server: Server) -> _Lane:
+    def lane(self, server: Server) -> Lane:
         lane = self.lanes.get(server)
         if lane is None:
-            lane = self.lanes[server] = _Lane(self, server, self.engine.state(server))
+            lane = self.lanes[server] = Lane(self, server, self.engine.state(server))
         return lane
 
     def take(self) -> None:
@@ -316,7 +140,7 @@ class Flight:
         if self.exhausted:
             return
         head, opt, types, source = self.head, self.opt, self.types, self.source
-        lane: _Lane | None = None
+        lane: Lane | None = None
         name, wire, text = "", b"", ""  # the record phase asks 8 types of a name in a row
         for _ in range(BACKLOG - self.queued):
             item = next(source, None)
@@ -326,7 +150,7 @@ class Flight:
             server, qname, rdtype = item
             type_class = types.get(rdtype)
             if type_class is None:
-                type_class = types[rdtype] = _type_class(rdtype)
+                type_class = types[rdtype] = type_and_class(rdtype)
             if lane is None or lane.server != server:
                 try:
                     lane = self.lane(server)
@@ -346,7 +170,7 @@ class Flight:
                                               f"{type(exc).__name__}: {exc}"))
                     continue
             asked = wire + type_class
-            lane.waiting.append(_Job(lane, text, rdtype, asked, head + asked + opt))
+            lane.waiting.append(Job(lane, text, rdtype, asked, head + asked + opt))
             self.queued += 1
 
     def pump(self) -> None:
@@ -385,7 +209,7 @@ class Flight:
         if self.results or self.finished():
             self.wake()
 
-    def refill(self, lane: _Lane, now: float) -> bool:
+    def refill(self, lane: Lane, now: float) -> bool:
         """Send the lane's waiting questions into its window, at its pace; True if any went."""
         waiting, active = lane.waiting, lane.active
         room = min(self.window - len(active), len(waiting))
@@ -411,7 +235,7 @@ class Flight:
         lane.send(jobs, now, 1)
         return True
 
-    def timed_out(self, job: _Job, now: float) -> None:
+    def timed_out(self, job: Job, now: float) -> None:
         """A try got no reply in time: try again after the backoff, or give the job up."""
         state = job.lane.state
         state.timeouts += 1
@@ -421,19 +245,19 @@ class Flight:
             ready = now + self.limits.backoff * 2 ** (job.tried - 1)
             heapq.heappush(self.retries, (ready, next(self.order), job))
 
-    def give_up(self, job: _Job, why: str) -> None:
+    def give_up(self, job: Job, why: str) -> None:
         job.lane.active.pop(job.qid, None)
         self.finish(job, Reply(job.lane.server, job.qname, job.rdtype, Rcode.TIMEOUT, (),
                                False, why))
 
-    def finish(self, job: _Job, reply: Reply) -> None:
+    def finish(self, job: Job, reply: Reply) -> None:
         if job.done:
             return
         job.done = True
         self.engine.count(job.lane.state, job.lane.server, reply.answered)
         self.results.append(reply)
 
-    def to_tcp(self, job: _Job) -> None:
+    def to_tcp(self, job: Job) -> None:
         """A truncated reply: this try goes on over TCP, through dnspython."""
         job.tcp = True
         request = make_request(job.qname, job.rdtype, dnssec=self.dnssec, recurse=self.recurse)
@@ -442,7 +266,7 @@ class Flight:
         self.tasks.add(task)
         task.add_done_callback(functools.partial(self.tcp_done, job))
 
-    def tcp_done(self, job: _Job, task: asyncio.Task[Answer | None]) -> None:
+    def tcp_done(self, job: Job, task: asyncio.Task[Answer | None]) -> None:
         self.tasks.discard(task)
         job.tcp = False
         if task.cancelled() or job.done:

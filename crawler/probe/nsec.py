@@ -32,6 +32,7 @@ from ..db import Method
 from .context import Context
 from .denial import DenialAsker, DenialRecord
 from .engine import Answer, Engine, Rcode, Server
+from .zones import zone_addresses
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,7 @@ _BATCH = 1000
 
 def _servers(ctx: Context, zone: str) -> list[Server]:
     """The zone's own servers that may be contacted, then the resolvers."""
-    rows = ctx.db.execute(
-        "SELECT DISTINCT address FROM nameservers WHERE run_id = ? AND zone = ? "
-        "AND address IS NOT NULL ORDER BY address",
-        [ctx.run_id, zone],
-    )
-    own = [ctx.authority(a) for (a,) in rows if ctx.policy.allowed(a)]
-    return own + ctx.resolvers
+    return [ctx.authority(a) for a in zone_addresses(ctx, zone)] + ctx.resolvers
 
 
 async def _first_answer(ctx: Context, servers: list[Server], name: str | dns.name.Name,

@@ -98,7 +98,8 @@ class Referral:
     """The parent server that answered; None if none did."""
 
 
-def _zone_addresses(ctx: Context, zone: str) -> list[str]:
+def zone_addresses(ctx: Context, zone: str) -> list[str]:
+    """The addresses of ``zone``'s own servers this run found and may contact."""
     rows = ctx.db.execute(
         "SELECT DISTINCT address FROM nameservers WHERE run_id = ? AND zone = ? "
         "AND address IS NOT NULL ORDER BY address",
@@ -115,7 +116,7 @@ async def parent_referral(ctx: Context, parent: str, name: str) -> Referral:
     answers is taken; one that serves the child too answers with the child's NS set.
     """
     qname = dns.name.from_text(name)
-    for address in _zone_addresses(ctx, parent):
+    for address in zone_addresses(ctx, parent):
         answer = await ctx.engine.query(ctx.authority(address), qname, "NS", recurse=False)
         response = answer.response
         if response is None or answer.rcode in (Rcode.REFUSED, Rcode.SERVFAIL, Rcode.ERROR):

@@ -232,7 +232,22 @@ def test_world_addresses_and_sites(lab_world):
         addresses
     )
     assert all(address.startswith("127.") for address in addresses)
-    assert lab_world.site_dir("../../etc") is None
+    assert lab_world.site_files("../../etc") is None
+
+
+def test_version_2_changes_sites_file_by_file(lab_world, lab_world_v2):
+    """The v2 overlay holds only changed files; the rest of a site is version 1's."""
+    v1, v2 = lab_world.site_files("tourismdprk.gov.kp"), lab_world_v2.site_files(
+        "tourismdprk.gov.kp")
+    assert v1 is not None and v2 is not None
+    assert set(v1) - set(v2) == {"ja/index.html"}  # REMOVED lists ja/
+    assert v2["en/index.html"] == v1["en/index.html"]  # unchanged: the base file
+    assert "v2" in v2["site.toml"].parts and "hang_paths" in v2["site.toml"].read_text()
+    youth = lab_world_v2.site_files("youth.rep.kp")
+    assert youth is not None and "v2" in youth["index.html"].parts
+    assert youth["site.toml"] == lab_world.site_files("youth.rep.kp")["site.toml"]
+    assert lab_world.site_files("koredufund.org.kp") is not None
+    assert lab_world_v2.site_files("koredufund.org.kp") is None  # REMOVED lists nothing
 
 
 def test_bad_world_is_a_clear_error(tmp_path):

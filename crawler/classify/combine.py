@@ -75,9 +75,9 @@ def labels() -> list[str]:
 
 @cache
 def _identifier() -> Any:  # py3langid has no type hints
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from ..langmodel import identifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return identifier()
 
 
 # Scripts only languages the encoder knows are written in: a page with this much of them is

@@ -15,10 +15,13 @@ import os
 import queue
 import resource
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import reading
+import sqlite_utils
+
+from ..db import reading, run_domains
 from ..probe.options import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -121,8 +124,64 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+PROGRESS_EVERY = 0.2
+"""Seconds between progress messages to the parent: a message a page woke the queue's
+feeder thread, and took the reactor's GIL, 2,000 times on the bench."""
+
+
+class _Progress:
+    """Pages stored so far, sent to the parent at most every ``PROGRESS_EVERY`` seconds,
+    and once more at the end."""
+
+    def __init__(self, messages: Any) -> None:
+        self.messages = messages
+        self.done: int | None = None
+        self.sent: int | None = None
+        self.last = 0.0
+
+    def __call__(self, step: str, done: int, total: int | None) -> None:
+        self.done = done
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.flush()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Progress:
+        return self  # Scrapy copies its settings; the queue is the parent's, one of a kind
+
+    def flush(self) -> None:
+        if self.done is not None and self.done != self.sent:
+            self.sent = self.done
+            self.messages.put(("progress", self.done))
+
+
+def _launch_workers(overrides: dict[str, Any]) -> None:
+    """Start the crawl's analysis workers before Scrapy is imported, as the spider will ask
+    for them (``workers.planned_workers``): they are ready when the first pages arrive."""
+    from . import settings as defaults
+    from .workers import launch, planned_workers
+
+    def setting(name: str) -> Any:
+        return overrides.get(name, getattr(defaults, name, None))
+
+    configured = setting("CENSUS_EXTRACT_WORKERS")
+    if configured is not None and int(configured) <= 0:
+        return
+    domains = setting("CENSUS_DOMAINS")
+    if isinstance(domains, str):
+        domains = [d for d in domains.split(",") if d.strip()]
+    if not domains:
+        with reading(str(setting("CENSUS_DB"))) as conn:
+            domains = run_domains(sqlite_utils.Database(conn), int(setting("CENSUS_RUN_ID")))
+    launch(planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES"))))
+
+
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
     _die_with_parent()
+    try:
+        _launch_workers(overrides)
+    except Exception as exc:  # the spider starts them itself then
+        log.warning("analysis workers not started early: %s", exc)
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
@@ -131,7 +190,8 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     settings = Settings()
     settings.setmodule("crawler.crawl.settings", priority="project")
     settings.update(overrides, priority="cmdline")
-    settings.set("CENSUS_PROGRESS", lambda step, done, total: messages.put(("progress", done)))
+    progress = _Progress(messages)
+    settings.set("CENSUS_PROGRESS", progress)
     # The child logs as the parent was told to (a spawn child inherits no logging setup).
     # Scrapy resets its loggers' levels whenever it configures logging, so the levels are
     # kept by a filter on the handler instead.
@@ -160,6 +220,10 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
                         os.environ["CENSUS_PROFILE"])
     else:
         process.start()
+    from .workers import discard_launched
+
+    discard_launched()
+    progress.flush()
     stats = {k: str(v) for k, v in crawler.stats.get_stats().items()}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     stats["census/cpu_seconds"] = f"{usage.ru_utime + usage.ru_stime:.2f}"  # this process's

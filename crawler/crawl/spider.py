@@ -29,15 +29,9 @@ from .requisites import css_references
 from .resolver import CensusResolver, census_addresses
 from .resume import MAX_SCRIPTS_PER_SITE, FetchRecord, recall
 from .scripts import MAX_SCRIPT_BYTES, needs_engine, script_sources
-from .workers import Workers, default_workers
+from .workers import Workers, planned_workers
 
 log = logging.getLogger(__name__)
-
-
-WORKERS_FROM_PAGES = 1500
-"""Analysis workers only for a crawl that may fetch this many pages (sites x max pages):
-starting one (Python, lxml, the language model) costs 1-2 s of CPU, more than the
-analysis of a short crawl (a lab test, a rerun of a few sites) that it would take over."""
 
 
 
@@ -103,8 +97,8 @@ class CensusSpider(Spider):
         """The same scripts by site: what a page's sandbox may need."""
         self.workers = Workers(0)
         """Where pages are analysed (``CENSUS_EXTRACT_WORKERS``): this process by default."""
-        self.workers_by_size = False
-        """No workers for a short crawl (``WORKERS_FROM_PAGES``) unless the setting asks."""
+        self.configured_workers: int | None = 0
+        """``CENSUS_EXTRACT_WORKERS``; None: by the crawl's size (``planned_workers``)."""
         self.script_fetches: Counter[str] = Counter()
         self.requisites_on = True
         """Fetch each page's same-site images, stylesheets, scripts and fonts."""
@@ -134,8 +128,7 @@ class CensusSpider(Spider):
         spider.requisites_on = s.getbool("CENSUS_REQUISITES", True)
         spider.max_requisites = s.getint("CENSUS_MAX_REQUISITES", 300)
         workers = s.get("CENSUS_EXTRACT_WORKERS")
-        spider.workers = Workers(default_workers() if workers is None else int(workers))
-        spider.workers_by_size = workers is None
+        spider.configured_workers = None if workers is None else int(workers)
         spider._set_crawler(crawler)
         return spider
 
@@ -148,8 +141,9 @@ class CensusSpider(Spider):
 
     async def start(self) -> AsyncIterator[Any]:
         domains = self.only or run_sites(self.db_path, self.run_id)
-        if self.workers_by_size and len(domains) * self.max_pages < WORKERS_FROM_PAGES:
-            self.workers.count = 0  # a short crawl: not worth a process of its own
+        # a short crawl analyses its pages here: not worth a process of its own
+        self.workers.count = planned_workers(self.configured_workers, len(domains),
+                                             self.max_pages)
         self.workers.start()
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)

@@ -10,7 +10,13 @@ import signal
 import pytest
 
 from crawler.crawl.analyse import PageJob, analyse
-from crawler.crawl.workers import Workers
+from crawler.crawl.workers import (
+    Workers,
+    _launched,
+    default_workers,
+    launch,
+    planned_workers,
+)
 
 HOME = """<html lang="ko"><head><meta charset="euc-kr"><title>로동신문</title>
 <link rel="stylesheet" href="/css/site.css"><script src="/js/menu.js"></script></head>
@@ -75,3 +81,29 @@ def test_without_an_event_loop_the_analysis_stays_in_process() -> None:
     workers.start()  # no running loop: nothing to read the workers' answers with
     assert workers.in_process
     assert asyncio.run(workers.analyse(JOBS[1])) == analyse(JOBS[1])
+
+
+@pytest.mark.slow
+def test_workers_launched_before_the_crawl_are_the_ones_it_uses() -> None:
+    launch(2)
+    early = [process.pid for process, _ in _launched]
+
+    async def main() -> tuple[list[int], object]:
+        workers = Workers(1)
+        workers.start()  # takes the first launched worker; the second is not wanted
+        try:
+            return [w.process.pid for w in workers.workers], await workers.analyse(JOBS[1])
+        finally:
+            workers.close()
+
+    used, answer = asyncio.run(main())
+    assert used == early[:1] and not _launched
+    assert answer == analyse(JOBS[1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(early[1], 0)  # ended and reaped
+
+
+def test_a_short_crawl_gets_no_workers_unless_asked() -> None:
+    assert planned_workers(None, 20, 74) == 0  # 1,480 possible pages
+    assert planned_workers(None, 20, 75) == default_workers()
+    assert planned_workers(1, 1, 10) == 1 and planned_workers(0, 10**6, 200) == 0

@@ -103,6 +103,22 @@ class Checkpoint:
             self.taken += 1
             yield question
 
+    async def fly(self, questions: Iterable[Question], store: Store,
+                  on_batch: Callable[[int, int], None] | None = None) -> None:
+        """Ask ``questions`` in one flight, storing what settles as it goes and the rest at the end.
+
+        ``on_batch(settled, replies)`` is told the part's settled count after each batch.
+        """
+        async with self.ctx.engine.flight(questions) as flight:
+            self.watch(flight)
+            async for replies in flight:
+                self.arrived(replies)
+                if self.due():
+                    self.save(store)
+                if on_batch is not None:
+                    on_batch(self.parts[self.part], len(replies))
+        self.save(store, final=True)
+
     def watch(self, flight: Flight) -> None:
         """Count the flight's timeouts per question (they are part of its settled counts)."""
         flight.on_timeout = self._timed_out

@@ -56,14 +56,7 @@ async def ptr_sweep(ctx: Context, ranges: tuple[str, ...]) -> int:
                 found += int(ctx.suffixes.in_zone(target.rstrip(".").lower()))
         write_rows(ctx, rows)
 
-    async with ctx.engine.flight(questions) as flight:
-        checkpoint.watch(flight)
-        async for replies in flight:
-            checkpoint.arrived(replies)
-            if checkpoint.due():
-                checkpoint.save(store)
-            ctx.tick("ptr", checkpoint.parts[""], total)
-    checkpoint.save(store, final=True)
+    await checkpoint.fly(questions, store, lambda done, _: ctx.tick("ptr", done, total))
     return found
 
 

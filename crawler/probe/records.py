@@ -79,15 +79,10 @@ async def collect_records(ctx: Context, domains: list[str] | None = None) -> int
         write_rows(ctx, rows)
         stored += len(rows)
 
-    async with ctx.engine.flight(questions) as flight:
-        checkpoint.watch(flight)
-        async for replies in flight:
-            checkpoint.arrived(replies)
-            if checkpoint.due():
-                checkpoint.save(store)
-            done = checkpoint.parts[""]
-            if done // 1000 != (done - len(replies)) // 1000:
-                ctx.tick("records", done, total)
-    checkpoint.save(store, final=True)
+    def tick(done: int, batch: int) -> None:
+        if done // 1000 != (done - batch) // 1000:
+            ctx.tick("records", done, total)
+
+    await checkpoint.fly(questions, store, tick)
     ctx.tick("records", total, total)
     return stored

@@ -124,16 +124,11 @@ async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
     questions = checkpoint.questions(
         ((ctx.resolver_for(name), name, "A")
          for suffix in suffixes for label in labels for name in (f"{label}.{suffix}",)), "A")
-    async with ctx.engine.flight(questions) as flight:
-        checkpoint.watch(flight)
-        async for replies in flight:
-            checkpoint.arrived(replies)
-            if checkpoint.due():
-                checkpoint.save(store_a)
-            done = checkpoint.parts["A"]
-            if done // 1000 != (done - len(replies)) // 1000 or done == total:
-                ctx.tick("wordlist", done, total)
-    checkpoint.save(store_a, final=True)
+    def tick(done: int, batch: int) -> None:
+        if done // 1000 != (done - batch) // 1000 or done == total:
+            ctx.tick("wordlist", done, total)
+
+    await checkpoint.fly(questions, store_a, tick)
 
     def store_aaaa(replies: list[Reply]) -> None:
         by_source: dict[str, list[str]] = {}
@@ -146,13 +141,7 @@ async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
 
     questions = checkpoint.questions(
         ((ctx.resolver_for(name), name, "AAAA") for name in sorted(doubtful)), "AAAA")
-    async with ctx.engine.flight(questions) as flight:
-        checkpoint.watch(flight)
-        async for replies in flight:
-            checkpoint.arrived(replies)
-            if checkpoint.due():
-                checkpoint.save(store_aaaa)
-    checkpoint.save(store_aaaa, final=True)
+    await checkpoint.fly(questions, store_aaaa)
     return found
 
 

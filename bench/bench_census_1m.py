@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_probe import peak_rss_mb  # the bench's own folder: run as bench/bench_census_1m.py
+from bench_records import run_unbound
 
 from crawler.lab.knot import Knot, free_port, knot_available
 
@@ -103,35 +104,15 @@ hosts = [""]
 
 
 def start_unbound(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    conf = workdir / "unbound.conf"
-    conf.write_text(f"""server:
-    interface: {RESOLVER}
-    port: {port}
-    do-ip6: no
-    do-daemonize: no
-    use-syslog: no
-    logfile: ""
-    chroot: ""
-    username: ""
-    directory: "{workdir}"
-    pidfile: "{workdir}/unbound.pid"
-    access-control: 127.0.0.0/8 allow
-    num-threads: 1
-    so-rcvbuf: 4m
-    verbosity: 0
-    local-zone: "kp." redirect
+    """The resolver of the whole census: it answers for every name under the zone itself."""
+    return run_unbound(workdir, RESOLVER, port, f"""    local-zone: "kp." redirect
     local-data: "kp. 3600 IN SOA {SOA.format(serial=1)}"
     local-data: "kp. 3600 IN NS ns1.kptc.kp."
     local-data: "kp. 3600 IN A {WEB}"
     local-zone: "kptc.kp." static
     local-data: "ns1.kptc.kp. 3600 IN A {KNOT}"
     local-data: "ns2.kptc.kp. 3600 IN A {KNOT}"
-remote-control:
-    control-enable: no
 """)
-    process = subprocess.Popen(["unbound", "-d", "-c", str(conf)], stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    return process
 
 
 class Page(BaseHTTPRequestHandler):

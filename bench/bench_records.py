@@ -50,10 +50,12 @@ def zone_text(hits: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_unbound(workdir: Path, port: int, knot_port: int) -> subprocess.Popen[bytes]:
+def run_unbound(workdir: Path, interface: str, port: int, more: str) -> subprocess.Popen[bytes]:
+    """An Unbound in the foreground on ``interface``:``port``; ``more`` adds settings and zones
+    (each bench gives it what it stands for: a stub to Knot, or answers of its own)."""
     conf = workdir / "unbound.conf"
     conf.write_text(f"""server:
-    interface: {UNBOUND}
+    interface: {interface}
     port: {port}
     do-ip6: no
     do-daemonize: no
@@ -63,24 +65,29 @@ def start_unbound(workdir: Path, port: int, knot_port: int) -> subprocess.Popen[
     username: ""
     directory: "{workdir}"
     pidfile: "{workdir}/unbound.pid"
-    do-not-query-localhost: no
     access-control: 127.0.0.0/8 allow
     num-threads: 1
     so-rcvbuf: 4m
-    msg-cache-size: 64m
-    rrset-cache-size: 128m
-    module-config: "iterator"
-    qname-minimisation: no
     verbosity: 0
-stub-zone:
-    name: "kp"
-    stub-addr: {KNOT}@{knot_port}
+{more}
 remote-control:
     control-enable: no
 """)
     process = subprocess.Popen(["unbound", "-d", "-c", str(conf)], stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     return process
+
+
+def start_unbound(workdir: Path, port: int, knot_port: int) -> subprocess.Popen[bytes]:
+    """The resolver the record bench asks: a cache in front of Knot, which serves the zone."""
+    return run_unbound(workdir, UNBOUND, port, f"""    do-not-query-localhost: no
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    module-config: "iterator"
+    qname-minimisation: no
+stub-zone:
+    name: "kp"
+    stub-addr: {KNOT}@{knot_port}""")
 
 
 def dnsperf(port: int, queries: Path, in_flight: int) -> tuple[float, float]:

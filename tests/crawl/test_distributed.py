@@ -284,11 +284,17 @@ def test_worker_killed_between_a_page_and_its_links_loses_no_link(
             procs.append(w1)
             coordinator.wait(90)
             assert coordinator.returncode == 0, (tmp_path / "coordinator.log").read_text()
+            client = connect_redis(redis_url)
+            token = client.get("census:current").decode()
+            handed, requeued = (int(client.get(f"census:{token}:{key}") or 0)
+                                for key in ("handed", "requeued"))
         finally:
             for proc in procs:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+    # w0's sites were handed on, and with ``claimed`` the page it was reading
+    assert handed >= 1 and (requeued >= 1 or hold == "committed")
     # every page once, and the home page of the odd sites twice: over http and https
     expected = Counter((site_name(i), path) for i in range(sites) for path in
                        ["/"] * (1 + i % 2) + [f"/p{n}.html" for n in range(1, PAGES)])

@@ -264,8 +264,8 @@ class WarcReplay:
     """A resumed crawl's request answered from the run's WARC, when the interrupted crawl
     wrote the response there but was killed before the census recorded it.
 
-    Pages, start URLs (with the certificate the ``metadata`` record beside them keeps; without
-    it an ``https`` start URL is fetched again) and robots.txt are read back; a ``revisit``
+    Pages, start URLs (with the certificate the ``metadata`` record written just before them
+    keeps) and robots.txt are read back; a ``revisit``
     record is answered with the payload of the earlier run's record it refers to.
     """
 
@@ -308,7 +308,7 @@ class WarcReplay:
         certificate = None
         if request.meta.get("census_start") and request.url.startswith("https:"):
             pem = self.captures.certificates.get(record_id)
-            if pem is None:  # cut before its certificate was written: fetched again
+            if pem is None:  # written before its response since 2026-12-05: an older WARC
                 return None
             from twisted.internet.ssl import Certificate
 

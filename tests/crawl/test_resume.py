@@ -82,3 +82,27 @@ def test_a_resumed_crawl_reads_what_the_warc_holds_instead_of_fetching_it(
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM pages WHERE run_id = 2 "
                             "AND revisit_of IS NOT NULL").fetchone()[0] > 3
+    # a start URL's certificate is written before its response: a kill between the two
+    # cannot leave a response in the WARC that must be fetched again for its certificate
+    assert certificates_first(tmp_path / "warc") >= 2  # one start URL per run
+
+
+def certificates_first(folder: Path) -> int:
+    """How many certificate records the crawl WARCs hold, each checked to come before the
+    response (or revisit) it is about."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    certified, seen = [], set()
+    for path in sorted(folder.glob("census-run*.warc.gz")):
+        if "-browser-" in path.name:
+            continue
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                headers = record.rec_headers
+                if record.rec_type == "metadata":
+                    certified.append(headers.get_header("WARC-Concurrent-To"))
+                    assert certified[-1] not in seen, "the certificate came after its response"
+                elif record.rec_type in ("response", "revisit"):
+                    seen.add(headers.get_header("WARC-Record-ID"))
+    assert set(certified) <= seen
+    return len(certified)

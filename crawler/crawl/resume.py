@@ -202,13 +202,14 @@ class WarcCaptures:
     """URL -> its last ``response`` record (what a revisit in the same run refers to)."""
 
 
-def warc_captures(folder: Path, run_id: int) -> WarcCaptures:
-    """The run's crawl WARCs (not the browser's), read once; a record cut short by the kill
-    ends its file's index."""
+def warc_captures(folder: Path, run_id: int, browser: bool = False) -> WarcCaptures:
+    """The run's WARCs (``browser``: the browser capture's only), read once; a record cut
+    short by the kill ends its file's index."""
     from warcio.archiveiterator import ArchiveIterator
 
     found = WarcCaptures()
-    for path in sorted(folder.glob(f"census-run{run_id:05d}-*.warc.gz")):
+    pattern = f"census-run{run_id:05d}-*{'-browser-' if browser else ''}*.warc.gz"
+    for path in sorted(folder.glob(pattern)):
         with open(path, "rb") as fh:
             iterator = ArchiveIterator(fh)
             try:

@@ -208,7 +208,7 @@ def warc_captures(folder: Path, run_id: int, browser: bool = False) -> WarcCaptu
     from warcio.archiveiterator import ArchiveIterator
 
     found = WarcCaptures()
-    pattern = f"census-run{run_id:05d}-*{'-browser-' if browser else ''}*.warc.gz"
+    pattern = f"census-run{run_id:05d}-{'*-browser-' if browser else ''}*.warc.gz"
     for path in sorted(folder.glob(pattern)):
         with open(path, "rb") as fh:
             iterator = ArchiveIterator(fh)

@@ -26,6 +26,7 @@ from typing import Any
 import dns.message
 import sqlite_utils
 
+from ..errors import STOP
 from .engine import Answer, Rcode, Server
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class AnswerLog:
     def keep(self, answer: Answer, flags: int, wire: bytes | None) -> None:
         """Note a question's outcome; store what is noted when it is time."""
         if not answer.tries:  # the server was given up: nothing was asked
+            return
+        if STOP.is_set():  # a stop that landed in dnspython's parser reads as a bad reply
             return
         if (answer.response is not None or answer.replied) and wire is None:
             return  # a reply that cannot be written back is asked again

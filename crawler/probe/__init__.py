@@ -192,9 +192,13 @@ async def _probe_names(
     async def ask(domain: str) -> Answer:
         return await ctx.engine.query(ctx.resolver_for(domain), domain, "SOA")
 
+    # a crawl stage redone after a kill asks none of these again (:mod:`.answers`)
+    kept = ctx.engine.answers = AnswerLog(db, run_id)
+    kept.begin("links")
     answers = {}
     async for domain, answer in bounded(sorted({d for _, d, _, _ in leads}), ask, ctx.workers):
         answers[domain] = answer.rcode
+    ctx.engine.answers = None
     with db.atomic():
         for name, domain, method, source in leads:
             rcode = answers.get(domain)
@@ -209,6 +213,8 @@ async def _probe_names(
     new = sorted(set(run_domains(db, run_id)) - known)
     if new:
         await collect_records(ctx, new)
+    with db.conn:
+        kept.finished("links")
     return new
 
 

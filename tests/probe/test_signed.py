@@ -23,7 +23,7 @@ from crawler.db import open_census, start_run
 from crawler.lab import LabDNS, free_port, load_world
 from crawler.lab.dnssec import nsec3_hash
 from crawler.lab.knot import Knot, knot_available
-from crawler.probe import ProbeOptions, answers, probe_run
+from crawler.probe import ProbeOptions, answers, probe_names, probe_run
 from crawler.probe.phases import restart_probe
 from crawler.profiles import Profile
 
@@ -235,4 +235,34 @@ def test_a_walk_cut_twice_asks_no_answered_question_again(tmp_path: Path) -> Non
     assert sum(asked.values()) == sum(base_asked.values())
     assert probe_rows(db) == probe_rows(base)
     assert result.message == expected.message  # "N queries answered, T timeouts"
+    assert db.execute("SELECT count(*) FROM probe_answers").fetchone()[0] == 0
+
+
+def test_names_from_links_probed_again_after_a_cut_ask_nothing_answered(tmp_path: Path) -> None:
+    """The crawl stage asks the resolver about names found in links (``probe_names``); cut
+    after five answers and done again, it asks each name once in all."""
+    port = free_port(WORLD.addresses())
+    links = [(f"{label}.zz", "link", "http://bravo.zz/") for label in (
+        "alpha", "bravo", "charlie", "delta", "echo", "nosuch1", "nosuch2", "nosuch3")]
+    with LabDNS(WORLD, port) as lab:
+        options = ProbeOptions(resolvers=(lab.resolver,), ns_port=port, seeds=False,
+                               allow_net=("127.0.0.0/8",), queries_per_second=2000,
+                               queries_in_flight=1, timeout=1.0, retries=1)
+        base = open_census(tmp_path / "base.db")
+        before = lab.questions.copy()
+        probe_names(base, start_run(base, "zz", {}), PROFILE, options, links)
+        base_asked = lab.questions - before
+        path = tmp_path / "census.db"
+        db = open_census(path)
+        run_id = start_run(db, "zz", {})
+        before = lab.questions.copy()
+        with cut_after("links", 5):
+            probe_names(db, run_id, PROFILE, options, links)
+        db.conn.close()  # what was not committed is lost
+        db = open_census(path)
+        new = probe_names(db, run_id, PROFILE, options, links)
+        asked = lab.questions - before
+    assert asked == base_asked, asked - base_asked
+    assert new == ["alpha.zz", "bravo.zz", "charlie.zz", "delta.zz", "echo.zz"]
+    assert db.execute("SELECT count(*) FROM leads WHERE confirmed = 1").fetchone()[0] == 5
     assert db.execute("SELECT count(*) FROM probe_answers").fetchone()[0] == 0

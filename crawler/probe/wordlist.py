@@ -3,10 +3,16 @@
 A zone has a wildcard when random labels (several, 16 random characters each) answer; their
 A/AAAA answer set is the wildcard's.  A wordlist name whose answer set equals it exists only
 through the wildcard and is not a domain; the zone's ``wildcard`` column says so.
+
+The labels come from a secret drawn once per run (kept in the phase's checkpoint) and the
+zone: nobody outside can guess them, and every attempt of the run asks the same ones, so a
+phase redone after a kill is answered from the kept answers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -27,8 +33,12 @@ EXISTS = (Rcode.NOERROR, Rcode.NODATA)
 Signature = frozenset[tuple[str, str]]
 
 
-def random_label() -> str:
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(16))
+def random_labels(secret: str, zone: str) -> list[str]:
+    """``RANDOM_LABELS`` labels of 16 characters, unguessable without ``secret`` (hex)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return ["".join(alphabet[b % len(alphabet)] for b in hmac.digest(
+                bytes.fromhex(secret), f"{zone}:{i}".encode(), hashlib.sha256)[:16])
+            for i in range(RANDOM_LABELS)]
 
 
 def signature(answers: Iterable[Answer]) -> Signature:
@@ -46,9 +56,12 @@ async def _ask_both(ctx: Context, name: str) -> list[Answer]:
     return [await ctx.engine.query(server, name, rdtype) for rdtype in ("A", "AAAA")]
 
 
-async def detect_wildcard(ctx: Context, zone: str) -> Signature | None:
-    """The wildcard answer set of ``zone``, or None if random labels do not exist."""
-    names = [f"{random_label()}.{zone}" for _ in range(RANDOM_LABELS)]
+async def detect_wildcard(ctx: Context, zone: str, secret: str | None = None) -> Signature | None:
+    """The wildcard answer set of ``zone``, or None if random labels do not exist.
+
+    ``secret`` (hex) makes the labels; None draws a new one.
+    """
+    names = [f"{label}.{zone}" for label in random_labels(secret or secrets.token_hex(16), zone)]
     answers: list[Answer] = []
     async for _, pair in bounded(names, lambda n: _ask_both(ctx, n), ctx.workers):
         answers.extend(pair)
@@ -89,9 +102,13 @@ async def wordlist_sweep(ctx: Context, labels: list[str]) -> int:
     checkpoint = Checkpoint(ctx, "wordlist")
     extra = checkpoint.extra
     if "wildcards" not in extra:
+        if "secret" not in extra:  # stored before its labels are asked: a redo asks the same
+            extra["secret"] = secrets.token_hex(16)
+            checkpoint.start("A")
+            checkpoint.save(lambda replies: None)
         wildcards: dict[str, Signature | None] = {}
         for zone in zones_to_check(ctx):
-            wildcards[zone] = await detect_wildcard(ctx, zone)
+            wildcards[zone] = await detect_wildcard(ctx, zone, extra["secret"])
         extra["wildcards"] = {z: None if sig is None else sorted(sig)
                               for z, sig in wildcards.items()}
         extra["doubtful"] = {}

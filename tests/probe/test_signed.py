@@ -25,6 +25,7 @@ from crawler.lab.dnssec import nsec3_hash
 from crawler.lab.knot import Knot, knot_available
 from crawler.probe import ProbeOptions, answers, probe_names, probe_run
 from crawler.probe.phases import restart_probe
+from crawler.probe.wordlist import RANDOM_LABELS
 from crawler.profiles import Profile
 
 WORLD = load_world("signed")
@@ -236,6 +237,40 @@ def test_a_walk_cut_twice_asks_no_answered_question_again(tmp_path: Path) -> Non
     assert probe_rows(db) == probe_rows(base)
     assert result.message == expected.message  # "N queries answered, T timeouts"
     assert db.execute("SELECT count(*) FROM probe_answers").fetchone()[0] == 0
+
+
+def test_wildcard_detection_cut_asks_its_random_names_once(tmp_path: Path) -> None:
+    """Killed among the wildcard check's questions (the wordlist phase's first), the redone
+    phase asks the same random names, answered from what was kept: only questions in flight
+    at the kill are asked again."""
+    port = free_port(WORLD.addresses())
+    with LabDNS(WORLD, port) as lab:
+        options = ProbeOptions(
+            resolvers=(lab.resolver,), ns_port=port, seeds=False, wordlist=WORDLIST,
+            ip_ranges=(), allow_net=("127.0.0.0/8",), queries_per_second=2000,
+            queries_in_flight=16, timeout=1.0, retries=1,
+        )
+        base = open_census(tmp_path / "base.db")
+        before = lab.questions.copy()
+        expected = probe_run(base, start_run(base, "zz", {}), PROFILE, options)
+        base_asked = lab.questions - before
+
+        path = tmp_path / "cut.db"
+        db = open_census(path)
+        run_id = start_run(db, "zz", {})
+        before = lab.questions.copy()
+        with cut_after("wordlist", 4):
+            probe_run(db, run_id, PROFILE, options)
+        db.conn.close()  # what was not committed is lost
+        db = open_census(path)
+        restart_probe(db, run_id)
+        result = probe_run(db, run_id, PROFILE, options)
+        asked = lab.questions - before
+    # the stored four are not asked again; at most the other labels' questions in flight at
+    # the cut are (new labels in each attempt asked all again: 4 more and up to 2 in flight)
+    assert sum(asked.values()) - sum(base_asked.values()) <= RANDOM_LABELS - 1
+    assert probe_rows(db) == probe_rows(base)
+    assert result.message == expected.message
 
 
 def test_names_from_links_probed_again_after_a_cut_ask_nothing_answered(tmp_path: Path) -> None:

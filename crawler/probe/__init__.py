@@ -199,6 +199,9 @@ async def _probe_names(
     async for domain, answer in bounded(sorted({d for _, d, _, _ in leads}), ask, ctx.workers):
         answers[domain] = answer.rcode
     ctx.engine.answers = None
+    # the leads, sightings and records of the new domains commit together: a crawl stage
+    # redone after a kill leaves out the domains the run knows, so records cut short would
+    # never be asked again (the records are asked again instead; the SOA answers are kept)
     with db.atomic():
         for name, domain, method, source in leads:
             rcode = answers.get(domain)
@@ -210,9 +213,9 @@ async def _probe_names(
             )
             if confirmed:
                 ctx.see(name, method, source)
-    new = sorted(set(run_domains(db, run_id)) - known)
-    if new:
-        await collect_records(ctx, new)
+        new = sorted(set(run_domains(db, run_id)) - known)
+        if new:
+            await collect_records(ctx, new)
     with db.conn:
         kept.finished("links")
     return new

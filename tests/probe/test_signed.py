@@ -19,11 +19,11 @@ from unittest import mock
 import pytest
 import sqlite_utils
 
-from crawler.db import open_census, start_run
+from crawler.db import open_census, run_domains, start_run
 from crawler.lab import LabDNS, free_port, load_world
 from crawler.lab.dnssec import nsec3_hash
 from crawler.lab.knot import Knot, knot_available
-from crawler.probe import ProbeOptions, answers, probe_names, probe_run
+from crawler.probe import ProbeOptions, answers, checkpoint, probe_names, probe_run
 from crawler.probe.phases import restart_probe
 from crawler.probe.wordlist import RANDOM_LABELS
 from crawler.profiles import Profile
@@ -301,3 +301,39 @@ def test_names_from_links_probed_again_after_a_cut_ask_nothing_answered(tmp_path
     assert new == ["alpha.zz", "bravo.zz", "charlie.zz", "delta.zz", "echo.zz"]
     assert db.execute("SELECT count(*) FROM leads WHERE confirmed = 1").fetchone()[0] == 5
     assert db.execute("SELECT count(*) FROM probe_answers").fetchone()[0] == 0
+
+
+def test_records_of_names_from_links_cut_short_are_collected_on_redo(tmp_path: Path) -> None:
+    """Cut while collecting the records of the domains links revealed, the crawl stage's redo
+    (which passes only the names of domains the run does not know) still collects them all."""
+    port = free_port(WORLD.addresses())
+    links = [(f"{label}.zz", "link", "http://bravo.zz/") for label in (
+        "alpha", "bravo", "charlie", "delta", "echo", "nosuch1")]
+    records = "SELECT name, type, value FROM dns_records ORDER BY 1, 2, 3"
+    with LabDNS(WORLD, port) as lab:
+        options = ProbeOptions(resolvers=(lab.resolver,), ns_port=port, seeds=False,
+                               allow_net=("127.0.0.0/8",), queries_per_second=2000,
+                               queries_in_flight=1, timeout=1.0, retries=1)
+        base = open_census(tmp_path / "base.db")
+        probe_names(base, start_run(base, "zz", {}), PROFILE, options, links)
+        path = tmp_path / "census.db"
+        db = open_census(path)
+        run_id = start_run(db, "zz", {})
+        real = checkpoint.Checkpoint.save
+
+        def save(self: checkpoint.Checkpoint, store: checkpoint.Store, final: bool = False
+                 ) -> None:
+            real(self, store, final)
+            raise Cut  # after the first 5 replies' rows are stored
+
+        with (mock.patch.object(checkpoint, "SAVE_REPLIES", 5),
+              mock.patch.object(checkpoint, "SAVE_SECONDS", 0.0),
+              mock.patch.object(checkpoint.Checkpoint, "save", save), pytest.raises(Cut)):
+            probe_names(db, run_id, PROFILE, options, links)
+        db.conn.close()  # what was not committed is lost
+        db = open_census(path)
+        known = set(run_domains(db, run_id))  # as the crawl stage's ``linked_names``
+        new = probe_names(db, run_id, PROFILE, options,
+                          [link for link in links if link[0] not in known])
+    assert new == ["alpha.zz", "bravo.zz", "charlie.zz", "delta.zz", "echo.zz"]
+    assert db.execute(records).fetchall() == base.execute(records).fetchall()

@@ -35,7 +35,7 @@ _HOP_BY_HOP = {b"transfer-encoding", b"content-length"}
 
 
 @dataclass(frozen=True)
-class WarcLocation:
+class RecordLocation:
     """Where a record was written: ``pages.warc_file`` / ``warc_offset`` / record id."""
 
     file: str
@@ -112,17 +112,17 @@ class WarcFiles:
         assert self.writer is not None
         return self.writer
 
-    def _write(self, record: object) -> WarcLocation:
+    def _write(self, record: object) -> RecordLocation:
         writer = self._writer()
         assert self.fh is not None
         offset = self.fh.tell()
         writer.write_record(record)
         record_id = record.rec_headers.get_header("WARC-Record-ID")  # type: ignore[attr-defined]
-        return WarcLocation(self.name, offset, record_id)
+        return RecordLocation(self.name, offset, record_id)
 
     def _write_direct(self, url: str, rec_type: str, warc_headers: dict[str, str],
                       http_block: bytes, payload: bytes, record_id: str | None = None
-                      ) -> WarcLocation:
+                      ) -> RecordLocation:
         """A ``response`` or ``request`` record, serialised here: the bytes warcio writes
         (same header order, digests, one gzip member at level 9), at a seventh of its cost
         (``tests/crawl/test_warc.py`` checks they are the same)."""
@@ -144,7 +144,7 @@ class WarcFiles:
         offset = self.fh.tell()
         self.fh.write(member)
         self.fh.flush()
-        return WarcLocation(self.name, offset, record_id)
+        return RecordLocation(self.name, offset, record_id)
 
     def write_exchange(
         self,
@@ -160,7 +160,7 @@ class WarcFiles:
         protocol: str = "HTTP/1.1",
         revisit_of: tuple[str, str] | None = None,
         metadata: tuple[str, bytes] | None = None,
-    ) -> WarcLocation:
+    ) -> RecordLocation:
         """Write a response (or a revisit of ``(target_uri, target_date)``) and its request.
 
         ``metadata`` (content type, payload: a server's certificate) is written first, as a
@@ -196,7 +196,7 @@ class WarcFiles:
         return location
 
     def write_metadata(self, url: str, date: str, concurrent_to: str, content_type: str,
-                       body: bytes) -> WarcLocation:
+                       body: bytes) -> RecordLocation:
         """A ``metadata`` record about the record ``concurrent_to`` (a server's certificate)."""
         writer = self._writer()
         record = writer.create_warc_record(
@@ -209,7 +209,9 @@ class WarcFiles:
         self.fh.flush()
         return location
 
-    def write_dns(self, host: str, date: str, server: str | None, lines: list[str]) -> WarcLocation:
+    def write_dns(
+        self, host: str, date: str, server: str | None, lines: list[str]
+    ) -> RecordLocation:
         """A ``dns:host`` response record with the answer lines, as Heritrix writes them."""
         writer = self._writer()
         stamp = date.replace("-", "").replace(":", "").replace("T", "").rstrip("Z")[:14]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -71,26 +72,44 @@ class WarcCapture:
         self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
         self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
 
-    _queue: queue.SimpleQueue[Exchange | None] | None = None
+    _queue: queue.SimpleQueue[list[Exchange] | None] | None = None
     _thread: threading.Thread | None = None
+    _outbox: list[Exchange] | None = None
 
     def _submit(self, exchange: Exchange) -> None:
+        """To the writer thread, with the other downloads of this turn of the event loop:
+        one hand-over a turn, not one a download (each woke the thread, which took the GIL)."""
         if self._queue is None:  # started with the first download: spider_opened wrote alone
             self._queue = queue.SimpleQueue()
+            self._outbox = []
             self._thread = threading.Thread(target=self._run, name="census-warc", daemon=True)
             self._thread.start()
-        self._queue.put(exchange)
+        assert self._outbox is not None
+        if not self._outbox:
+            try:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            except RuntimeError:  # no event loop (called directly): at once
+                self._queue.put([exchange])
+                return
+        self._outbox.append(exchange)
+
+    def _hand_over(self) -> None:
+        assert self._queue is not None
+        batch, self._outbox = self._outbox, []
+        if batch:
+            self._queue.put(batch)
 
     def _run(self) -> None:
         assert self._queue is not None
-        while (exchange := self._queue.get()) is not None:
-            location = None
-            try:
-                location = self.write(exchange)
-            except Exception:  # as a signal handler's error was: logged, the row has no WARC
-                log.exception("WARC records of %s not written", exchange.url)
-            finally:
-                exchange.pending.settle(location)
+        while (batch := self._queue.get()) is not None:
+            for exchange in batch:
+                location = None
+                try:
+                    location = self.write(exchange)
+                except Exception:  # as a signal handler's error was: logged, row without WARC
+                    log.exception("WARC records of %s not written", exchange.url)
+                finally:
+                    exchange.pending.settle(location)
 
     def write(self, exchange: Exchange) -> WarcLocation:
         """The response (or revisit) and request records of one download, and a start URL's
@@ -205,6 +224,7 @@ class WarcCapture:
 
     def spider_closed(self, spider: Spider) -> None:
         if self._queue is not None and self._thread is not None:
+            self._hand_over()
             self._queue.put(None)  # what was downloaded is written first
             self._thread.join()
         self.files.close()

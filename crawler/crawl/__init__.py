@@ -125,14 +125,6 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-SWITCH_INTERVAL = 0.0002
-"""Seconds a thread of the crawl process may hold the GIL while another waits for it
-(Python's default is 0.005).  The reactor releases the GIL for every socket call; when the
-WARC or row writer took it meanwhile, the reactor waited up to the whole interval to get it
-back, at each of its thousands of socket calls (on the bench half its I/O callbacks' time
-was such waiting).  The writers hold the GIL only briefly, so switching more often costs
-them little."""
-
 PROGRESS_EVERY = 0.2
 """Seconds between progress messages to the parent: a message a page woke the queue's
 feeder thread, and took the reactor's GIL, 2,000 times on the bench."""
@@ -211,7 +203,6 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     for handler in logging.getLogger().handlers:
         handler.addFilter(LevelFilter(levels))
     settings.set("LOG_INSTALL_ROOT_HANDLER", False)
-    sys.setswitchinterval(SWITCH_INTERVAL)
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(CensusSpider)
     process.crawl(crawler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,41 +21,6 @@ class WarcLocation:
     """The ``pages.id`` whose unchanged payload this response revisits."""
 
 
-class PendingWarc:
-    """A response that the WARC writer thread is still writing (``WarcCapture``): its digest
-    is known at once, where the record lands once it is written.  The reactor hands it on
-    in place of a ``WarcLocation``; the census pipeline's writer thread waits for it
-    (``settled``) before it writes the row, so a row never points at a record not written."""
-
-    __slots__ = ("_done", "_location", "sha256")
-
-    def __init__(self, sha256: str) -> None:
-        self.sha256 = sha256
-        self._done = threading.Event()
-        self._location: WarcLocation | None = None
-
-    def settle(self, location: WarcLocation | None) -> None:
-        """Written (or not: None, the write failed and the row gets no WARC columns)."""
-        self._location = location
-        self._done.set()
-
-    def result(self) -> WarcLocation | None:
-        self._done.wait()
-        return self._location
-
-    def __reduce__(self) -> tuple[Any, ...]:  # a distributed worker pickles its items
-        return _location, (self.result(),)
-
-
-def _location(location: WarcLocation | None) -> WarcLocation | None:
-    return location
-
-
-def settled(warc: WarcLocation | PendingWarc | None) -> WarcLocation | None:
-    """The written location of an item's WARC record, waiting for the writer if need be."""
-    return warc.result() if isinstance(warc, PendingWarc) else warc
-
-
 @dataclass
 class PageItem:
     domain: str
@@ -73,7 +37,7 @@ class PageItem:
     depth: int
     fetched_at: str
     address: str | None
-    warc: WarcLocation | PendingWarc | None
+    warc: WarcLocation | None
     links: list[tuple[str, str, int, str, str]] = field(default_factory=list)
     """(to_url, to_host, internal, how, anchor text) of every link on the page."""
     decode_error: str | None = None
@@ -137,5 +101,5 @@ class RequisiteItem:
     content_type: str | None = None
     size: int | None = None
     sha256: str | None = None
-    warc: WarcLocation | PendingWarc | None = None
+    warc: WarcLocation | None = None
     error: str | None = None

@@ -15,7 +15,7 @@ from typing import Any, Self
 from scrapy import Spider
 
 from ..db import connect, utcnow
-from .items import PageFailure, PageItem, RequisiteItem, SiteAttempt, TrapItem, settled
+from .items import PageFailure, PageItem, RequisiteItem, SiteAttempt, TrapItem
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class CensusPipeline:
                 [self.run_id, item.domain, item.url, item.error, utcnow()],
             )
         elif isinstance(item, RequisiteItem):
-            warc = settled(item.warc)
+            warc = item.warc
             self.conn.execute(
                 "INSERT INTO requisites (run_id, domain, page_url, url, kind, http_status,"
                 " content_type, size, sha256, warc_file, warc_offset, error)"
@@ -259,7 +259,7 @@ class CensusPipeline:
 
     def write_page(self, item: PageItem) -> None:
         assert self.conn is not None
-        warc = settled(item.warc)
+        warc = item.warc
         revisit_of = warc.revisit_of if warc else None
         text = None if revisit_of else item.text  # stored once, in the page revisited
         row = {

@@ -350,16 +350,20 @@ def main() -> None:
     ports = {name: free_port(addresses) for name in ("dns", "http", "https")}
     lab = Lab(world, ports["dns"], ports["http"], ports["https"]).start()
     lab_ports = {"http_port": ports["http"], "https_port": ports["https"]}
-    db_path = folder / "census.db"
     domains = [site_name(i) for i in range(args.sites)]
     ratios = []
     try:
-        run_id = census_from_world(db_path, world, domains)
         for round_ in range(1, args.rounds + 1):
+            # each round a census of its own: a rerun of the stage on the same run would first
+            # delete its rows, and a second run would find the first's pages unchanged
+            # (revisits); neither is the crawl of the first round
+            out = folder if round_ == 1 else folder / f"round{round_}"
+            out.mkdir(exist_ok=True)
+            db_path = out / "census.db"
+            run_id = census_from_world(db_path, world, domains)
             load = os.getloadavg()[0]
-            # two start URLs (http, https) are scheduled per site on top of its pages; a
-            # second round reruns the stage on the same run (its rows are replaced)
-            stage = stage_crawl(db_path, run_id, folder, lab_ports, args.concurrency,
+            # two start URLs (http, https) are scheduled per site on top of its pages
+            stage = stage_crawl(db_path, run_id, out, lab_ports, args.concurrency,
                                 args.per_domain, args.pages + 2, args.workers)
             conn = sqlite3.connect(db_path)
             urls = [u for (u,) in conn.execute(
@@ -367,7 +371,7 @@ def main() -> None:
             conn.close()
             bare = bare_crawl(urls, db_path, run_id, lab_ports, args.concurrency,
                               args.per_domain)
-            ratios.append(report(args, folder, stage, bare, round_, load))
+            ratios.append(report(args, out, stage, bare, round_, load))
     finally:
         lab.stop()
     if len(ratios) > 1:

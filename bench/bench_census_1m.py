@@ -142,6 +142,7 @@ def _census(options: dict[str, Any], out: multiprocessing.Queue) -> None:
     import logging
 
     from crawler import census
+    from crawler import stages as census_stages
     from crawler.db import get_run, open_census
 
     logging.basicConfig(level=logging.WARNING)
@@ -149,8 +150,8 @@ def _census(options: dict[str, Any], out: multiprocessing.Queue) -> None:
     phases: dict[str, float] = {}
     started = time.perf_counter()
 
-    def timed(name: str, fn: census.StageFn) -> census.StageFn:
-        def run(*args: Any) -> census.StageResult:
+    def timed(name: str, fn: census_stages.StageFn) -> census_stages.StageFn:
+        def run(*args: Any) -> census_stages.StageResult:
             begun = time.perf_counter()
             try:
                 return fn(*args)

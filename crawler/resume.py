@@ -13,14 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .census import (
-    STAGES,
-    CensusOptions,
-    census_writer,
-    finished_stages,
-    stored_options,
-    take_stages,
-)
+from .census import STAGES, census_writer, finished_stages, take_stages
+from .census_options import CensusOptions, stored_options
 from .db import RunStatus, get_run
 from .errors import CensusError
 from .probe.options import ProgressCallback

@@ -120,7 +120,7 @@ def test_every_count_comes_from_one_query(two_runs: tuple[Path, int, int]) -> No
     (message,) = query(db_path, "SELECT message FROM runs WHERE id = ?", b)[0]
     assert f"{counts['live_sites']} of {counts['sites']} sites alive" in message
     assert f"{counts['pages']} pages" in message
-    from crawler.census import classify_message
+    from crawler.stages import classify_message
 
     # a purpose guessed from the name alone is counted apart from the tags content gave
     assert classify_message(counts) in message

@@ -10,8 +10,12 @@ Hand-out and hand-back, all in Redis (``Keys``):
   only the frontiers of the sites it holds, at most ``CONCURRENT_REQUESTS_PER_DOMAIN``
   requests of a site at a time;
 - a popped request sits in the worker's ``inflight`` list until the transaction that pushes
-  its results (the items its callback or errback yielded) removes it; the requests a
-  callback yields are in the frontier before that;
+  its results removes it: the items its callback or errback yielded, and the requests its
+  callback yielded into their frontiers;
+- what the spider claims for a request it makes (its URL seen, a page of the site's budget,
+  a requisite's URL) goes to Redis in the transaction that puts the request in its frontier,
+  and is only this worker's (``Claims``) until then: a worker killed in between leaves no
+  claim without its request, and the page that made it, fetched again, makes it again;
 - a site whose frontier is empty and that has nothing in flight is done;
 - the worker renews its ``alive`` key twice a second (``worker.Heartbeat``); when it dies
   the coordinator hands its in-flight requests and sites on.
@@ -22,8 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from collections import Counter
-from collections.abc import AsyncIterator
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -42,6 +46,55 @@ LEASES = "census_leases"
 """``request.meta`` key: the in-flight entries the request answers for (a redirect or retry
 carries its original's until it is queued again)."""
 
+CLAIM = "census_claim"
+"""``request.meta`` key: what the request claims for its site, a :data:`Claim`, until it is
+written to Redis with the request."""
+
+Claim = tuple[str | None, bool, str | None]
+"""A request's seen key (a page), whether it spent a page of the budget, its URL (a
+requisite)."""
+
+
+def seen_key(url: str) -> str:
+    """What a page is seen as on its site (``CensusSpider.first_time``): path and query."""
+    parts = urlsplit(url)
+    return f"{parts.path or '/'}?{parts.query}"
+
+
+class Claims:
+    """What this worker's spider claimed for requests that are not in a frontier yet, per
+    site: the spider decides on these and Redis together (a site is held by one worker at a
+    time), and ``LeaseScheduler.write`` moves a request's claim to Redis with the request."""
+
+    def __init__(self) -> None:
+        self.seen: defaultdict[str, set[str]] = defaultdict(set)
+        self.budget: Counter[str] = Counter()
+        self.requisites: defaultdict[str, set[str]] = defaultdict(set)
+
+    def write(self, pipe: Any, keys: Keys, site: str, claim: Claim) -> None:
+        key, charged, requisite = claim
+        if key is not None:
+            pipe.sadd(keys.seen(site), key)
+        if charged:
+            pipe.hincrby(keys.budget, site, 1)
+        if requisite is not None:
+            pipe.sadd(keys.requisites(site), requisite)
+
+    def settle(self, site: str, claim: Claim) -> None:
+        """The claim is in Redis now."""
+        key, charged, requisite = claim
+        self.seen[site].discard(key)  # type: ignore[arg-type]
+        self.budget[site] -= charged
+        self.requisites[site].discard(requisite)  # type: ignore[arg-type]
+
+    def drop(self, site: str) -> None:
+        for claimed in (self.seen, self.budget, self.requisites):
+            claimed.pop(site, None)
+
+    def clear(self) -> None:
+        for claimed in (self.seen, self.budget, self.requisites):
+            claimed.clear()
+
 
 class Leases:
     """What this worker holds in Redis: its sites, their requests in flight, its liveness."""
@@ -55,6 +108,9 @@ class Leases:
         self.empty: set[str] = set()
         """Held sites whose frontier was empty when last popped (only we feed it)."""
         self.turn = 0
+        self.claims = Claims()
+        self.scheduler: LeaseScheduler | None = None
+        """Writes to Redis (set when it opens)."""
 
     def register(self) -> None:
         pipe = self.server.pipeline(transaction=True)
@@ -70,62 +126,66 @@ class Leases:
                       len(self.held))
             self.held.clear()
             self.inflight.clear()
+            self.claims.clear()
         self.register()
         return not self.server.exists(self.keys.finished)
 
-    def commit(self, meta: dict[str, Any], items: list[Any]) -> None:
-        """The results of one request to the coordinator, and the request off our in-flight
-        list, in one transaction: a worker killed before it lost no result, after it none."""
+    def commit(self, meta: dict[str, Any], items: list[Any], requests: Iterable[Request] = (),
+               claim: Claim | None = None) -> None:
+        """The results of one request (its items to the coordinator, the requests its
+        callback made into their frontiers, what the response itself ``claim``-s), and the
+        request off our in-flight list, in one transaction: a worker killed before it lost
+        no result, after it none."""
+        assert self.scheduler is not None
         leases = meta.pop(LEASES, None) or []
-        pipe = self.server.pipeline(transaction=True)
-        if items:
-            pipe.rpush(self.keys.results, pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
-        for raw in leases:
-            pipe.lrem(self.keys.inflight(self.worker), 1, raw)
-        pipe.execute()
         site = meta.get("census_site", "")
+        self.scheduler.write(requests, leases, items, [(site, claim)] if claim else [])
         self.inflight[site] -= len(leases)
 
 
 class RedisCounter:
-    """``spider.scheduled``: the page budget spent per site, in a Redis hash."""
+    """``spider.scheduled``: the page budget spent per site, in a Redis hash, and what the
+    requests not written yet spent (``Claims.budget``)."""
 
-    def __init__(self, server: Any, key: str) -> None:
-        self.server, self.key = server, key
+    def __init__(self, server: Any, key: str, claimed: Counter[str]) -> None:
+        self.server, self.key, self.claimed = server, key, claimed
 
     def __getitem__(self, site: str) -> int:
-        return int(self.server.hget(self.key, site) or 0)
+        return int(self.server.hget(self.key, site) or 0) + self.claimed[site]
 
     def __setitem__(self, site: str, value: int) -> None:
-        self.server.hset(self.key, site, value)
+        self.claimed[site] += value - self[site]
 
 
 class RedisSet:
-    def __init__(self, server: Any, key: str) -> None:
-        self.server, self.key = server, key
+    """A Redis set, and what the requests not written yet claimed of it."""
+
+    def __init__(self, server: Any, key: str, claimed: set[str]) -> None:
+        self.server, self.key, self.claimed = server, key, claimed
 
     def __contains__(self, value: object) -> bool:
-        return bool(self.server.sismember(self.key, str(value)))
+        return value in self.claimed or bool(self.server.sismember(self.key, str(value)))
 
     def __len__(self) -> int:
-        return int(self.server.scard(self.key))
+        return int(self.server.scard(self.key)) + len(self.claimed)
 
     def add(self, value: str) -> None:
-        self.server.sadd(self.key, value)
+        self.claimed.add(value)
 
     def discard(self, value: str) -> None:
+        self.claimed.discard(value)
         self.server.srem(self.key, value)
 
 
 class RedisSets(dict):  # type: ignore[type-arg]
     """``spider.requisites_seen``: one Redis set per site."""
 
-    def __init__(self, server: Any, keys: Keys) -> None:
+    def __init__(self, server: Any, keys: Keys, claims: Claims) -> None:
         super().__init__()
-        self.server, self.keys = server, keys
+        self.server, self.keys, self.claims = server, keys, claims
 
     def setdefault(self, site: str, default: Any = None) -> RedisSet:  # type: ignore[override]
-        return RedisSet(self.server, self.keys.requisites(site))
+        return RedisSet(self.server, self.keys.requisites(site), self.claims.requisites[site])
 
     def get(self, site: str, default: Any = None) -> RedisSet:  # type: ignore[override]
         return self.setdefault(site)
@@ -157,8 +217,9 @@ class WorkerSpider(CensusSpider):
             max(1, s.getint("CONCURRENT_REQUESTS") // s.getint("CONCURRENT_REQUESTS_PER_DOMAIN")))
         spider.addresses = _addresses(server, keys)
         spider.resolver = CensusResolver(None, spider.addresses, spider.policy)
-        spider.scheduled = RedisCounter(server, keys.budget)  # type: ignore[assignment]
-        spider.requisites_seen = RedisSets(server, keys)
+        claims = spider.leases.claims
+        spider.scheduled = RedisCounter(server, keys.budget, claims.budget)  # type: ignore[assignment]
+        spider.requisites_seen = RedisSets(server, keys, claims)
         return spider
 
     async def start(self) -> AsyncIterator[Any]:
@@ -180,14 +241,29 @@ class WorkerSpider(CensusSpider):
         return requests, []
 
     def first_time(self, url: str, domain: str) -> bool:
-        parts = urlsplit(url)
-        key = f"{parts.path or '/'}?{parts.query}"
-        return bool(self.server.sadd(self.keys.seen(domain), key))
+        """Claimed here; in Redis with the request (``page_request``) or the response."""
+        key = seen_key(url)
+        claimed = self.leases.claims.seen[domain]
+        if key in claimed or self.server.sismember(self.keys.seen(domain), key):
+            return False
+        claimed.add(key)
+        return True
 
     def forget(self, url: str, domain: str) -> None:
-        parts = urlsplit(url)
-        self.server.srem(self.keys.seen(domain), f"{parts.path or '/'}?{parts.query}")
-        self.server.hincrby(self.keys.budget, domain, -1)
+        """A request cut before it was written: its claim goes with it."""
+        self.leases.claims.seen[domain].discard(seen_key(url))
+        self.leases.claims.budget[domain] -= 1
+
+    def page_request(self, url: str, domain: str, start: bool = False,
+                     depth: int | None = None, charge: bool = True) -> Request:
+        request = super().page_request(url, domain, start, depth, charge)
+        request.meta[CLAIM] = (seen_key(url), charge, None)
+        return request
+
+    def requisite_request(self, url: str, kind: str, domain: str, page_url: str) -> Request:
+        request = super().requisite_request(url, kind, domain, page_url)
+        request.meta[CLAIM] = (None, False, url)
+        return request
 
     def failed(self, failure: Failure) -> list[Any]:
         """Errback output skips the spider middlewares: it is committed here."""
@@ -202,8 +278,11 @@ class WorkerSpider(CensusSpider):
 
 
 class LeaseCommit:
-    """Spider middleware nearest the engine: the requests a callback yields go to the
-    frontier as they come, its items are held and committed with the request's lease."""
+    """Spider middleware nearest the engine: what a callback yields, its items and the
+    requests to their frontiers, is committed with the request's lease once it is all
+    there; nothing goes on to the engine.  (Scrapy takes a callback's output off it into a
+    queue before it schedules the requests: committed as they came, a page could be stored
+    and its links not yet queued when the worker was killed.)"""
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
@@ -216,14 +295,17 @@ class LeaseCommit:
         self, response: Response, result: AsyncIterator[Any], spider: Spider | None = None
     ) -> AsyncIterator[Any]:
         items: list[Any] = []
+        requests: list[Request] = []
         try:
             async for out in result:
-                if isinstance(out, Request):
-                    yield out
-                else:
-                    items.append(out)
+                (requests if isinstance(out, Request) else items).append(out)
         finally:
-            self.crawler.spider.leases.commit(response.meta, items)
+            # a page is seen as where it ended too (``CensusSpider.parse``)
+            claim = None if "census_requisite" in response.meta else (
+                seen_key(response.url), False, None)
+            self.crawler.spider.leases.commit(response.meta, items, requests, claim)
+        return
+        yield  # an async generator that yields nothing
 
 
 class LeaseScheduler:
@@ -250,6 +332,7 @@ class LeaseScheduler:
         # a frontier per site: scrapy-redis' FIFO queue (push LPUSH, pop from the right)
         self.queues: dict[str, FifoQueue] = {}
         self.queue_class = FifoQueue
+        self.leases.scheduler = self
         self.leases.register()
 
     def close(self, reason: str) -> None:
@@ -264,20 +347,54 @@ class LeaseScheduler:
         return bool(self.leases.held)
 
     def enqueue_request(self, request: Request) -> bool:
+        """A redirect or retry (the original's lease passes to it), or a requisite."""
         site = request.meta.get("census_site", "")
         leases = request.meta.pop(LEASES, None) or []
-        if not request.dont_filter and self.dupefilter.request_seen(request):
-            self.leases.commit({"census_site": site, LEASES: leases}, [])
-            return False
-        queue = self.queue(site)
-        pipe = self.server.pipeline(transaction=True)
-        pipe.lpush(queue.key, queue._encode_request(request))
-        for raw in leases:  # a redirect or retry: the original's lease passes to it
-            pipe.lrem(self.keys.inflight(self.leases.worker), 1, raw)
-        pipe.execute()
+        queued = self.write([request], leases)
         self.leases.inflight[site] -= len(leases)
-        self.leases.empty.discard(site)
-        return True
+        return bool(queued)
+
+    def write(self, requests: Iterable[Request], leases: Iterable[bytes] = (),
+              items: list[Any] | None = None, claims: Iterable[tuple[str, Claim]] = (),
+              started: str | None = None) -> int:
+        """In one transaction: ``requests`` into their sites' frontiers with what they claim
+        (one Scrapy's fingerprint finds queued before: its claim only), ``items`` to the
+        coordinator, ``leases`` off our in-flight list, more ``claims``, a site ``started``.
+        Returns how many requests were queued."""
+        pipe = self.server.pipeline(transaction=True)
+        written = list(claims)
+        fingerprints: set[str] = set()
+        queued: set[str] = set()
+        count = 0
+        for request in requests:
+            site = request.meta.get("census_site", "")
+            claim = request.meta.pop(CLAIM, None)  # not with the request: written once
+            if claim is not None:
+                written.append((site, claim))
+            if not request.dont_filter:
+                fingerprint = self.dupefilter.request_fingerprint(request)
+                if (fingerprint in fingerprints
+                        or self.server.sismember(self.dupefilter.key, fingerprint)):
+                    continue
+                fingerprints.add(fingerprint)
+                pipe.sadd(self.dupefilter.key, fingerprint)
+            queue = self.queue(site)
+            pipe.lpush(queue.key, queue._encode_request(request))
+            queued.add(site)
+            count += 1
+        for site, claim in written:
+            self.leases.claims.write(pipe, self.keys, site, claim)
+        if items:
+            pipe.rpush(self.keys.results, pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+        for raw in leases:
+            pipe.lrem(self.keys.inflight(self.leases.worker), 1, raw)
+        if started is not None:
+            pipe.hset(self.keys.started, started, 1)
+        pipe.execute()
+        for site, claim in written:
+            self.leases.claims.settle(site, claim)
+        self.leases.empty -= queued
+        return count
 
     def next_request(self) -> Request | None:
         self.release_done()
@@ -309,6 +426,7 @@ class LeaseScheduler:
                 self.leases.held.remove(site)
                 self.leases.empty.discard(site)
                 self.leases.inflight.pop(site, None)
+                self.leases.claims.drop(site)
 
     def take_sites(self) -> None:
         assert self.spider is not None
@@ -322,13 +440,6 @@ class LeaseScheduler:
             if self.server.hexists(self.keys.started, site):
                 continue  # handed on from a dead worker: its frontier is in Redis
             requests, items = self.spider.site_start(site)
-            queue = self.queue(site)
-            pipe = self.server.pipeline(transaction=True)
-            for request in requests:
-                pipe.lpush(queue.key, queue._encode_request(request))
-            if items:
-                pipe.rpush(self.keys.results, pickle.dumps(items))
-            pipe.hset(self.keys.started, site, 1)
-            pipe.execute()
+            self.write(requests, items=items, started=site)
             if not requests:
                 self.leases.empty.add(site)

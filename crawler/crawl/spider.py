@@ -319,10 +319,14 @@ class CensusSpider(Spider):
             if len(seen) >= self.max_requisites:
                 break
             seen.add(url)
-            yield Request(
-                url, callback=self.requisite, errback=self.requisite_failed, dont_filter=True,
-                meta={"census_site": domain, "download_slot": domain, "census_requisite": kind,
-                      "census_page": page_url})
+            yield self.requisite_request(url, kind, domain, page_url)
+
+    def requisite_request(self, url: str, kind: str, domain: str, page_url: str) -> Request:
+        """A requisite of the page at ``page_url``, its URL counted as seen already."""
+        return Request(
+            url, callback=self.requisite, errback=self.requisite_failed, dont_filter=True,
+            meta={"census_site": domain, "download_slot": domain, "census_requisite": kind,
+                  "census_page": page_url})
 
     def requisite(self, response: Response) -> Iterator[Any]:
         meta = response.meta

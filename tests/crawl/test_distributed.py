@@ -40,8 +40,8 @@ def site_name(i: int) -> str:
     return f"dist{i:03d}.com.kp"
 
 
-def distributed_world(folder: Path) -> World:
-    """The kp world plus ``SITES`` small sites of ``PAGES`` pages (``bench/bench_crawl.py``'s
+def distributed_world(folder: Path, sites: int = SITES) -> World:
+    """The kp world plus ``sites`` small sites of ``PAGES`` pages (``bench/bench_crawl.py``'s
     world, smaller): five sites per address on 127.45.178.100-139, each page linking to
     its children and to two other sites; odd sites answer on https too."""
     root = folder / "world"
@@ -49,9 +49,9 @@ def distributed_world(folder: Path) -> World:
     rng = random.Random(14)
     with (root / "zones" / "com.kp.zone").open("a") as zone:
         zone.write("\n")
-        for i in range(SITES):
+        for i in range(sites):
             zone.write(f"dist{i:03d} 300 IN A 127.45.178.{100 + i % 40}\n")
-    for i in range(SITES):
+    for i in range(sites):
         site = root / "sites" / site_name(i)
         site.mkdir()
         https = "true" if i % 2 else "false"  # half the sites answer on https too
@@ -61,7 +61,7 @@ def distributed_world(folder: Path) -> World:
         for n in range(PAGES):
             children = [c for c in (2 * n + 1, 2 * n + 2) if c < PAGES]
             links = "".join(f'<a href="/p{c}.html">page {c}</a> ' for c in children)
-            others = "".join(f'<a href="http://{site_name((i + k) % SITES)}/">site</a> '
+            others = "".join(f'<a href="http://{site_name((i + k) % sites)}/">site</a> '
                              for k in (1, 2))
             text = " ".join(rng.choice(WORDS) for _ in range(40))
             (site / ("index.html" if n == 0 else f"p{n}.html")).write_text(
@@ -103,14 +103,15 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def census(*args: str, cwd: Path, log: str) -> subprocess.Popen[bytes]:
-    """``census ARGS`` as its own process group (so SIGKILL takes its crawl child too), its
-    output in ``cwd/log``."""
-    env = {**os.environ,
+def census(*args: str, cwd: Path, log: str, module: str = "crawler",
+           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``census ARGS`` (``python -m module ARGS``) as its own process group (so SIGKILL
+    takes its crawl child too), its output in ``cwd/log``."""
+    env = {**os.environ, **(env or {}),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                        os.environ.get("PYTHONPATH")]))}
     with (cwd / log).open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "crawler", *args], cwd=cwd, env=env,
+        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                                 start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -239,6 +240,66 @@ def test_three_workers_one_killed_capture_what_one_machine_captures(
     files = {f for (f,) in rows(db, "SELECT DISTINCT warc_file FROM pages WHERE run_id = ?",
                                 run)}
     assert all((out / "warc" / f).exists() for f in files)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("hold", ["claimed", "committed"])
+def test_worker_killed_between_a_page_and_its_links_loses_no_link(
+    tmp_path: Path, redis_url: str, hold: str
+) -> None:
+    """A worker killed after it decided to follow a page's links (``claimed``), or after the
+    page's results were stored (``committed``), loses none of them: the page is fetched
+    again and finds them again, or they were stored with it."""
+    sites = 6
+    world = distributed_world(tmp_path, sites)
+    ports = {name: free_port(world.addresses()) for name in ("dns", "http", "https")}
+    domains = [site_name(i) for i in range(sites)]
+    db = tmp_path / "census.db"
+    held = tmp_path / "held"
+    out = tmp_path / "workers"
+    procs: list[subprocess.Popen[bytes]] = []
+    with Lab(world, ports["dns"], ports["http"], ports["https"]):
+        run = census_from_world(db, world, domains)
+        try:
+            w0 = census(hold, "worker", "--redis", redis_url, "--out", str(out), "--id", "w0",
+                        "--once", cwd=tmp_path, log="w0.log", module="tests.crawl.workerdriver",
+                        env={"CENSUS_TEST_HELD": str(held)})
+            procs.append(w0)
+            coordinator = census(
+                "crawl", "--db", str(db), "--run", str(run), "--redis", redis_url,
+                "--allow-net", "127.0.0.0/8", "--delay", "0", "--browser", "never",
+                "--no-wacz", "--http-port", str(ports["http"]),
+                "--https-port", str(ports["https"]), "--out", str(out), cwd=tmp_path,
+                log="coordinator.log")
+            procs.append(coordinator)
+            deadline = time.monotonic() + 60
+            while not held.exists() and time.monotonic() < deadline:
+                assert w0.poll() is None, (tmp_path / "w0.log").read_text()
+                time.sleep(0.05)
+            assert held.exists(), (tmp_path / "w0.log").read_text()
+            os.killpg(w0.pid, signal.SIGKILL)
+            w1 = census("worker", "--redis", redis_url, "--out", str(out), "--id", "w1",
+                        "--once", cwd=tmp_path, log="w1.log")
+            procs.append(w1)
+            coordinator.wait(90)
+            assert coordinator.returncode == 0, (tmp_path / "coordinator.log").read_text()
+            client = connect_redis(redis_url)
+            token = client.get("census:current").decode()
+            handed, requeued = (int(client.get(f"census:{token}:{key}") or 0)
+                                for key in ("handed", "requeued"))
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+    # w0's sites were handed on, and with ``claimed`` the page it was reading
+    assert handed >= 1 and (requeued >= 1 or hold == "committed")
+    # every page once, and the home page of the odd sites twice: over http and https
+    expected = Counter((site_name(i), path) for i in range(sites) for path in
+                       ["/"] * (1 + i % 2) + [f"/p{n}.html" for n in range(1, PAGES)])
+    assert Counter((domain, urlsplit(url).path) for domain, url in rows(
+        db, "SELECT domain, url FROM pages WHERE run_id = ?", run)) == expected
 
 
 def test_single_machine_crawl_imports_no_redis() -> None:

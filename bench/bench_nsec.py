@@ -23,6 +23,7 @@ from pathlib import Path
 
 from crawler.db import open_census, start_run
 from crawler.lab.knot import Knot, free_port, knot_available
+from crawler.probe.answers import AnswerLog
 from crawler.probe.context import Context
 from crawler.probe.engine import Engine, Limits
 from crawler.probe.nsec import Nsec3Params, collect_nsec3, walk_nsec
@@ -56,8 +57,12 @@ def census_context(tmp: Path, port: int) -> Context:
     return Context(db, run_id, profile, options, engine, [])
 
 
-def census_walk(tmp: Path, port: int) -> tuple[int, int, float, bool]:
+def census_walk(tmp: Path, port: int, kept: bool = False) -> tuple[int, int, float, bool]:
+    """The walk; ``kept``: each answer stored as the probe stage does (``probe.answers``)."""
     ctx = census_context(tmp, port)
+    if kept:
+        ctx.engine.answers = AnswerLog(ctx.db, ctx.run_id)
+        ctx.engine.answers.begin("nsec")
     started = time.perf_counter()
     walk = asyncio.run(walk_nsec(ctx, "zz", [(ADDRESS, port)]))
     return walk.names, walk.queries, time.perf_counter() - started, walk.closed
@@ -130,6 +135,9 @@ def main() -> None:
                              f"{theirs:,.0f} names/s, {per} queries/name"
                              f" | speed ratio {ours / theirs:.2f}")
                 print(line)
+                _, _, kept_seconds, _ = census_walk(tmp, port, kept=True)
+                print(f"  the same walk keeping each answer (probe_answers): {kept_seconds:.2f} s"
+                      f" = {kept_seconds / seconds:.2f}x the time")
             hashes, queries, seconds, closed, hashed = census_nsec3(tmp, port)
             print(f"census NSEC3 collection: {hashes} hashes in {seconds:.2f} s = "
                   f"{hashes / seconds:,.0f} hashes/s, {queries / hashes:.2f} queries/hash, "

@@ -582,6 +582,20 @@ def m081_guessed_purposes(db: sqlite_utils.Database) -> None:
     db.create_view("run_counts", _RUN_COUNTS_GUESSED)
 
 
+@migration
+def m082_probe_answers(db: sqlite_utils.Database) -> None:
+    """``probe_answers``: the outcome of each question the small probe phases asked one at a
+    time (zone discovery, seeds, NSEC walk, delegated domains), kept until the phase ends, so a
+    phase redone after a kill answers them from here instead of asking again."""
+    db["probe_answers"].create(
+        {"run_id": int, "phase": str, "address": str, "port": int, "qname": str,
+         "rdtype": str, "flags": int, "rcode": str, "error": str, "replied": int,
+         "wire": bytes, "tries": int, "timeouts": int},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["probe_answers"].create_index(["run_id", "phase"])
+
+
 def _has_column(db: sqlite_utils.Database, table: str, column: str) -> bool:
     return table in db.table_names() and column in db[table].columns_dict
 

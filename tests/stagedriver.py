@@ -5,8 +5,9 @@ can interrupt a run in a stage that otherwise takes a second (classify, compare)
 ``probe:PHASE`` waits after that phase of the probe has been recorded finished, and
 ``probe:~PHASE`` after its work but before it is recorded finished (it stays unfinished),
 ``probe:PHASE@N`` after the phase stored its N-th checkpoint (stored after every batch of
-replies then, so the kill lands mid-phase), and ``probe:zones#N`` after the N-th zone transfer
-was recorded.
+replies then, so the kill lands mid-phase), ``probe:PHASE%N`` after the phase stored its N-th
+batch of answers (:mod:`crawler.probe.answers`, stored after every answer then), and
+``probe:zones#N`` after the N-th zone transfer was recorded.
 When ``CENSUS_TEST_HELD`` names a file, the driver creates it as it starts to wait.  Nothing
 else changes: the CLI, its signal handling and the crawl process are the real ones.
 """
@@ -38,6 +39,24 @@ def main() -> None:
         finish = PhaseLog.finish
         name, _, saves = hold.removeprefix("probe:").partition("@")
         name, _, transfers = name.partition("#")
+        name, _, answered = name.partition("%")
+        if answered:
+            from crawler.probe import answers
+
+            asking, stored = name, [0]
+            answers.SAVE_SECONDS = 0.0
+            keep = answers.AnswerLog.save
+
+            def save_answers_then_wait(self: answers.AnswerLog) -> None:
+                before = self.saves
+                keep(self)
+                if self.phase == asking and self.saves > before:
+                    stored[0] += 1
+                    if stored[0] == int(answered):
+                        wait()
+
+            answers.AnswerLog.save = save_answers_then_wait  # type: ignore[method-assign]
+            name = "-"
         if transfers:
             from crawler.probe import zones
 

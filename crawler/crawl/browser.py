@@ -168,6 +168,44 @@ class _Capture:
                                response.headers.get("content-type", ""))
 
 
+class _Replay:
+    """A site captured again (the run was killed before its pages were stored): what the
+    earlier attempt's browser wrote to the WARC is answered from there, not fetched again."""
+
+    def __init__(self, captures: dict[str, list[tuple[Path, int, str]]],
+                 ports: dict[str, int]) -> None:
+        self.captures, self.ports = captures, ports
+        self.replayed = 0
+
+    def handle(self, route: Any) -> None:
+        from .resume import read_record
+
+        request = route.request
+        found = self.captures.get(_canonical(request.url, self.ports))
+        if found and request.method == "GET":
+            # each capture answers one request; the last one answers any later (the first
+            # attempt may have been cut before a page asked for it again)
+            path, offset, _ = found[0] if len(found) == 1 else found.pop(0)
+            read = read_record(path, offset, raw=True)
+            if read is not None:
+                status, headers, body, _, _ = read
+                route.fulfill(status=status, body=body, headers={
+                    k: v for k, v in headers if k.lower() not in _NOT_REPLAYED})
+                self.replayed += 1
+                return
+        route.continue_()
+
+
+_NOT_REPLAYED = {"content-length", "transfer-encoding", "connection", "content-encoding"}
+
+
+def earlier_captures(folder: Path, run_id: int) -> dict[str, list[tuple[Path, int, str]]]:
+    """URL -> the complete response records of this run's earlier browser captures."""
+    from .resume import warc_captures
+
+    return warc_captures(folder, run_id, browser=True).records
+
+
 def captured_sites(db_path: str | Path, run_id: int) -> dict[str, int]:
     """Sites the browser already captured in this run (an interrupted run being resumed),
     with their pages: a site's pages are stored together once it is done, so a site with
@@ -205,6 +243,7 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
     ports = {k: v for k, v in (("http", http_port), ("https", https_port)) if v}
     addresses = census_addresses(str(db_path), run_id)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    replay = _Replay(earlier_captures(Path(out_dir) / "warc", run_id), ports)
     warc = WarcFiles(Path(out_dir) / "warc", f"census-run{run_id:05d}-{stamp}-browser",
                      {"operator": "ccTLD Census browser capture", "browser": chromium})
     proxy = _closed_port()
@@ -230,7 +269,7 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
                 extra = [t for u in empty.get(domain, []) if (t := target_url(u, hosts, ports))]
                 try:
                     pages = _crawl_site(browser, domain, [start, *extra], hosts, ports, warc,
-                                        max_pages, db_path, run_id, result)
+                                        max_pages, db_path, run_id, result, replay)
                 finally:
                     browser.close()
                 result.sites.append(domain)
@@ -244,10 +283,13 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
 
 def _crawl_site(browser: Any, domain: str, starts: list[str], hosts: dict[str, str],
                 ports: dict[str, int], warc: WarcFiles, max_pages: int, db_path: str | Path,
-                run_id: int, result: BrowserResult) -> int:
+                run_id: int, result: BrowserResult, replay: _Replay | None = None) -> int:
     capture = _Capture(warc, ports, hosts)
     page = browser.new_page()
     page.on("response", capture.on_response)
+    if replay is not None and any(
+            (urlsplit(url).hostname or "") in hosts for url in replay.captures):
+        page.route("**/*", replay.handle)
     queue, seen, done = deque(dict.fromkeys(starts)), set(starts), 0
     rendered: list[tuple[Any, ...]] = []
     while queue and done < max_pages:

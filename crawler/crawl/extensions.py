@@ -124,15 +124,14 @@ class WarcCapture:
             body=body,
             protocol=response.protocol or "HTTP/1.1",
             revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
+            # ``sites`` keeps the start URL's certificate: a resumed crawl reads it back here
+            metadata=(CERTIFICATE_TYPE, response.certificate.dumpPEM())
+            if request.meta.get("census_start") and response.certificate is not None else None,
         )
         request.meta[WARC_META] = WarcLocation(
             location.file, location.offset, location.record_id, sha256,
             previous["id"] if previous else None,
         )
-        if request.meta.get("census_start") and response.certificate is not None:
-            # ``sites`` keeps the start URL's certificate: a resumed crawl reads it back here
-            self.files.write_metadata(response.url, date, location.record_id,
-                                      CERTIFICATE_TYPE, response.certificate.dumpPEM())
 
     @staticmethod
     def target(request: Request) -> str:

@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit, urlunsplit
 
 from scrapy import Request
 from scrapy.exceptions import NotConfigured
@@ -201,13 +202,14 @@ class WarcCaptures:
     """URL -> its last ``response`` record (what a revisit in the same run refers to)."""
 
 
-def warc_captures(folder: Path, run_id: int) -> WarcCaptures:
-    """The run's crawl WARCs (not the browser's), read once; a record cut short by the kill
-    ends its file's index."""
+def warc_captures(folder: Path, run_id: int, browser: bool = False) -> WarcCaptures:
+    """The run's WARCs (``browser``: the browser capture's only), read once; a record cut
+    short by the kill ends its file's index."""
     from warcio.archiveiterator import ArchiveIterator
 
     found = WarcCaptures()
-    for path in sorted(folder.glob(f"census-run{run_id:05d}-*.warc.gz")):
+    pattern = f"census-run{run_id:05d}-{'*-browser-' if browser else ''}*.warc.gz"
+    for path in sorted(folder.glob(pattern)):
         with open(path, "rb") as fh:
             iterator = ArchiveIterator(fh)
             try:
@@ -264,8 +266,8 @@ class WarcReplay:
     """A resumed crawl's request answered from the run's WARC, when the interrupted crawl
     wrote the response there but was killed before the census recorded it.
 
-    Pages, start URLs (with the certificate the ``metadata`` record beside them keeps; without
-    it an ``https`` start URL is fetched again) and robots.txt are read back; a ``revisit``
+    Pages, start URLs (with the certificate the ``metadata`` record written just before them
+    keeps) and robots.txt are read back; a ``revisit``
     record is answered with the payload of the earlier run's record it refers to.
     """
 
@@ -290,7 +292,11 @@ class WarcReplay:
         if self.captures is None:
             self.captures = warc_captures(self.folder, self.run_id)
             log.info("resume: %d responses in the run's WARC", len(self.captures.records))
-        found = self.captures.records.get(request.url)
+        url = request.url
+        found = self.captures.records.get(url)
+        if not found and request.meta.get("census_site") and not (
+                request.meta.get("census_start") or request.meta.get("census_requisite")):
+            url, found = self.same_page(url)
         if not found:
             return None
         path, offset, kind = found.pop(0)  # each capture answers one request
@@ -308,7 +314,7 @@ class WarcReplay:
         certificate = None
         if request.meta.get("census_start") and request.url.startswith("https:"):
             pem = self.captures.certificates.get(record_id)
-            if pem is None:  # cut before its certificate was written: fetched again
+            if pem is None:  # written before its response since 2026-12-05: an older WARC
                 return None
             from twisted.internet.ssl import Certificate
 
@@ -320,10 +326,30 @@ class WarcReplay:
                                                hashlib.sha256(body).hexdigest(), previous)
         self.replayed += 1
         log.debug("resume: %s answered from %s", request.url, path.name)
-        cls = responsetypes.from_args(headers=headers, url=request.url, body=body)
-        return cls(url=request.url, status=status, headers=headers, body=body,
+        cls = responsetypes.from_args(headers=headers, url=url, body=body)
+        return cls(url=url, status=status, headers=headers, body=body,
                    request=request, certificate=certificate,
                    ip_address=ipaddress.ip_address(ip) if ip else None)
+
+    def same_page(self, url: str) -> tuple[str, list[tuple[Path, int, str]]]:
+        """The capture of the same page of the site through its other host (``www.`` or
+        bare), if the WARC holds one not answered yet, and its URL.
+
+        A site's bare and ``www.`` hosts serve one site, and a page is requested once per
+        site (by path and query), through whichever link claimed it first: a race.  When the
+        page that claimed a path was lost at the kill, the resumed crawl may claim it through
+        the other host; it is the page the WARC holds, answered as what was fetched then.
+        """
+        assert self.captures is not None
+        parts = urlsplit(url)
+        host = parts.netloc
+        other = host.removeprefix("www.") if host.startswith("www.") else f"www.{host}"
+        candidate = urlunsplit(parts._replace(netloc=other))
+        found = self.captures.records.get(candidate)
+        if found:
+            log.debug("resume: %s answered by the capture of %s", url, candidate)
+            return candidate, found
+        return url, []
 
     def revisited(self, path: Path, offset: int) -> tuple[
             int, list[tuple[str, str]], bytes, str | None, str, int | None] | None:

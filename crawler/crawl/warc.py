@@ -43,6 +43,11 @@ class WarcLocation:
     record_id: str
 
 
+def new_record_id() -> str:
+    """A WARC-Record-ID, known before its record is written (a record may point to it)."""
+    return f"<urn:uuid:{uuid.uuid4()}>"
+
+
 def payload_digest(body: bytes) -> str:
     """The ``WARC-Payload-Digest`` form: ``sha1:`` + base32."""
     return "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode("ascii")
@@ -116,13 +121,14 @@ class WarcFiles:
         return WarcLocation(self.name, offset, record_id)
 
     def _write_direct(self, url: str, rec_type: str, warc_headers: dict[str, str],
-                      http_block: bytes, payload: bytes) -> WarcLocation:
+                      http_block: bytes, payload: bytes, record_id: str | None = None
+                      ) -> WarcLocation:
         """A ``response`` or ``request`` record, serialised here: the bytes warcio writes
         (same header order, digests, one gzip member at level 9), at a seventh of its cost
         (``tests/crawl/test_warc.py`` checks they are the same)."""
         self._writer()
         assert self.fh is not None
-        record_id = f"<urn:uuid:{uuid.uuid4()}>"
+        record_id = record_id or new_record_id()
         head = "".join(f"{k}: {v}\r\n" for k, v in warc_headers.items())
         head = (
             f"WARC/1.1\r\n{head}WARC-Type: {rec_type}\r\nWARC-Record-ID: {record_id}\r\n"
@@ -153,19 +159,26 @@ class WarcFiles:
         body: bytes,
         protocol: str = "HTTP/1.1",
         revisit_of: tuple[str, str] | None = None,
+        metadata: tuple[str, bytes] | None = None,
     ) -> WarcLocation:
         """Write a response (or a revisit of ``(target_uri, target_date)``) and its request.
 
+        ``metadata`` (content type, payload: a server's certificate) is written first, as a
+        ``metadata`` record concurrent to the response, so a response in the file always has
+        it (a kill between the two leaves at most a metadata record about nothing).
         Returns the location of the response or revisit record.
         """
         writer = self._writer()
         http = http_headers_block(status, headers, len(body), protocol)
+        record_id = new_record_id()
+        if metadata is not None:
+            self.write_metadata(url, date, record_id, *metadata)
         warc_headers = {"WARC-Date": date}
         if ip:
             warc_headers["WARC-IP-Address"] = ip
         if revisit_of is None:
             location = self._write_direct(url, "response", warc_headers,
-                                          http.to_ascii_bytes() + body, body)
+                                          http.to_ascii_bytes() + body, body, record_id)
         else:
             location = self._write(writer.create_revisit_record(
                 url,
@@ -173,7 +186,7 @@ class WarcFiles:
                 revisit_of[0],
                 revisit_of[1],
                 http_headers=http,
-                warc_headers_dict=warc_headers,
+                warc_headers_dict={**warc_headers, "WARC-Record-ID": record_id},
             ))
         request = StatusAndHeaders(request_line, request_headers, is_http_request=True,
                                    protocol=protocol)

@@ -17,6 +17,7 @@ so a dead resolver holds the whole probe at most ``Limits.give_up_seconds()`` =
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ import sqlite_utils
 from ..db import Method, run_domains
 from ..names import normalize_name
 from ..profiles import Profile, read_wordlist
+from .answers import AnswerLog
 from .context import Context
 from .engine import Answer, Rcode, bounded
 from .nsec import crack_chains, examine_zone
@@ -70,6 +72,19 @@ async def _probe(
     ctx = Context.for_run(db, run_id, profile, options, progress)
     if not ctx.resolvers:
         return ProbeResult("failed", "no resolver: none given and none configured")
+    answers = ctx.engine.answers = AnswerLog(db, run_id)
+    try:
+        result = await _phases(ctx, profile, options)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            answers.save()  # stopped: what was answered is kept for the resume
+        raise
+    answers.close()
+    return result
+
+
+async def _phases(ctx: Context, profile: Profile, options: ProbeOptions) -> ProbeResult:
+    db, run_id = ctx.db, ctx.run_id
     denied = await _zone_denied(ctx)
     if denied:
         return ProbeResult("failed", denied, 0, ctx.engine.answered, ctx.engine.timeouts)
@@ -177,9 +192,13 @@ async def _probe_names(
     async def ask(domain: str) -> Answer:
         return await ctx.engine.query(ctx.resolver_for(domain), domain, "SOA")
 
+    # a crawl stage redone after a kill asks none of these again (:mod:`.answers`)
+    kept = ctx.engine.answers = AnswerLog(db, run_id)
+    kept.begin("links")
     answers = {}
     async for domain, answer in bounded(sorted({d for _, d, _, _ in leads}), ask, ctx.workers):
         answers[domain] = answer.rcode
+    ctx.engine.answers = None
     with db.atomic():
         for name, domain, method, source in leads:
             rcode = answers.get(domain)
@@ -194,6 +213,8 @@ async def _probe_names(
     new = sorted(set(run_domains(db, run_id)) - known)
     if new:
         await collect_records(ctx, new)
+    with db.conn:
+        kept.finished("links")
     return new
 
 

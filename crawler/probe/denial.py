@@ -26,7 +26,16 @@ import dns.name
 import dns.rdata
 import dns.rdatatype
 
-from .engine import EDNS_PAYLOAD, Answer, Engine, Rcode, Server, classify, make_request
+from .engine import (
+    EDNS_PAYLOAD,
+    Answer,
+    Engine,
+    Rcode,
+    Server,
+    classify,
+    make_request,
+    wire_of,
+)
 
 DenialRecord = tuple[dns.name.Name, int, Any]
 """Owner, type (NSEC or NSEC3) and rdata of one record of a reply."""
@@ -129,17 +138,25 @@ class DenialAsker:
         state = engine.state(server)
         if state.dead:
             return Answer(server, text, rdtype, Rcode.TIMEOUT, error="server given up"), []
+        answers = engine.answers
+        flags = 1 | 4  # DNSSEC OK, no recursion, read from the wire (its own answers)
+        if answers is not None:
+            kept = engine.recall(state, server, text, rdtype, flags)
+            if kept is not None:
+                return self._read_back(kept.answer(server, text, rdtype), kept.wire)
         code = dns.rdatatype.from_text(rdtype)
         wire_name = name.to_wire()
         assert wire_name is not None
         query = (secrets.randbelow(1 << 16).to_bytes(2) + struct.pack("!HHHHH", 0, 1, 0, 0, 1)
                  + wire_name + struct.pack("!HH", code, 1) + _OPT_DO)
         records: list[DenialRecord] = []
+        wire: list[bytes] = []
 
         async def attempt() -> Answer | None:
             reply = await self._exchange(server, query)
             if reply is None:
                 return None
+            wire[:] = [reply]
             try:
                 rcode, truncated, found = denial_records(reply)
             except ValueError as exc:
@@ -159,7 +176,23 @@ class DenialAsker:
         async with state.semaphore:
             answer = await engine.with_retries(state, server, text, rdtype, attempt)
         engine.account(state, server, answer)
+        if answers is not None:
+            if answer.response is not None:
+                answers.keep(answer, flags, wire_of(answer.response))
+            else:
+                answers.keep(answer, flags, wire[0] if answer.replied else None)
         return answer, records
+
+    @staticmethod
+    def _read_back(answer: Answer, wire: bytes | None) -> tuple[Answer, list[DenialRecord]]:
+        """A kept answer with its denial records, read again from the reply kept."""
+        if answer.response is not None:
+            response = answer.response
+            return answer, [(r.name, r.rdtype, rd) for r in response.answer
+                            + response.authority if r.rdtype in _WANTED for rd in r]
+        if answer.replied and wire is not None:
+            return answer, denial_records(wire)[2]
+        return answer, []
 
     async def first(self, servers: list[Server], name: dns.name.Name, rdtype: str
                     ) -> tuple[Answer, list[DenialRecord]] | None:

@@ -38,6 +38,7 @@ import dns.rdatatype
 import dns.rrset
 
 if TYPE_CHECKING:
+    from .answers import AnswerLog, Kept
     from .flight import Flight
     from .sweep import Channel
 
@@ -77,6 +78,10 @@ class Answer:
     error: str | None = None
     replied: bool = False
     """A reply came but was classified from its header alone (the sweep fast path)."""
+    tries: int = 0
+    """Tries it took (each counted in the server's ``queries``); 0 when nothing was sent."""
+    timeouts: int = 0
+    """Of those, the tries that timed out."""
 
     @property
     def answered(self) -> bool:
@@ -149,6 +154,9 @@ class Engine:
         default_factory=dict, repr=False
     )
     """The sweep fast path's socket per server, opened in (and only valid for) one loop."""
+    answers: AnswerLog | None = None
+    """The probe's answers kept from an earlier attempt of its run, and where new ones go
+    (:mod:`.answers`): questions asked one at a time are answered from there when kept."""
 
     def state(self, server: Server) -> ServerState:
         if server not in self.servers:
@@ -185,6 +193,12 @@ class Engine:
         state = self.state(server)
         if state.dead:
             return Answer(server, text, rdtype, Rcode.TIMEOUT, error="server given up")
+        answers = self.answers
+        if answers is not None:
+            flags = answers.flags(dnssec, recurse)
+            kept = self.recall(state, server, text, rdtype, flags)
+            if kept is not None:
+                return kept.answer(server, text, rdtype)
         request = make_request(name, rdtype, dnssec=dnssec, recurse=recurse)
         async with state.semaphore:
             answer = await self.with_retries(
@@ -192,7 +206,21 @@ class Engine:
                 lambda: self.dnspython_try(server, request, text, rdtype),
             )
         self.account(state, server, answer)
+        if answers is not None:
+            answers.keep(answer, flags, wire_of(answer.response))
         return answer
+
+    def recall(self, state: ServerState, server: Server, qname: str, rdtype: str,
+               flags: int) -> Kept | None:
+        """The answer kept for this question from an earlier attempt of the run, counted as
+        it was counted then (tries, timeouts, answered or failed); None if none is kept."""
+        assert self.answers is not None
+        kept = self.answers.recall(server, qname, rdtype, flags)
+        if kept is not None:
+            state.queries += kept.tries
+            state.timeouts += kept.timeouts
+            self.count(state, server, kept.wire is not None)  # an answer came: its reply
+        return kept
 
     async def sweep(
         self, server: Server, qname: str, rdtype: str, *, dnssec: bool = False,
@@ -249,6 +277,7 @@ class Engine:
         Both query paths share this loop so that they count queries and timeouts, and stop
         for a server given up meanwhile, by the same rule.
         """
+        tries = 0
         for tried in range(self.limits.retries + 1):
             if state.dead:
                 break
@@ -256,11 +285,14 @@ class Engine:
                 await asyncio.sleep(self.limits.backoff * 2 ** (tried - 1))
             await state.pace()
             state.queries += 1
+            tries += 1
             answer = await attempt()
             if answer is not None:
+                answer.tries, answer.timeouts = tries, tries - 1
                 return answer
             state.timeouts += 1
-        return Answer(server, text, rdtype, Rcode.TIMEOUT, error="timed out")
+        return Answer(server, text, rdtype, Rcode.TIMEOUT, error="timed out", tries=tries,
+                      timeouts=tries)
 
     async def dnspython_try(
         self, server: Server, request: dns.message.Message, text: str, rdtype: str,
@@ -282,6 +314,17 @@ class Engine:
             error = f"{type(exc).__name__}: {exc}"
             return Answer(server, text, rdtype, Rcode.ERROR, error=error)
         return Answer(server, text, rdtype, classify(response), response)
+
+
+def wire_of(response: dns.message.Message | None) -> bytes | None:
+    """A reply's wire form, to keep it (None if there was none, or it cannot be written)."""
+    if response is None:
+        return None
+    try:
+        return response.to_wire()
+    except Exception:  # an odd reply is then asked again on resume, no more
+        log.debug("a reply that cannot be written back", exc_info=True)
+        return None
 
 
 @functools.cache

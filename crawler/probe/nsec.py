@@ -334,7 +334,10 @@ async def _collect(ctx: Context, asker: DenialAsker, servers: list[Server],
     """Fill ``chain`` until it closes; why it stopped short, or "" if it closed."""
     apex_wire = apex.canonicalize().to_wire()
     assert apex_wire is not None
-    names = _Candidates(apex_wire)
+    # the same names in every attempt of the run: a collection redone after a kill asks the
+    # questions it asked before, which are answered from what was kept (:mod:`.answers`)
+    seeded = random.Random(f"{ctx.run_id}:{apex}")
+    names = _Candidates(apex_wire, "".join(seeded.choices(string.ascii_lowercase, k=3)).encode())
     start = _sent(ctx.engine)
     stalled = 0
     while not chain.closed:

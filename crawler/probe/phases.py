@@ -81,6 +81,8 @@ class PhaseLog:
         """Note where the tables stood, so what this phase writes can be undone if cut."""
         check_stop()
         db = self.ctx.db
+        if self.ctx.engine.answers is not None:
+            self.ctx.engine.answers.begin(phase)
         with db.conn:  # a phase resumed from its checkpoint keeps it
             db.execute(
                 "INSERT INTO probe_phases (run_id, phase, marks, started_at) VALUES (?, ?, ?, ?) "
@@ -98,6 +100,8 @@ class PhaseLog:
         }
         self.done[phase] = snapshot
         with self.ctx.db.conn:
+            if engine.answers is not None:
+                engine.answers.finished(phase)
             self.ctx.db.execute(
                 "UPDATE probe_phases SET state = ?, finished_at = ? WHERE run_id = ? "
                 "AND phase = ?", [json.dumps(snapshot), utcnow(), self.ctx.run_id, phase])

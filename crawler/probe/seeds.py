@@ -26,11 +26,16 @@ async def probe_seeds(ctx: Context, seeds: Iterable[tuple[str, str, str]]) -> in
         return await ctx.engine.query(ctx.resolver_for(job[0]), job[0], "A")
 
     done = 0
+    seen: list[tuple[str, str, str]] = []
+    async for job, answer in bounded(jobs, ask, ctx.workers):
+        done += 1
+        if answer.rcode in EXISTS:
+            seen.append(job)
+            found += 1
+        ctx.tick("seeds", done, len(jobs))
+    # written at the end, in one transaction that is never open across a question (the
+    # answers are kept in their own, :mod:`.answers`); a cut phase is undone anyway
     with ctx.db.atomic():
-        async for (name, method, source), answer in bounded(jobs, ask, ctx.workers):
-            done += 1
-            if answer.rcode in EXISTS:
-                ctx.see(name, method, source)
-                found += 1
-            ctx.tick("seeds", done, len(jobs))
+        for name, method, source in seen:
+            ctx.see(name, method, source)
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,19 @@ def test_a_fetch_driven_site_is_captured_whole_by_the_browser(tmp_path: Path) ->
                   {**FAST, **ports, "resume": True})
         again = browser_capture(db_path, run_id, tmp_path, ["127.0.0.0/8"], "auto",
                                 ports["http_port"], ports["https_port"])
+        # killed before the site's pages were stored: captured again, from the WARC
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("DELETE FROM pages WHERE id IN (SELECT page_id FROM page_sources "
+                         "WHERE source = 'browser')")
+            conn.execute("DELETE FROM page_sources WHERE source = 'browser'")
+        since = len(lab.web.requests)
+        recaptured = browser_capture(db_path, run_id, tmp_path, ["127.0.0.0/8"], "auto",
+                                     ports["http_port"], ports["https_port"])
+        refetched = lab.web.requests[since:]
     finally:
         lab.stop()
+    assert recaptured.sites == ["arirang.com.kp"] and recaptured.records > 0, recaptured
+    assert refetched == []  # every response was in the WARC of the attempt cut short
     assert static == [(0,)]  # the static crawl sees an empty frame and no links
     assert rows(db_path, BROWSER_PAGES) == browsed
     assert rows(db_path, ARIRANG_PAGES) == sites

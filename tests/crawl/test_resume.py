@@ -5,7 +5,10 @@ as when the crawl is killed after their responses were written to the WARC but b
 rows were committed.  The resumed crawl answers those requests from the WARC (the start URLs'
 certificates too, and robots.txt): the lab's web log shows no request at all, and the rows are
 those of the crawl that was not cut.  The same holds in a second run, whose unchanged pages are
-``revisit`` records of the first run's.
+``revisit`` records of the first run's.  The site answers on its bare and ``www.`` hosts: which
+of them claims a path first is a race, and a page the resumed crawl reaches through the other
+host is answered from the capture the WARC holds (without that, about every other attempt
+fetched pages again).
 """
 
 from __future__ import annotations
@@ -58,10 +61,6 @@ def test_a_resumed_crawl_reads_what_the_warc_holds_instead_of_fetching_it(
     try:
         for everything in (True, False):  # run 2's unchanged pages revisit run 1's
             run_id = census_from_world(db_path, world, ["kcna.kp"])
-            with sqlite3.connect(db_path) as conn:
-                # one host: with www. too, which host's start page claims a path first is a
-                # race, and a crawl resumed from nothing may run it the other way
-                conn.execute("DELETE FROM dns_records WHERE name LIKE 'www.%'")
             out = str(tmp_path)  # where the census finds the earlier run's WARC
             crawl_run(str(db_path), run_id, out, ["127.0.0.0/8"], {**FAST, **ports})
             pages = rows(db_path, PAGES.replace("ORDER", f"WHERE run_id = {run_id} ORDER"))
@@ -82,3 +81,58 @@ def test_a_resumed_crawl_reads_what_the_warc_holds_instead_of_fetching_it(
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM pages WHERE run_id = 2 "
                             "AND revisit_of IS NOT NULL").fetchone()[0] > 3
+    # a start URL's certificate is written before its response: a kill between the two
+    # cannot leave a response in the WARC that must be fetched again for its certificate
+    assert certificates_first(tmp_path / "warc") >= 2  # one start URL per run
+
+
+def certificates_first(folder: Path) -> int:
+    """How many certificate records the crawl WARCs hold, each checked to come before the
+    response (or revisit) it is about."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    certified, seen = [], set()
+    for path in sorted(folder.glob("census-run*.warc.gz")):
+        if "-browser-" in path.name:
+            continue
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                headers = record.rec_headers
+                if record.rec_type == "metadata":
+                    certified.append(headers.get_header("WARC-Concurrent-To"))
+                    assert certified[-1] not in seen, "the certificate came after its response"
+                elif record.rec_type in ("response", "revisit"):
+                    seen.add(headers.get_header("WARC-Record-ID"))
+    assert set(certified) <= seen
+    return len(certified)
+
+
+def test_a_page_claimed_through_the_other_host_is_answered_from_its_capture(
+    tmp_path: Path,
+) -> None:
+    """A site's bare and ``www.`` hosts serve one site and a page is requested once per site:
+    the interrupted crawl fetched ``www.``'s ``/a`` and was killed before recording it; the
+    resumed crawl reaches ``/a`` through the bare host first.  The page the WARC holds answers
+    it (as fetched then, at its own URL), once; a path the WARC lacks is fetched."""
+    from scrapy import Request
+
+    from crawler.crawl.resume import WarcReplay
+    from crawler.crawl.warc import WarcFiles
+
+    files = WarcFiles(tmp_path / "warc", "census-run00001-20261205000000", {})
+    files.write_exchange("http://www.x.kp/a", date="2026-12-05T00:00:00Z", ip="127.0.0.1",
+                         request_line="GET /a HTTP/1.1", request_headers=[], status=200,
+                         headers=[("Content-Type", "text/html")], body=b"<p>a</p>")
+    files.close()
+    replay = WarcReplay(str(tmp_path / "census.db"), 1, tmp_path / "warc")
+
+    def ask(url: str, **meta: object) -> object:
+        return replay.process_request(Request(url, meta={"census_site": "x.kp", **meta}))
+
+    assert ask("http://x.kp/a", census_start=True) is None  # a start URL is its own
+    response = ask("http://x.kp/a")
+    assert response is not None
+    assert (response.url, response.status, response.body) == (
+        "http://www.x.kp/a", 200, b"<p>a</p>")
+    assert ask("http://x.kp/a") is None  # one capture answers one request
+    assert ask("http://x.kp/b") is None

@@ -10,16 +10,21 @@ national servers' addresses, the lab serving the rest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
 
 import pytest
+import sqlite_utils
 
 from crawler.db import open_census, start_run
 from crawler.lab import LabDNS, free_port, load_world
 from crawler.lab.dnssec import nsec3_hash
 from crawler.lab.knot import Knot, knot_available
-from crawler.probe import ProbeOptions, probe_run
+from crawler.probe import ProbeOptions, answers, probe_names, probe_run
+from crawler.probe.phases import restart_probe
 from crawler.profiles import Profile
 
 WORLD = load_world("signed")
@@ -151,3 +156,113 @@ def nsec3_hash_of(name: str) -> str:
     import dns.name
 
     return nsec3_hash(dns.name.from_text(name))
+
+
+class Cut(BaseException):
+    """Stands for a SIGKILL: raised as an answer is stored, nothing after it is written."""
+
+
+@contextlib.contextmanager
+def cut_after(phase: str, saves: int) -> Iterator[None]:
+    """Stop the probe right after it stored its ``saves``-th answer of ``phase`` (each answer
+    stored as it comes)."""
+    real, stored = answers.AnswerLog.save, [0]
+
+    def save(self: answers.AnswerLog) -> None:
+        before = self.saves
+        real(self)
+        if self.phase == phase and self.saves > before:
+            stored[0] += 1
+            if stored[0] == saves:
+                raise Cut
+
+    with (mock.patch.object(answers, "SAVE_SECONDS", 0.0),
+          mock.patch.object(answers.AnswerLog, "save", save), pytest.raises(Cut)):
+        yield
+
+
+PROBE_ROWS = {
+    "sightings": "SELECT name, domain, method, source FROM sightings",
+    "zones": "SELECT zone, signed, nsec, chain_closed, chain_length, chain_queries, "
+             "chain_unknown FROM zones",
+    "nsec3": "SELECT zone, hash, next_hash, name, named_by FROM nsec3_hashes",
+    "nameservers": "SELECT zone, ns_name, address, source FROM nameservers",
+}
+
+
+def probe_rows(db: sqlite_utils.Database) -> dict[str, list[tuple[object, ...]]]:
+    return {name: sorted(db.execute(sql).fetchall(), key=repr)
+            for name, sql in PROBE_ROWS.items()}
+
+
+def test_a_walk_cut_twice_asks_no_answered_question_again(tmp_path: Path) -> None:
+    """Killed in the middle of the NSEC walk of zz, then in the middle of the NSEC3
+    collection of co.zz, the probe redoes the phase from the answers it kept: no question
+    answered before a kill reaches a server again, and the rows and query counts are an
+    uninterrupted probe's."""
+    port = free_port(WORLD.addresses())
+    with LabDNS(WORLD, port) as lab:
+        options = ProbeOptions(
+            resolvers=(lab.resolver,), ns_port=port, seeds=False, wordlist=WORDLIST,
+            ip_ranges=(), allow_net=("127.0.0.0/8",), queries_per_second=2000,
+            queries_in_flight=16, timeout=1.0, retries=1,
+        )
+        base = open_census(tmp_path / "base.db")
+        before = lab.questions.copy()
+        expected = probe_run(base, start_run(base, "zz", {}), PROFILE, options)
+        base_asked = lab.questions - before
+
+        path = tmp_path / "cut.db"
+        db = open_census(path)
+        run_id = start_run(db, "zz", {})
+        before = lab.questions.copy()
+        # the phase asks 39 questions: zz's walk is the 3rd to 25th, co.zz's collection the
+        # 26th to 34th; the second attempt answers the first 12 from what was kept
+        for saves in (12, 17):
+            with cut_after("nsec", saves):
+                probe_run(db, run_id, PROFILE, options)
+            assert db.execute("SELECT count(*) FROM probe_answers WHERE phase = 'nsec'"
+                              ).fetchone()[0] == {12: 12, 17: 29}[saves]
+            db.conn.close()  # what was not committed is lost
+            db = open_census(path)
+            restart_probe(db, run_id)
+        result = probe_run(db, run_id, PROFILE, options)
+        asked = lab.questions - before
+    again = {q: n - base_asked[q] for q, n in asked.items()
+             if q in base_asked and n > base_asked[q]}
+    assert again == {}
+    # nor any other: the NSEC3 collection asks the same made-up names in every attempt
+    assert sum(asked.values()) == sum(base_asked.values())
+    assert probe_rows(db) == probe_rows(base)
+    assert result.message == expected.message  # "N queries answered, T timeouts"
+    assert db.execute("SELECT count(*) FROM probe_answers").fetchone()[0] == 0
+
+
+def test_names_from_links_probed_again_after_a_cut_ask_nothing_answered(tmp_path: Path) -> None:
+    """The crawl stage asks the resolver about names found in links (``probe_names``); cut
+    after five answers and done again, it asks each name once in all."""
+    port = free_port(WORLD.addresses())
+    links = [(f"{label}.zz", "link", "http://bravo.zz/") for label in (
+        "alpha", "bravo", "charlie", "delta", "echo", "nosuch1", "nosuch2", "nosuch3")]
+    with LabDNS(WORLD, port) as lab:
+        options = ProbeOptions(resolvers=(lab.resolver,), ns_port=port, seeds=False,
+                               allow_net=("127.0.0.0/8",), queries_per_second=2000,
+                               queries_in_flight=1, timeout=1.0, retries=1)
+        base = open_census(tmp_path / "base.db")
+        before = lab.questions.copy()
+        probe_names(base, start_run(base, "zz", {}), PROFILE, options, links)
+        base_asked = lab.questions - before
+        path = tmp_path / "census.db"
+        db = open_census(path)
+        run_id = start_run(db, "zz", {})
+        before = lab.questions.copy()
+        with cut_after("links", 5):
+            probe_names(db, run_id, PROFILE, options, links)
+        db.conn.close()  # what was not committed is lost
+        db = open_census(path)
+        new = probe_names(db, run_id, PROFILE, options, links)
+        asked = lab.questions - before
+    assert asked == base_asked, asked - base_asked
+    assert new == ["alpha.zz", "bravo.zz", "charlie.zz", "delta.zz", "echo.zz"]
+    assert db.execute("SELECT count(*) FROM leads WHERE confirmed = 1").fetchone()[0] == 5
+    assert db.execute("SELECT count(*) FROM probe_answers").fetchone()[0] == 0

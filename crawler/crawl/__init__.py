@@ -15,6 +15,7 @@ import os
 import queue
 import resource
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -228,6 +229,15 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     stats["census/cpu_seconds"] = f"{usage.ru_utime + usage.ru_stime:.2f}"  # this process's
     messages.put(("done", stats))
+    # Everything is written and closed (rows, WARC files, workers), so the interpreter's
+    # teardown of Scrapy, Twisted and the crawl's objects (0.1-0.3 s on the bench) is skipped:
+    # the message is flushed to the parent, the logs too, and the process ends.
+    messages.close()
+    messages.join_thread()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def stop_child(child: Any) -> None:

@@ -46,35 +46,50 @@ class GroupWriter:
     """Writes items in a thread of its own: SQLite does its work (inserts, the search index,
     the commit) without the GIL, beside the reactor.  The items that queued while the last
     transaction ran go in the next one together (a group commit: no waiting for a batch to
-    fill), and each item's future is settled only once its transaction is committed."""
+    fill), and each item's future is settled only once its transaction is committed.
+
+    The items of one turn of the event loop are handed over together, and the futures of a
+    transaction settled together: a hand-over a page woke the thread, which then took the
+    GIL from the reactor, once for every page."""
 
     MAX_GROUP = 200
 
     def __init__(self, conn: sqlite3.Connection, write: Callable[[Any], None]) -> None:
         self.conn = conn
         self.write = write
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self.outbox: list[Any] = []
         self.thread = threading.Thread(target=self._run, name="census-writer", daemon=True)
         self.thread.start()
 
     def store(self, item: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.queue.put((item, future, loop))
+        if not self.outbox:
+            loop.call_soon(self._hand_over)
+        self.outbox.append((item, future, loop))
         return future
+
+    def _hand_over(self) -> None:
+        batch, self.outbox = self.outbox, []
+        if batch:
+            self.queue.put(batch)
 
     def _run(self) -> None:
         done = False
         while not done:
-            group = [self.queue.get()]
-            while len(group) < self.MAX_GROUP:
+            batch = self.queue.get()
+            group = [] if batch is None else batch
+            done = batch is None
+            while not done and len(group) < self.MAX_GROUP:
                 try:
-                    group.append(self.queue.get_nowait())
+                    batch = self.queue.get_nowait()
                 except queue.Empty:
                     break
-            if None in group:  # close(): what came before it is still written
-                done = True
-                group = group[: group.index(None)]
+                if batch is None:  # close(): what came before it is still written
+                    done = True
+                else:
+                    group += batch
             if group:
                 self._write_group(group)
 
@@ -94,12 +109,19 @@ class GroupWriter:
                     outcomes.append(None)
                 except Exception as exc:
                     outcomes.append(exc)
-        for (item, future, loop), exc in zip(group, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, item, exc)
+        settled = [(future, item, exc)
+                   for (item, future, _), exc in zip(group, outcomes, strict=True)]
+        group[0][2].call_soon_threadsafe(_settle_all, settled)
 
     def close(self) -> None:
+        self._hand_over()
         self.queue.put(None)
         self.thread.join()
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, item, exc in settled:
+        _settle(future, item, exc)
 
 
 def _settle(future: asyncio.Future[Any], item: Any, exc: BaseException | None) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -107,3 +109,32 @@ def test_a_short_crawl_gets_no_workers_unless_asked() -> None:
     assert planned_workers(None, 20, 74) == 0  # 1,480 possible pages
     assert planned_workers(None, 20, 75) == default_workers()
     assert planned_workers(1, 1, 10) == 1 and planned_workers(0, 10**6, 200) == 0
+
+
+@pytest.mark.slow
+def test_jobs_the_pipe_has_no_room_for_wait_in_the_event_loop_not_in_the_write() -> None:
+    image = job("http://rodong.rep.kp/big.png", b"\x89PNG" + bytes(100_000), "image/png")
+
+    async def main() -> tuple[float, bool, list]:
+        workers = Workers(1)
+        workers.start()
+        pid = workers.workers[0].process.pid
+        os.kill(pid, signal.SIGSTOP)  # a worker busy with a page: it reads nothing
+        resume = threading.Timer(5, os.kill, (pid, signal.SIGCONT))  # a blocked write's end
+        resume.start()
+        try:
+            asked, started = [], time.monotonic()
+            for _ in range(3):  # 4 MB a turn: the pipe soon has no room
+                asked += [asyncio.ensure_future(workers.analyse(image)) for _ in range(40)]
+                await asyncio.sleep(0)  # the jobs are asked for in this turn...
+                await asyncio.sleep(0)  # ...and sent in the next
+            took, waiting = time.monotonic() - started, workers.workers[0].waiting
+            os.kill(pid, signal.SIGCONT)
+            return took, waiting, await asyncio.gather(*asked)
+        finally:
+            resume.cancel()
+            workers.close()
+
+    took, waiting, got = asyncio.run(main())
+    assert took < 2 and waiting  # the loop went on; the rest went when the pipe had room
+    assert got == [analyse(image)] * 120

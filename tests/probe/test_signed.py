@@ -196,6 +196,19 @@ def probe_rows(db: sqlite_utils.Database) -> dict[str, list[tuple[object, ...]]]
             for name, sql in PROBE_ROWS.items()}
 
 
+def uninterrupted(lab: LabDNS, port: int, tmp_path: Path):
+    """The probe of the signed world run whole: its options, census, result and questions."""
+    options = ProbeOptions(
+        resolvers=(lab.resolver,), ns_port=port, seeds=False, wordlist=WORDLIST,
+        ip_ranges=(), allow_net=("127.0.0.0/8",), queries_per_second=2000,
+        queries_in_flight=16, timeout=1.0, retries=1,
+    )
+    base = open_census(tmp_path / "base.db")
+    before = lab.questions.copy()
+    expected = probe_run(base, start_run(base, "zz", {}), PROFILE, options)
+    return options, base, expected, lab.questions - before
+
+
 def test_a_walk_cut_twice_asks_no_answered_question_again(tmp_path: Path) -> None:
     """Killed in the middle of the NSEC walk of zz, then in the middle of the NSEC3
     collection of co.zz, the probe redoes the phase from the answers it kept: no question
@@ -203,15 +216,7 @@ def test_a_walk_cut_twice_asks_no_answered_question_again(tmp_path: Path) -> Non
     uninterrupted probe's."""
     port = free_port(WORLD.addresses())
     with LabDNS(WORLD, port) as lab:
-        options = ProbeOptions(
-            resolvers=(lab.resolver,), ns_port=port, seeds=False, wordlist=WORDLIST,
-            ip_ranges=(), allow_net=("127.0.0.0/8",), queries_per_second=2000,
-            queries_in_flight=16, timeout=1.0, retries=1,
-        )
-        base = open_census(tmp_path / "base.db")
-        before = lab.questions.copy()
-        expected = probe_run(base, start_run(base, "zz", {}), PROFILE, options)
-        base_asked = lab.questions - before
+        options, base, expected, base_asked = uninterrupted(lab, port, tmp_path)
 
         path = tmp_path / "cut.db"
         db = open_census(path)
@@ -245,15 +250,7 @@ def test_wildcard_detection_cut_asks_its_random_names_once(tmp_path: Path) -> No
     at the kill are asked again."""
     port = free_port(WORLD.addresses())
     with LabDNS(WORLD, port) as lab:
-        options = ProbeOptions(
-            resolvers=(lab.resolver,), ns_port=port, seeds=False, wordlist=WORDLIST,
-            ip_ranges=(), allow_net=("127.0.0.0/8",), queries_per_second=2000,
-            queries_in_flight=16, timeout=1.0, retries=1,
-        )
-        base = open_census(tmp_path / "base.db")
-        before = lab.questions.copy()
-        expected = probe_run(base, start_run(base, "zz", {}), PROFILE, options)
-        base_asked = lab.questions - before
+        options, base, expected, base_asked = uninterrupted(lab, port, tmp_path)
 
         path = tmp_path / "cut.db"
         db = open_census(path)

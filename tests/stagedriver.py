@@ -44,7 +44,6 @@ def main() -> None:
             from crawler.probe import answers
 
             asking, stored = name, [0]
-            answers.SAVE_SECONDS = 0.0
             keep = answers.AnswerLog.save
 
             def save_answers_then_wait(self: answers.AnswerLog) -> None:

@@ -138,7 +138,7 @@ def unrecorded(db: Path, lab: Lab, since: int) -> set[str]:
     """Requests the lab received that the census has no record of (pages, failures, start
     URLs, page requisites, what the browser saw of the sites it captured) and whose response
     the crawl's WARC does not hold either: those in flight when the run was killed."""
-    from crawler.crawl.resume import warc_index
+    from crawler.crawl.resume import warc_captures
 
     assert lab.web is not None
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
@@ -150,7 +150,7 @@ def unrecorded(db: Path, lab: Lab, since: int) -> set[str]:
             "SELECT domain FROM pages JOIN page_sources ON page_id = pages.id "
             "WHERE source = 'browser'")}
     recorded |= browser_records(db.parent / "warc", captured)
-    recorded |= set(warc_index(db.parent / "warc", 1))  # answered from there when resumed
+    recorded |= set(warc_captures(db.parent / "warc", 1).records)  # answered from there
     return {
         page_key(logged_url(*r)) for r in lab.web.requests[since:]
         if logged_url(*r) not in recorded

@@ -199,13 +199,6 @@ class _Replay:
 _NOT_REPLAYED = {"content-length", "transfer-encoding", "connection", "content-encoding"}
 
 
-def earlier_captures(folder: Path, run_id: int) -> dict[str, list[tuple[Path, int, str]]]:
-    """URL -> the complete response records of this run's earlier browser captures."""
-    from .resume import warc_captures
-
-    return warc_captures(folder, run_id, browser=True).records
-
-
 def captured_sites(db_path: str | Path, run_id: int) -> dict[str, int]:
     """Sites the browser already captured in this run (an interrupted run being resumed),
     with their pages: a site's pages are stored together once it is done, so a site with
@@ -243,7 +236,10 @@ def browser_capture(db_path: str | Path, run_id: int, out_dir: str | Path,
     ports = {k: v for k, v in (("http", http_port), ("https", https_port)) if v}
     addresses = census_addresses(str(db_path), run_id)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    replay = _Replay(earlier_captures(Path(out_dir) / "warc", run_id), ports)
+    from .resume import warc_captures
+
+    # what an earlier attempt's browser wrote of a site it was cut in is not fetched again
+    replay = _Replay(warc_captures(Path(out_dir) / "warc", run_id, browser=True).records, ports)
     warc = WarcFiles(Path(out_dir) / "warc", f"census-run{run_id:05d}-{stamp}-browser",
                      {"operator": "ccTLD Census browser capture", "browser": chromium})
     proxy = _closed_port()

@@ -191,7 +191,7 @@ def read_record(path: Path, offset: int, raw: bool = False
 
 @dataclass
 class WarcCaptures:
-    """What the run's crawl WARCs hold: the complete ``response`` and ``revisit`` records of
+    """What the run's WARCs hold: the complete ``response`` and ``revisit`` records of
     each URL, and the start URLs' certificates (``metadata`` records) by response record."""
 
     records: dict[str, list[tuple[Path, int, str]]] = field(default_factory=dict)
@@ -233,12 +233,6 @@ def warc_captures(folder: Path, run_id: int, browser: bool = False) -> WarcCaptu
             except Exception as exc:
                 log.debug("WARC %s ends in a cut record: %s", path.name, exc)
     return found
-
-
-def warc_index(folder: Path, run_id: int) -> dict[str, tuple[Path, int]]:
-    """URL -> the last complete ``response`` or ``revisit`` record of the run's crawl WARCs."""
-    return {url: (found[-1][0], found[-1][1])
-            for url, found in warc_captures(folder, run_id).records.items()}
 
 
 def read_revisit(path: Path, offset: int) -> tuple[int, list[tuple[str, str]], str | None,

@@ -10,15 +10,15 @@ timeouts it cost.  Redone, the phase asks the same questions in the same order (
 next depends only on what it was answered), and each one kept is answered from here: counted as
 it was counted then, and asked of no server.  Each answer is stored as it comes, in a
 transaction of its own (never inside a phase's; one open then delays it to the next answer), so
-a kill loses only what was in flight; they are deleted when their phase ends (and the rest with
-the probe).  The big sweeps
-use :mod:`.checkpoint` instead.
+a kill loses only what was in flight (the commit waits for no fsync, ≈ 15 µs: what a process
+kill cannot lose, a power cut may, and then the question is only asked again).  They are
+deleted when their phase ends (and the rest with the probe).  The big sweeps use
+:mod:`.checkpoint` instead.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +31,6 @@ from .engine import Answer, Rcode, Server
 
 log = logging.getLogger(__name__)
 
-SAVE_SECONDS = 0.0
-"""Answers are stored at least this often: each as it comes (its commit costs ≈ 15 µs, since
-it waits for no fsync: what a process kill cannot lose, a power cut may, and then the
-question is only asked again)."""
 START = "start"
 """The phase of the questions asked before the first phase (is the zone there at all)."""
 
@@ -84,9 +80,7 @@ class AnswerLog:
                      sum(map(len, self.known.values())))
         self.pending: list[list[Any]] = []
         self.synchronous = int(db.execute("PRAGMA synchronous").fetchone()[0])
-        self.saved_at = time.monotonic()
         self.saves = 0
-        self.recalled = 0
 
     @staticmethod
     def flags(dnssec: bool, recurse: bool) -> int:
@@ -100,11 +94,10 @@ class AnswerLog:
         kept = self.known.get((self.phase, server[0], server[1], qname, rdtype, flags))
         if not kept:
             return None
-        self.recalled += 1
         return kept.popleft()
 
     def keep(self, answer: Answer, flags: int, wire: bytes | None) -> None:
-        """Note a question's outcome; store what is noted when it is time."""
+        """Store a question's outcome (with any noted while a transaction was open)."""
         if not answer.tries:  # the server was given up: nothing was asked
             return
         if STOP.is_set():  # a stop that landed in dnspython's parser reads as a bad reply
@@ -115,8 +108,7 @@ class AnswerLog:
             self.run_id, self.phase, answer.server[0], answer.server[1], answer.qname,
             answer.rdtype, flags, str(answer.rcode), answer.error, int(answer.replied), wire,
             answer.tries, answer.timeouts])
-        if time.monotonic() - self.saved_at >= SAVE_SECONDS:
-            self.save()
+        self.save()
 
     def save(self) -> None:
         """Store the answers noted, in a transaction of their own (later if one is open)."""
@@ -133,7 +125,6 @@ class AnswerLog:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         finally:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        self.saved_at = time.monotonic()
         self.saves += 1
 
     def begin(self, phase: str) -> None:

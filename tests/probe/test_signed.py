@@ -177,8 +177,7 @@ def cut_after(phase: str, saves: int) -> Iterator[None]:
             if stored[0] == saves:
                 raise Cut
 
-    with (mock.patch.object(answers, "SAVE_SECONDS", 0.0),
-          mock.patch.object(answers.AnswerLog, "save", save), pytest.raises(Cut)):
+    with mock.patch.object(answers.AnswerLog, "save", save), pytest.raises(Cut):
         yield
 
 

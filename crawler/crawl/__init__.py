@@ -183,6 +183,11 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
         _launch_workers(overrides)
     except Exception as exc:  # the spider starts them itself then
         log.warning("analysis workers not started early: %s", exc)
+    if overrides.get("CENSUS_WRITER", "process") == "process":
+        from .writer import launch
+
+        logging.getLogger().setLevel(levels.get("", logging.WARNING))  # the writer's level
+        launch()  # loads its modules while this process imports Scrapy
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
@@ -221,9 +226,11 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
                         os.environ["CENSUS_PROFILE"])
     else:
         process.start()
+    from . import writer
     from .workers import discard_launched
 
     discard_launched()
+    writer.discard_launched()
     progress.flush()
     stats = {k: str(v) for k, v in crawler.stats.get_stats().items()}
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -297,4 +304,6 @@ def crawl_run(
         messages.join_thread()
     if stats is None:
         raise RuntimeError(f"the crawl process ended with exit code {child.exitcode}")
+    if stats.get("finish_reason") == "writer_died":  # what it wrote is kept: resume
+        raise RuntimeError("the crawl's writer process died: the crawl stopped (resume it)")
     return crawl_result(db_path, run_id, stats.get("finish_reason", "unknown"), stats)

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from ..db import connect, utcnow
 from .dedup import find_previous_page
 from .items import WARC_META, WarcLocation
 from .warc import WarcFiles
+from .writer import WriterClient
 
 log = logging.getLogger(__name__)
 
@@ -34,35 +36,40 @@ class WarcCapture:
     are stored before decompression.  A payload unchanged since an earlier run of the same URL
     becomes a ``revisit`` record that refers to the earlier capture.  The record's location
     goes into ``request.meta[WARC_META]`` as a ``WarcLocation`` for the spider and the pipeline.
-    A start URL's server certificate follows its response as a ``metadata`` record (PEM).
+    A start URL's server certificate precedes its response as a ``metadata`` record (PEM).
+
+    In a crawl the records are written by the writer process (``writer.py``), which owns the
+    run's files; the ``WarcLocation`` then carries the token the writer knows the response
+    by, and the writer fills in where it wrote it when it writes the item's row.
     """
 
+    writer: WriterClient | None = None
+
     def __init__(
-        self, db_path: str, run_id: int, folder: Path, info: dict[str, Any], max_size: int
+        self, db_path: str, run_id: int, folder: Path, info: dict[str, Any], max_size: int,
+        writer: WriterClient | None = None,
     ) -> None:
         self.db_path = db_path
         self.run_id = run_id
-        stamp = utcnow().replace("-", "").replace(":", "")
-        self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
-        self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
+        self.writer = writer
+        """The writer process that writes the records (``writer.py``); None: written here."""
+        if writer is None:
+            stamp = utcnow().replace("-", "").replace(":", "")
+            self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
+            self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
         s = crawler.settings
         if not s.get("CENSUS_RUN_ID"):
             raise NotConfigured
-        info = {
-            "run": s.getint("CENSUS_RUN_ID"),
-            "options": s.getdict("CENSUS_OPTIONS"),
-            "robots": "obeyed" if s.getbool("ROBOTSTXT_OBEY") else "ignored",
-            "http-header-user-agent": s.get("USER_AGENT"),
-        }
         ext = cls(
             s["CENSUS_DB"],
             s.getint("CENSUS_RUN_ID"),
             Path(s["CENSUS_OUT"]) / "warc",
-            info,
+            warc_info(s),
             s.getint("CENSUS_WARC_MAX_SIZE"),
+            writer_for(crawler),
         )
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
@@ -76,57 +83,46 @@ class WarcCapture:
         domains links revealed), and streamed: a run of a million domains is a million hosts.
         """
         only = list(getattr(spider, "only", None) or [])
-        if only:
-            domains = "SELECT DISTINCT value AS domain FROM json_each(?)"
-            params: list[Any] = [json.dumps(only), self.run_id]
-        else:
-            domains = ("SELECT DISTINCT domain FROM sightings WHERE run_id = ? "
-                       "AND domain IS NOT NULL")
-            params = [self.run_id, self.run_id]
-        rows = self.db.conn.execute(
-            "SELECT r.name, r.ttl, r.type, r.value, r.source FROM dns_records r "
-            f"JOIN ({domains}) d ON r.name = d.domain OR r.name = 'www.' || d.domain "
-            "WHERE r.run_id = ? AND r.type IN ('A', 'AAAA', 'CNAME') ORDER BY r.name, r.type",
-            params,
-        )
-        date = utcnow()
-        for host, group in itertools.groupby(rows, key=lambda row: row[0]):
-            records = list(group)
-            lines = [f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}"
-                     for name, ttl, rtype, value, _ in records]
-            server = records[0][4]
-            self.files.write_dns(host, date, (server or "").split("#")[0] or None, lines)
+        if self.writer is not None:
+            self.writer.dns(only)
+            return
+        for host, date, server, lines in dns_answers(self.db.conn, self.run_id, only):
+            self.files.write_dns(host, date, server, lines)
 
     def response_downloaded(self, response: Response, request: Request, spider: Spider) -> None:
         body = response.body
         sha256 = hashlib.sha256(body).hexdigest()
         date = utcnow()
-        previous = find_previous_page(self.db, response.url, sha256)
         target = self.target(request)
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, values in response.headers.items()
-            for v in values
-        ]
-        request_headers = [("Host", request_host(request.url))] + [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, values in request.headers.items()
-            for v in values
-        ]
+        ip = str(response.ip_address) if response.ip_address else None
+        request_line = f"{request.method} {target} HTTP/1.1"
+        # ``sites`` keeps the start URL's certificate: a resumed crawl reads it back here
+        metadata = ((CERTIFICATE_TYPE, response.certificate.dumpPEM())
+                    if request.meta.get("census_start") and response.certificate is not None
+                    else None)
+        request_headers = [(b"Host", [request_host(request.url).encode("latin-1")]),
+                           *request.headers.items()]
+        if self.writer is not None:  # the headers go as they are: decoded there
+            token = self.writer.exchange(
+                url=response.url, sha256=sha256, date=date, ip=ip, request_line=request_line,
+                request_headers=request_headers, status=response.status,
+                headers=list(response.headers.items()), body=body,
+                protocol=response.protocol or "HTTP/1.1", metadata=metadata)
+            request.meta[WARC_META] = WarcLocation("", -1, "", sha256, token=token)
+            return
+        previous = find_previous_page(self.db, response.url, sha256)
         location = self.files.write_exchange(
             response.url,
             date=date,
-            ip=str(response.ip_address) if response.ip_address else None,
-            request_line=f"{request.method} {target} HTTP/1.1",
-            request_headers=request_headers,
+            ip=ip,
+            request_line=request_line,
+            request_headers=decoded_headers(request_headers),
             status=response.status,
-            headers=headers,
+            headers=decoded_headers(response.headers.items()),
             body=body,
             protocol=response.protocol or "HTTP/1.1",
             revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
-            # ``sites`` keeps the start URL's certificate: a resumed crawl reads it back here
-            metadata=(CERTIFICATE_TYPE, response.certificate.dumpPEM())
-            if request.meta.get("census_start") and response.certificate is not None else None,
+            metadata=metadata,
         )
         request.meta[WARC_META] = WarcLocation(
             location.file, location.offset, location.record_id, sha256,
@@ -139,9 +135,85 @@ class WarcCapture:
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     def spider_closed(self, spider: Spider) -> None:
-        self.files.close()
-        self.db.close()
-        log.info("WARC files: %s", ", ".join(self.files.files) or "none")
+        if self.writer is not None:
+            self.writer.close()  # the pipeline closed it first, when there is one
+            files = self.writer.files
+        else:
+            self.files.close()
+            self.db.close()
+            files = self.files.files
+        log.info("WARC files: %s", ", ".join(files) or "none")
+
+
+def warc_info(s: Any) -> dict[str, Any]:
+    """What a run's warcinfo records say of the crawl, from its settings."""
+    return {
+        "run": s.getint("CENSUS_RUN_ID"),
+        "options": s.getdict("CENSUS_OPTIONS"),
+        "robots": "obeyed" if s.getbool("ROBOTSTXT_OBEY") else "ignored",
+        "http-header-user-agent": s.get("USER_AGENT"),
+    }
+
+
+def writer_for(crawler: Any) -> WriterClient | None:
+    """The crawl's writer process (one, shared by ``WarcCapture`` and ``CensusPipeline``),
+    started on first use; None when ``CENSUS_WRITER`` is not ``process`` (then each writes
+    in the crawl process, as ``census worker`` and a direct use of the pipeline do)."""
+    s = crawler.settings
+    if s.get("CENSUS_WRITER", "process") != "process" or not s.get("CENSUS_RUN_ID"):
+        return None
+    client: WriterClient | None = getattr(crawler, "census_writer", None)
+    if client is None:
+        run_id = s.getint("CENSUS_RUN_ID")
+        stamp = utcnow().replace("-", "").replace(":", "")
+        client = WriterClient({
+            "folder": str(Path(s["CENSUS_OUT"]) / "warc"),
+            "prefix": f"census-run{run_id:05d}-{stamp}",
+            "info": warc_info(s),
+            "max_size": s.getint("CENSUS_WARC_MAX_SIZE"),
+            "db_path": s["CENSUS_DB"],
+            "run_id": run_id,
+            "only": s.getlist("CENSUS_DOMAINS"),
+        })
+        crawler.census_writer = client
+
+        def stop(why: str) -> None:
+            engine = getattr(crawler, "engine", None)
+            if engine is not None and engine.spider is not None:
+                engine.close_spider(engine.spider, "writer_died")
+
+        client.on_death = stop
+    return client
+
+
+def dns_answers(conn: Any, run_id: int, only: list[str]
+                ) -> Iterator[tuple[str, str, str | None, list[str]]]:
+    """The run's A, AAAA and CNAME answers per host of the domains to crawl (all the run's
+    when ``only`` is empty), as the lines of a ``dns:`` record: host, date, server, lines."""
+    if only:
+        domains = "SELECT DISTINCT value AS domain FROM json_each(?)"
+        params: list[Any] = [json.dumps(only), run_id]
+    else:
+        domains = ("SELECT DISTINCT domain FROM sightings WHERE run_id = ? "
+                   "AND domain IS NOT NULL")
+        params = [run_id, run_id]
+    rows = conn.execute(
+        "SELECT r.name, r.ttl, r.type, r.value, r.source FROM dns_records r "
+        f"JOIN ({domains}) d ON r.name = d.domain OR r.name = 'www.' || d.domain "
+        "WHERE r.run_id = ? AND r.type IN ('A', 'AAAA', 'CNAME') ORDER BY r.name, r.type",
+        params,
+    )
+    date = utcnow()
+    for host, group in itertools.groupby(rows, key=lambda row: row[0]):
+        records = list(group)
+        lines = [f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}"
+                 for name, ttl, rtype, value, _ in records]
+        server = records[0][4]
+        yield host, date, (server or "").split("#")[0] or None, lines
+
+
+def decoded_headers(headers: Iterable[tuple[bytes, list[bytes]]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, values in headers for v in values]
 
 
 def request_host(url: str) -> str:

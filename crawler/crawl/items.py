@@ -19,6 +19,9 @@ class WarcLocation:
     sha256: str
     revisit_of: int | None = None
     """The ``pages.id`` whose unchanged payload this response revisits."""
+    token: int | None = None
+    """A response handed to the writer process (``writer.py``), whose location only the
+    writer knows yet: it fills in the fields above when it writes the item that names it."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from scrapy import Spider
 
 from ..db import connect, utcnow
 from .items import PageFailure, PageItem, RequisiteItem, SiteAttempt, TrapItem
+from .writer import WriterClient
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,8 @@ class CensusPipeline:
     """Writes every item as it comes: an item counts as stored (and Scrapy moves on with
     it) once its transaction is committed, so what was fetched is on disk even if the crawl
     is killed, and a resumed crawl (``CENSUS_RESUME``) reads it back instead of fetching it
-    again.  In a crawl the writes run in ``GroupWriter``'s thread; called directly, here."""
+    again.  In a crawl the writes run in the writer process (``writer.py``; with
+    ``CENSUS_WRITER = "thread"``, in ``GroupWriter``'s thread); called directly, here."""
 
     def __init__(
         self, db_path: str, run_id: int, only: list[str] | None = None, resume: bool = False
@@ -148,12 +150,18 @@ class CensusPipeline:
         self.resume = resume
         self.conn: sqlite3.Connection | None = None
         self.writer: GroupWriter | None = None
+        self.process: WriterClient | None = None
+        """The crawl's writer process, when it writes the rows (``writer.py``)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
+        from .extensions import writer_for
+
         s = crawler.settings
-        return cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"),
-                   s.getbool("CENSUS_RESUME"))
+        pipeline = cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), s.getlist("CENSUS_DOMAINS"),
+                       s.getbool("CENSUS_RESUME"))
+        pipeline.process = writer_for(crawler)
+        return pipeline
 
     def scope(self) -> tuple[str, list[Any]]:
         scope = "run_id = ?"
@@ -195,6 +203,8 @@ class CensusPipeline:
 
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         assert self.conn is not None
+        if self.process is not None:
+            return self.process.store(item)
         if self.writer is None and _loop_running():
             self.start_writer()
         if self.writer is not None:
@@ -303,6 +313,8 @@ class CensusPipeline:
 
     def close_spider(self, spider: Spider | None = None) -> None:
         assert self.conn is not None
+        if self.process is not None:  # its rows are committed once it is closed
+            self.process.close()
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -18,12 +18,14 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from ..db import reading, run_domains
-from ..probe.options import ProgressCallback
+
+if TYPE_CHECKING:  # not imported: the probe's modules (numpy) would load in every worker
+    from ..probe.options import ProgressCallback
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,12 @@ so the text is one lookup away however many runs saw the page unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite3
+
+    import sqlite_utils
 
 _COLUMNS = (
     "id",
@@ -26,7 +29,8 @@ _COLUMNS = (
 
 
 def find_previous_page(
-    db: sqlite_utils.Database, url: str, sha256: str, before_run: int | None = None
+    db: sqlite_utils.Database | sqlite3.Connection, url: str, sha256: str,
+    before_run: int | None = None,
 ) -> dict[str, Any] | None:
     """The latest earlier original capture (not a revisit) of ``url`` with this ``sha256``.
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -19,7 +17,7 @@ from scrapy.http import Response
 from ..db import connect, utcnow
 from .dedup import find_previous_page
 from .items import WARC_META, WarcLocation
-from .warc import WarcFiles
+from .warc import WarcFiles, dns_answers
 from .writer import WriterClient
 
 log = logging.getLogger(__name__)
@@ -184,32 +182,6 @@ def writer_for(crawler: Any) -> WriterClient | None:
 
         client.on_death = stop
     return client
-
-
-def dns_answers(conn: Any, run_id: int, only: list[str]
-                ) -> Iterator[tuple[str, str, str | None, list[str]]]:
-    """The run's A, AAAA and CNAME answers per host of the domains to crawl (all the run's
-    when ``only`` is empty), as the lines of a ``dns:`` record: host, date, server, lines."""
-    if only:
-        domains = "SELECT DISTINCT value AS domain FROM json_each(?)"
-        params: list[Any] = [json.dumps(only), run_id]
-    else:
-        domains = ("SELECT DISTINCT domain FROM sightings WHERE run_id = ? "
-                   "AND domain IS NOT NULL")
-        params = [run_id, run_id]
-    rows = conn.execute(
-        "SELECT r.name, r.ttl, r.type, r.value, r.source FROM dns_records r "
-        f"JOIN ({domains}) d ON r.name = d.domain OR r.name = 'www.' || d.domain "
-        "WHERE r.run_id = ? AND r.type IN ('A', 'AAAA', 'CNAME') ORDER BY r.name, r.type",
-        params,
-    )
-    date = utcnow()
-    for host, group in itertools.groupby(rows, key=lambda row: row[0]):
-        records = list(group)
-        lines = [f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}"
-                 for name, ttl, rtype, value, _ in records]
-        server = records[0][4]
-        yield host, date, (server or "").split("#")[0] or None, lines
 
 
 def decoded_headers(headers: Iterable[tuple[bytes, list[bytes]]]) -> list[tuple[str, str]]:

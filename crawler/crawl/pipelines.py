@@ -10,13 +10,14 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any, Self
-
-from scrapy import Spider
+from typing import TYPE_CHECKING, Any, Self
 
 from ..db import connect, utcnow
 from .items import PageFailure, PageItem, RequisiteItem, SiteAttempt, TrapItem
 from .writer import WriterClient
+
+if TYPE_CHECKING:
+    from scrapy import Spider
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import itertools
 import json
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from .. import __version__
+from ..db import utcnow
 
 NOT_BYTE_EXACT = (
     "Captured by a Scrapy crawler: Scrapy normalises HTTP header names and decodes the "
@@ -234,3 +237,29 @@ class WarcFiles:
             self.fh.close()
             self.fh = None
             self.writer = None
+
+
+def dns_answers(conn: Any, run_id: int, only: list[str]
+                ) -> Iterator[tuple[str, str, str | None, list[str]]]:
+    """The run's A, AAAA and CNAME answers per host of the domains to crawl (all the run's
+    when ``only`` is empty), as the lines of a ``dns:`` record: host, date, server, lines."""
+    if only:
+        domains = "SELECT DISTINCT value AS domain FROM json_each(?)"
+        params: list[Any] = [json.dumps(only), run_id]
+    else:
+        domains = ("SELECT DISTINCT domain FROM sightings WHERE run_id = ? "
+                   "AND domain IS NOT NULL")
+        params = [run_id, run_id]
+    rows = conn.execute(
+        "SELECT r.name, r.ttl, r.type, r.value, r.source FROM dns_records r "
+        f"JOIN ({domains}) d ON r.name = d.domain OR r.name = 'www.' || d.domain "
+        "WHERE r.run_id = ? AND r.type IN ('A', 'AAAA', 'CNAME') ORDER BY r.name, r.type",
+        params,
+    )
+    date = utcnow()
+    for host, group in itertools.groupby(rows, key=lambda row: row[0]):
+        records = list(group)
+        lines = [f"{name}.\t{ttl or 0}\tIN\t{rtype}\t{value}"
+                 for name, ttl, rtype, value, _ in records]
+        server = records[0][4]
+        yield host, date, (server or "").split("#")[0] or None, lines

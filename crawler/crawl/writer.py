@@ -270,12 +270,9 @@ class _Writer:
         self.conn = conn
         self.files: Any = None
         self.pipeline: Any = None
-        self.db: Any = None
         self.locations: collections.OrderedDict[int, Any] = collections.OrderedDict()
 
     def open(self, config: dict[str, Any]) -> None:
-        import sqlite_utils
-
         from ..db import connect
         from .pipelines import CensusPipeline
         from .warc import WarcFiles
@@ -286,7 +283,6 @@ class _Writer:
         self.pipeline.conn = connect(config["db_path"])
         # durable against the process being killed (WAL), without a disk flush per page
         self.pipeline.conn.execute("PRAGMA synchronous = NORMAL")
-        self.db = sqlite_utils.Database(self.pipeline.conn)
         self.run_id = config["run_id"]
 
     def serve(self) -> None:
@@ -322,7 +318,7 @@ class _Writer:
                 return
 
     def dns(self, only: list[str]) -> None:
-        from .extensions import dns_answers
+        from .warc import dns_answers
 
         for host, date, server, lines in dns_answers(self.pipeline.conn, self.run_id, only):
             self.files.write_dns(host, date, server, lines)
@@ -332,7 +328,7 @@ class _Writer:
         from .items import WarcLocation
 
         try:
-            previous = find_previous_page(self.db, fields["url"], fields["sha256"])
+            previous = find_previous_page(self.pipeline.conn, fields["url"], fields["sha256"])
             location = self.files.write_exchange(
                 fields["url"],
                 date=fields["date"],

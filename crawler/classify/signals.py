@@ -18,13 +18,16 @@ SITE_TEXT_LIMIT = 12000
 def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
     """One document per site of the run, from its site row and its pages."""
     pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run
+    # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run;
+    # a site's pages by depth and URL, not in the order they were stored, which a crawl killed
+    # and resumed changes (the pages lost at the kill are stored last), and with it the text
+    # that fits in SITE_TEXT_LIMIT and the label
     for row in db.execute_returning_dicts(
         "SELECT p.id, p.domain, p.title, p.lang, COALESCE(p.text, r.text) AS text, "
         "p.description, p.headings, COALESCE(p.site_name, r.site_name) AS site_name, "
         "COALESCE(p.schema_types, r.schema_types) AS schema_types "
         "FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
-        "WHERE p.run_id = ? ORDER BY p.domain, p.id", [run_id]
+        "WHERE p.run_id = ? ORDER BY p.domain, p.depth, p.url, p.id", [run_id]
     ):
         pages[row["domain"]].append(row)
     anchors: dict[str, list[str]] = defaultdict(list)

@@ -36,13 +36,16 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP = 400
-"""Items written in one transaction at most (what queued while the last one was written)."""
+"""Messages (responses and items) taken into one transaction at most."""
+
+GROUP_SECONDS = float(os.environ.get("CENSUS_WRITER_GROUP", "0"))
 
 KEEP_TOKENS = 100_000
 """Locations of responses kept for the items that name them: a response's item follows it
@@ -286,13 +289,18 @@ class _Writer:
         self.run_id = config["run_id"]
 
     def serve(self) -> None:
+        committed = 0.0
         while True:
             try:
                 messages = pickle.loads(self.conn.recv_bytes())
-                while len(messages) < MAX_GROUP and self.conn.poll():
+                # what comes within GROUP_SECONDS of the last commit goes in the next one
+                until = committed + GROUP_SECONDS
+                while (len(messages) < MAX_GROUP and messages[-1][0] != "close"
+                       and self.conn.poll(max(0.0, until - time.monotonic()))):
                     messages += pickle.loads(self.conn.recv_bytes())
             except (EOFError, OSError):  # the crawl process is gone: nothing more to write
                 return
+            committed = time.monotonic()
             items: list[tuple[int, Any]] = []
             closing = False
             for message in messages:
@@ -404,7 +412,13 @@ def warc_config(folder: Path, prefix: str, info: dict[str, Any], max_size: int) 
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))
+    if os.environ.get("CENSUS_WRITER_PROFILE"):  # a cProfile of the writer, for bench/
+        import cProfile
+
+        cProfile.run("_serve(int(sys.argv[1]), int(sys.argv[2]))",
+                     os.environ["CENSUS_WRITER_PROFILE"])
+    else:
+        _serve(int(sys.argv[1]), int(sys.argv[2]))
     # its files and connection are closed: the interpreter's teardown is not waited for
     logging.shutdown()
     sys.stderr.flush()

@@ -36,7 +36,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP = 400
 """Messages (responses and items) taken into one transaction at most."""
-
-GROUP_SECONDS = float(os.environ.get("CENSUS_WRITER_GROUP", "0"))
 
 KEEP_TOKENS = 100_000
 """Locations of responses kept for the items that name them: a response's item follows it
@@ -289,18 +286,13 @@ class _Writer:
         self.run_id = config["run_id"]
 
     def serve(self) -> None:
-        committed = 0.0
         while True:
-            try:
+            try:  # what came while the last transaction was written goes in the next one
                 messages = pickle.loads(self.conn.recv_bytes())
-                # what comes within GROUP_SECONDS of the last commit goes in the next one
-                until = committed + GROUP_SECONDS
-                while (len(messages) < MAX_GROUP and messages[-1][0] != "close"
-                       and self.conn.poll(max(0.0, until - time.monotonic()))):
+                while len(messages) < MAX_GROUP and self.conn.poll():
                     messages += pickle.loads(self.conn.recv_bytes())
             except (EOFError, OSError):  # the crawl process is gone: nothing more to write
                 return
-            committed = time.monotonic()
             items: list[tuple[int, Any]] = []
             closing = False
             for message in messages:

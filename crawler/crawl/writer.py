@@ -36,7 +36,6 @@ import socket
 import struct
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -397,10 +396,6 @@ def _serve(fd: int, level: int) -> None:
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _Writer(Connection(fd)).serve()
-
-
-def warc_config(folder: Path, prefix: str, info: dict[str, Any], max_size: int) -> dict[str, Any]:
-    return {"folder": str(folder), "prefix": prefix, "info": info, "max_size": max_size}
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
 """What py3langid's ``load_model`` reads from the model, in its order."""
 FORMAT = 2
-"""Of the unpacked copy: 2 adds ``ptc32`` (the table as float32), ``nextrow`` (the row of
-the state each transition leads to) and the model's digest, for ``langwalk``."""
+"""Of the unpacked copy: 2 adds ``ptc32`` (the table as float32) and the model's digest, for
+``langwalk``."""
 
 LOCAL_MODELS = {
     # py3langid 0.4.0's model.npz.xz: 104,583 states, every transition checked
@@ -62,7 +62,7 @@ def identifier() -> Any:  # py3langid has no type hints
     if not model.is_absolute():
         model = MODEL_DIR / model
     try:
-        ptc, pc, classes, nextmove, row, output, extra, digest = _unpacked(model)
+        ptc, pc, classes, nextmove, row, output, ptc32, digest = _unpacked(model)
     except Exception as exc:  # the copy is a cache: never worse than no copy
         log.debug("language model read from the package (%s)", exc)
         return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
@@ -74,8 +74,7 @@ def identifier() -> Any:  # py3langid has no type hints
     from .langwalk import FastIdentifier
 
     return FastIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output,
-                          norm_probs=True, tk_row=row, depth=depth, ptc32=extra["ptc32"],
-                          next_row=extra["nextrow"])
+                          norm_probs=True, tk_row=row, depth=depth, ptc32=ptc32)
 
 
 def _unpacked(model: Path) -> tuple[Any, ...]:
@@ -88,10 +87,9 @@ def _unpacked(model: Path) -> tuple[Any, ...]:
         _unpack(model, folder)
     # mapped, not read: the pages are the file's, shared by every process that loads it
     data = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in (*ARRAYS, "ptc32", "nextrow")}
+            for name in (*ARRAYS, "ptc32")}
     return (data["ptc"], data["pc"], data["classes"].tolist(), _stdlib_array(data["nextmove"]),
-            _stdlib_array(data["nextmove_row"]), data["out_feat"].tolist(),
-            {"ptc32": data["ptc32"], "nextrow": data["nextrow"]},
+            _stdlib_array(data["nextmove_row"]), data["out_feat"].tolist(), data["ptc32"],
             (folder / "sha256").read_text().strip())
 
 
@@ -115,8 +113,6 @@ def _unpack(model: Path, folder: Path) -> None:
                 # float16 -> float32 is exact; converting the rows a page needs cost more
                 # than the rest of its scoring
                 np.save(work / "ptc32.npy", data["ptc"].astype(np.float32), allow_pickle=False)
-                rows = data["nextmove_row"].astype(np.int32) << 8
-                np.save(work / "nextrow.npy", rows[data["nextmove"]], allow_pickle=False)
         (work / "sha256").write_text(hashlib.sha256(model.read_bytes()).hexdigest())
         (work / "done").touch()
         with contextlib.suppress(OSError):  # another process unpacked it first

@@ -26,18 +26,14 @@ class FastIdentifier(LanguageIdentifier):
     byte; everything else (encoding, normalisation, aliases, ``set_languages``) is
     py3langid's."""
 
-    __slots__ = ("_depth", "_next", "_next_row", "_out", "_ptc32", "_root_row")
+    __slots__ = ("_depth", "_next", "_out", "_ptc32", "_root_row", "_rows")
 
-    def __init__(self, *args: Any, depth: int, ptc32: Any, next_row: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, depth: int, ptc32: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._depth = depth
         self._next = np.frombuffer(self.tk_nextmove, dtype=f"u{self.tk_nextmove.itemsize}")
-        rows = np.asarray(self.tk_row, dtype=np.int64) << 8
-        if next_row is None:  # the row of the state each transition leads to
-            next_row = rows[self._next]
-        self._next_row = next_row
-        self._root_row = int(rows[0])
+        self._rows = np.asarray(self.tk_row, dtype=np.int64) << 8
+        self._root_row = int(self._rows[0])
         self._out = np.asarray(self.tk_output, dtype=np.int32)
         self._ptc32 = np.asarray(ptc32)  # a memmap's own indexing costs more than the rows
 
@@ -48,7 +44,7 @@ class FastIdentifier(LanguageIdentifier):
         row = np.full(n, self._root_row, dtype=np.int64)
         for k in range(min(self._depth, n + 1) - 1, 0, -1):
             # the step k bytes before each position (positions before byte k have none)
-            row[k:] = self._next_row.take(row[k:] + data[:n - k])
+            row[k:] = self._rows.take(self._next.take(row[k:] + data[:n - k]))
         return self._out.take(self._next.take(row + data))
 
     def visits(self, text: bytes) -> Counter[int] | None:

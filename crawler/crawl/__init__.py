@@ -42,6 +42,7 @@ OPTION_SETTINGS = {
     "domains": "CENSUS_DOMAINS",
     "resume": "CENSUS_RESUME",
     "extract_workers": "CENSUS_EXTRACT_WORKERS",
+    "writer": "CENSUS_WRITER",
 }
 
 STOP_GRACE = 5.0

@@ -105,3 +105,34 @@ def pages(db_path: Path) -> list[tuple[object, ...]]:
     """The pages of a crawl as a site's pages: its bare and www. hosts serve one site, and
     which of them claims a path first is a race."""
     return [(url.replace("://www.", "://"), *rest) for url, *rest in rows(db_path, PAGES)]
+
+
+@pytest.mark.slow
+def test_the_writer_process_and_the_writer_thread_store_the_same(tmp_path: Path) -> None:
+    """``CENSUS_WRITER = "thread"`` (records in the reactor, rows in a thread) is kept as the
+    other way: both give the same rows, every page pointing at its response record."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    world = load_world("kp")
+    lab, ports = start_lab(world)
+    found = {}
+    try:
+        for writer in ("process", "thread"):
+            folder = tmp_path / writer
+            folder.mkdir()
+            run_id = census_from_world(folder / "census.db", world, ["kcna.kp", "minju.com.kp"])
+            crawl_run(str(folder / "census.db"), run_id, str(folder), ["127.0.0.0/8"],
+                      {**FAST, **ports, "writer": writer})
+            located = rows(folder / "census.db", "SELECT warc_file, warc_offset, url FROM pages")
+            for warc_file, offset, url in located:
+                with open(folder / "warc" / warc_file, "rb") as fh:
+                    fh.seek(offset)
+                    record = next(iter(ArchiveIterator(fh)))
+                    assert record.rec_headers.get_header("WARC-Target-URI") == url
+            found[writer] = (sorted(pages(folder / "census.db")), rows(
+                folder / "census.db",
+                "SELECT domain, url, http_status, alive FROM sites ORDER BY domain"))
+    finally:
+        lab.stop()
+    assert found["process"] == found["thread"]
+    assert len(found["process"][0]) > 10

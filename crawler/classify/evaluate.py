@@ -288,10 +288,12 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
 
     records = [r for r in read_corpus(path) if r.get("sections")]
     held = {site_group(r["domain"]) for r in records}
-    train = [r for r in training_corpus() if site_group(r["domain"]) not in held]
-    model = Model(train, vectors=training_vectors(
-        [SiteDoc.from_record(training_view(r)) for r in train]),
-        whole=training_vectors([SiteDoc.from_record(r) for r in train]))
+    corpus = training_corpus()
+    # the whole corpus's embeddings (cached), then the rows of the sites not held out
+    views = training_vectors([SiteDoc.from_record(training_view(r)) for r in corpus])
+    whole = training_vectors([SiteDoc.from_record(r) for r in corpus])
+    rows = [i for i, r in enumerate(corpus) if site_group(r["domain"]) not in held]
+    model = Model([corpus[i] for i in rows], vectors=views[rows], whole=whole[rows])
     docs = [site_record_doc(r) for r in records]
     alone = classify_docs([SiteDoc(**{**d.__dict__, "sections": []}) for d in docs], model=model)
     flat = [s for d in docs for s in d.sections]

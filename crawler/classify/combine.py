@@ -22,7 +22,7 @@ import numpy as np
 
 from .cues import CueScores, Hit, fold, lexicon, taxonomy
 from .model import Model, SiteDoc, shipped_model
-from .sections import PORTAL, judge, rule
+from .sections import PORTAL, judge, reading_view, rule
 
 UNKNOWN = "unknown"
 UNSURE = 0.3  # calibrated confidence below which the label is unknown (see README figures)
@@ -274,7 +274,7 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None,
 def _section_verdicts(docs: Sequence[SiteDoc], model: Model) -> list[Any]:
     """What each site's sections say (None for a site with too few), read in one batch."""
     judged = [d for d in docs if len(d.sections) >= rule()["min_sections"]]
-    flat = [s for d in judged for s in d.sections]
+    flat = [reading_view(s) for d in judged for s in d.sections]
     readings = iter(model.predict(flat)) if flat else iter(())
     verdicts = {}
     for doc in judged:

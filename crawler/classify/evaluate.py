@@ -219,7 +219,7 @@ def cross_validate(folds: int = 5) -> CrossValidation:
 # Thresholds tried when the section rule is tuned leave-one-site-out, strictest first (so of
 # equally good ones the strictest is kept).
 SECTION_GRID = [{"min_confidence": c, "min_purposes": k, "max_share": s, "portal_share": q}
-                for q in (1.01, 0.67, 0.5) for c in (0.7, 0.6, 0.5, 0.0) for k in (4, 3, 2)
+                for q in (1.01, 0.66, 0.5) for c in (0.7, 0.6, 0.5, 0.0) for k in (4, 3, 2)
                 for s in (0.34, 0.5, 0.67)]
 
 
@@ -284,7 +284,7 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
     The model that reads them is trained on the real corpus without these sites (no
     registrable domain in both), like a fold of the cross-validation."""
     from .model import Model, site_group, training_corpus, training_vectors, training_view
-    from .sections import PORTAL, verdict
+    from .sections import PORTAL, reading_view, verdict
 
     records = [r for r in read_corpus(path) if r.get("sections")]
     held = {site_group(r["domain"]) for r in records}
@@ -296,7 +296,7 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
     model = Model([corpus[i] for i in rows], vectors=views[rows], whole=whole[rows])
     docs = [site_record_doc(r) for r in records]
     alone = classify_docs([SiteDoc(**{**d.__dict__, "sections": []}) for d in docs], model=model)
-    flat = [s for d in docs for s in d.sections]
+    flat = [reading_view(s) for d in docs for s in d.sections]
     preds = iter(model.predict(flat))
     from .sections import readings as read_sections
 

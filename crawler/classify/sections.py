@@ -126,6 +126,15 @@ def as_list(value: str) -> list[str]:
     return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
 
 
+def reading_view(section: SiteDoc) -> SiteDoc:
+    """What of a section the model reads: its title (with the site's name) and the start of
+    its text.  A section's menu title and first lines say what it is about, and reading a
+    short view keeps a site with many sections cheap (the encoder's time grows with text)."""
+    return SiteDoc(domain=section.domain, url=section.url, title=section.title,
+                   text=section.text[:rule()["text_chars"]], lang=section.lang,
+                   site_name=section.site_name)
+
+
 @dataclass
 class Verdict:
     """What a site's sections say: each one's reading, and whether they make it a portal."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from .cues import CueScores, Hit, fold, lexicon, taxonomy
 from .model import Model, SiteDoc, shipped_model
-from .sections import PORTAL, judge, reading_view, rule
+from .sections import PORTAL, Verdict, judge, reading_view, rule
 
 UNKNOWN = "unknown"
 UNSURE = 0.3  # calibrated confidence below which the label is unknown (see README figures)
@@ -271,12 +271,12 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None,
     return results
 
 
-def _section_verdicts(docs: Sequence[SiteDoc], model: Model) -> list[Any]:
+def _section_verdicts(docs: Sequence[SiteDoc], model: Model) -> list[Verdict | None]:
     """What each site's sections say (None for a site with too few), read in one batch."""
     judged = [d for d in docs if len(d.sections) >= rule()["min_sections"]]
     flat = [reading_view(s) for d in judged for s in d.sections]
     readings = iter(model.predict(flat)) if flat else iter(())
-    verdicts = {}
+    verdicts: dict[int, Verdict] = {}
     for doc in judged:
         verdicts[id(doc)] = judge(doc.sections, [next(readings) for _ in doc.sections])
     return [verdicts.get(id(d)) for d in docs]

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from .cues import _data
 from .model import Prediction, SiteDoc
 
 PORTAL = "portal"
@@ -37,7 +38,8 @@ _INDEX = re.compile(r"^(index|default|main|home)(\.\w+)?$", re.IGNORECASE)
 @cache
 def rule() -> dict[str, Any]:
     """The thresholds (``crawler/data/sections.toml``)."""
-    return _data("sections.toml")
+    path = resources.files("crawler") / "data" / "sections.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
 def is_section(url: str, anchor: str, home_urls: Sequence[str] = ()) -> bool:

@@ -7,6 +7,16 @@ wait for it while a crawl starts.  The arrays it holds are written once, uncompr
 ``.npy`` files under the user's cache folder, and mapped from there (about 0.07 s); anything
 wrong with the copy (no cache folder, a partial write, another py3langid) falls back to
 py3langid's own loader.
+
+py3langid walks its byte automaton in a Python loop, one step a byte: on the crawl's pages
+that declare no language it was most of the analysis worker's cost.  ``FastIdentifier`` gives
+the same answers (the same features, counted in the same order, scored by the same float32
+product) for less than half the CPU: the automaton is an Aho-Corasick one (the state after a
+byte is the longest suffix of the text so far that is a node, at most ``depth`` bytes long),
+so the state at every position is found by walking only the last ``depth`` bytes, all
+positions at once in NumPy.  That property is checked for each model (``tests/
+test_langmodel.py`` verifies every transition of the installed one); a model whose digest is
+not in ``LOCAL_MODELS`` keeps py3langid's own walk.
 """
 
 from __future__ import annotations
@@ -25,6 +35,16 @@ log = logging.getLogger(__name__)
 
 ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
 """What py3langid's ``load_model`` reads from the model, in its order."""
+FORMAT = 2
+"""Of the unpacked copy: 2 adds ``ptc32`` (the table as float32) and the model's digest, for
+``langwalk``."""
+
+LOCAL_MODELS = {
+    # py3langid 0.4.0's model.npz.xz: 104,583 states, every transition checked
+    "f4f4a2c3465ca1f081541037f9cac23021d68151c2f709c55ae5eedfca522963": 6,
+}
+"""Model digest -> the depth of its automaton (longest node), for models whose automaton was
+verified to be Aho-Corasick (``local_depth``)."""
 
 
 def cache_root() -> Path:
@@ -42,27 +62,35 @@ def identifier() -> Any:  # py3langid has no type hints
     if not model.is_absolute():
         model = MODEL_DIR / model
     try:
-        ptc, pc, classes, nextmove, row, output = _unpacked(model)
+        ptc, pc, classes, nextmove, row, output, ptc32, digest = _unpacked(model)
     except Exception as exc:  # the copy is a cache: never worse than no copy
         log.debug("language model read from the package (%s)", exc)
         return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    return LanguageIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output,
-                              norm_probs=True, tk_row=row)
+    depth = LOCAL_MODELS.get(digest)
+    if depth is None:
+        log.debug("language model %s not verified: py3langid's own walk", digest[:12])
+        return LanguageIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output,
+                                  norm_probs=True, tk_row=row)
+    from .langwalk import FastIdentifier
+
+    return FastIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output,
+                          norm_probs=True, tk_row=row, depth=depth, ptc32=ptc32)
 
 
 def _unpacked(model: Path) -> tuple[Any, ...]:
     import numpy as np
 
     stat = model.stat()
-    key = hashlib.sha256(f"{model}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    folder = cache_root() / f"langid-{key[:16]}"
+    key = hashlib.sha256(f"{model}:{stat.st_size}:{stat.st_mtime_ns}:{FORMAT}".encode())
+    folder = cache_root() / f"langid-{key.hexdigest()[:16]}"
     if not (folder / "done").exists():
         _unpack(model, folder)
     # mapped, not read: the pages are the file's, shared by every process that loads it
     data = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in ARRAYS}
+            for name in (*ARRAYS, "ptc32")}
     return (data["ptc"], data["pc"], data["classes"].tolist(), _stdlib_array(data["nextmove"]),
-            _stdlib_array(data["nextmove_row"]), data["out_feat"].tolist())
+            _stdlib_array(data["nextmove_row"]), data["out_feat"].tolist(), data["ptc32"],
+            (folder / "sha256").read_text().strip())
 
 
 def _unpack(model: Path, folder: Path) -> None:
@@ -82,6 +110,10 @@ def _unpack(model: Path, folder: Path) -> None:
             with np.load(npz, allow_pickle=False) as data:
                 for name in ARRAYS:
                     np.save(work / f"{name}.npy", data[name], allow_pickle=False)
+                # float16 -> float32 is exact; converting the rows a page needs cost more
+                # than the rest of its scoring
+                np.save(work / "ptc32.npy", data["ptc"].astype(np.float32), allow_pickle=False)
+        (work / "sha256").write_text(hashlib.sha256(model.read_bytes()).hexdigest())
         (work / "done").touch()
         with contextlib.suppress(OSError):  # another process unpacked it first
             work.rename(folder)

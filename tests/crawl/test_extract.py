@@ -251,3 +251,17 @@ def test_json_ld_nested_past_the_parsers_stack_is_skipped():
     page = extract(body, "http://x.kp/", None)
     assert page.extract_error is None and page.text == "text"
     assert page.schema_types == ["NewsMediaOrganization"]
+
+
+def test_runs_of_spaces_collapse_as_the_spaces_regex_does():
+    """``collapse_spaces`` is a cheaper ``SPACES.sub(" ", ...)``: same text out, always."""
+    import random
+
+    from crawler.crawl.extract.text import SPACES, collapse_spaces
+
+    rng = random.Random(7)
+    alphabet = " \t\r\f\v\u00a0\u3000\n\x85\u2028\u2003ab"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        assert collapse_spaces(text) == SPACES.sub(" ", text), repr(text)
+    assert collapse_spaces("a \t\u00a0 b  c\u3000d") == "a b c d"

@@ -28,3 +28,12 @@ def test_stylesheets_lead_to_imports_fonts_and_images() -> None:
         ("http://x.kp/css/fonts.css", "stylesheet"), ("http://x.kp/f/x.woff", "font"),
         ("http://x.kp/img/bg.png", "image")]
     assert kind_of("http://x.kp/a.JS") == "script"
+
+
+def test_a_style_attribute_is_found_in_any_case_the_regex_takes() -> None:
+    """The scan looks for the word before running its costly regex; re.I also reads the long
+    s (U+017F) as an s, and so must the look."""
+    for attr in ("style", "STYLE", "\u017ftyle"):
+        html = f'<div {attr}="background: url(/bg.png)">x</div>'
+        assert page_requisites(html, "http://a.kp/") == [("http://a.kp/bg.png", "image")], attr
+    assert page_requisites('<div class="stylish">x</div>', "http://a.kp/") == []

@@ -44,6 +44,8 @@ def language_by_script(text: str) -> tuple[str | None, float]:
     Kana anywhere makes Japanese (Japanese mixes kana and kanji; Chinese has no kana);
     Hangul with some Han is still Korean (hanja in older North Korean texts).
     """
+    if text[:20_000].isascii():  # no script but Latin: counting its letters says nothing
+        return None, 0.0
     counts, letters = _script_counts(text)
     if letters < 4:
         return None, 0.0

@@ -9,6 +9,8 @@ write) in sites per second on one core, its ratio to the baseline, and the peak 
 
     python bench/bench_purpose.py                 # 1,000 sites x 5 pages
     python bench/bench_purpose.py --sites 200
+    python bench/bench_purpose.py --sections      # pages 2-5 are sections the home page's
+                                                  # menu links to, each read on its own too
 
 Target (issue 11): at least 20 sites per second per core with five pages each, RSS < 600 MB.
 """
@@ -41,8 +43,10 @@ PAGES_PER_SITE = 5
 PAGE_CHARS = 2500
 
 
-def build(db_path: Path, sites: int, seed: int = 11) -> int:
-    """A census with one run of ``sites`` sites of five pages of real text each."""
+def build(db_path: Path, sites: int, seed: int = 11, sections: bool = False) -> int:
+    """A census with one run of ``sites`` sites of five pages of real text each; with
+    ``sections``, the first page is the home page and its menu links to the other four (the
+    section rule then reads each of them on its own: the worst case for five pages)."""
     rng = random.Random(seed)
     docs = real_corpus()
     pool: dict[str, list[str]] = defaultdict(list)
@@ -50,7 +54,7 @@ def build(db_path: Path, sites: int, seed: int = 11) -> int:
         pool[d["label"]].append(d["text"])
     db = open_census(db_path)
     run_id = start_run(db, "kp", {"bench": True})
-    domains, rows, pages = [], [], []
+    domains, rows, pages, links = [], [], [], []
     for i in range(sites):
         doc = docs[i % len(docs)]
         domain = f"s{i}.{doc['domain']}"
@@ -67,10 +71,17 @@ def build(db_path: Path, sites: int, seed: int = 11) -> int:
             pages.append({"run_id": run_id, "domain": domain, "url": f"http://{domain}/p{p}",
                           "http_status": 200, "title": f"{doc['title']} - {p}",
                           "description": doc.get("description") or None,
-                          "text": " ".join(parts)[:PAGE_CHARS]})
+                          "text": " ".join(parts)[:PAGE_CHARS], "depth": min(p, 1)})
+            if sections and p:
+                links.append((domain, f"http://{domain}/p{p}", f"Section {p}"))
     db["domains"].insert_all(domains)
     db["sites"].insert_all(rows)
     db["pages"].insert_all(pages, batch_size=1000)
+    home = {r["domain"]: r["id"] for r in db.query(
+        "SELECT domain, id FROM pages WHERE url LIKE '%/p0'")}
+    db["links"].insert_all(({"run_id": run_id, "page_id": home[d], "to_url": url,
+                             "to_host": d, "internal": 1, "how": "href", "anchor": anchor,
+                             "followed": 1} for d, url, anchor in links), batch_size=1000)
     db.conn.commit()
     db.close()
     return run_id
@@ -79,11 +90,14 @@ def build(db_path: Path, sites: int, seed: int = 11) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=1000)
+    parser.add_argument("--sections", action="store_true",
+                        help="pages 2-5 of each site are sections its home page links to")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
-        run_id = build(path, args.sites)
-        print(f"generated {args.sites} sites x {PAGES_PER_SITE} pages of real text")
+        run_id = build(path, args.sites, sections=args.sections)
+        print(f"generated {args.sites} sites x {PAGES_PER_SITE} pages of real text"
+              + (", 4 of them sections read on their own" if args.sections else ""))
 
         t = time.perf_counter()
         shipped_model()

@@ -3,7 +3,9 @@ ties, and a calibrated confidence below ``UNSURE`` says ``unknown`` with the run
 
 ``evidence["decided_by"]`` says which signal decided: ``model`` (the embeddings of what the
 site says about itself and shows), ``cues`` (lexicon, host, suffix or JSON-LD words breaking a
-near tie), ``json-ld`` (the site's own schema.org type), or ``below threshold``.
+near tie), ``json-ld`` (the site's own schema.org type), ``sections`` (its top-level
+sections, each read on its own, spread over several purposes: a portal; see ``sections``),
+or ``below threshold``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from .cues import CueScores, Hit, fold, lexicon, taxonomy
 from .model import Model, SiteDoc, shipped_model
+from .sections import PORTAL, Verdict, judge, reading_view, rule
 
 UNKNOWN = "unknown"
 UNSURE = 0.3  # calibrated confidence below which the label is unknown (see README figures)
@@ -211,12 +214,13 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None,
     index = [i for i, p in enumerate(prepared) if p[5] is None]
     readable = [prepared[i][0] for i in index]
     predictions = iter(model.predict(readable, None if vectors is None else vectors[index]))
+    verdicts = iter(_section_verdicts(readable, model))
     results = []
     for doc, name, content, declared, suffix, why in prepared:
         if why is not None:
             results.append(_guess(doc, name, suffix, why))
             continue
-        pred = next(predictions)
+        pred, verdict = next(predictions), next(verdicts)
         cue = dict(content.scores)
         for label, score in [*name.scores.items(), *declared.scores.items()]:
             cue[label] = cue.get(label, 0.0) + score
@@ -245,6 +249,16 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None,
         }
         if secondary:
             evidence["secondary_terms"] = {s: _terms(content.hits, s, 3) for s in secondary}
+        if verdict is not None:
+            evidence["sections"] = verdict.evidence()
+            if verdict.portal and not declared.scores and top != PORTAL:
+                # the site's own schema.org type, when it declares one, still wins
+                runner, top, decided_by = top, PORTAL, "sections"
+                confidence = max(pred.probabilities[PORTAL], rule()["confidence"])
+                secondary = [runner]
+                evidence.update(decided_by=decided_by, terms=_terms(hits, top),
+                                runner_up={"label": runner,
+                                           "p": round(pred.probabilities[runner], 3)})
         if confidence < UNSURE:
             evidence["decided_by"] = "below threshold"
             evidence["runner_up"] = {"label": top, "p": round(confidence, 3)}
@@ -255,6 +269,17 @@ def classify_docs(docs: Sequence[SiteDoc], model: Model | None = None,
         results.append(Classification(doc.domain, top, confidence, evidence,
                                       secondary=secondary))
     return results
+
+
+def _section_verdicts(docs: Sequence[SiteDoc], model: Model) -> list[Verdict | None]:
+    """What each site's sections say (None for a site with too few), read in one batch."""
+    judged = [d for d in docs if len(d.sections) >= rule()["min_sections"]]
+    flat = [reading_view(s) for d in judged for s in d.sections]
+    readings = iter(model.predict(flat)) if flat else iter(())
+    verdicts: dict[int, Verdict] = {}
+    for doc in judged:
+        verdicts[id(doc)] = judge(doc.sections, [next(readings) for _ in doc.sections])
+    return [verdicts.get(id(d)) for d in docs]
 
 
 def classify_site(doc: SiteDoc) -> Classification:

@@ -69,6 +69,9 @@ class SiteDoc:
     site_name: str = ""
     og_type: str = ""
     schema_types: list[str] = field(default_factory=list)
+    url: str = ""  # of a section page (``sections``)
+    # the site's top-level sections, each read on its own (crawler/classify/sections.py)
+    sections: list[SiteDoc] = field(default_factory=list)
 
     def fields(self) -> dict[str, str]:
         """Field name -> text, in the names the evidence uses."""

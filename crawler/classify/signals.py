@@ -1,15 +1,16 @@
 """What the classifier reads of each site of a run: its site rows, its pages' titles,
-descriptions, headings and text, and the anchor text of its links."""
+descriptions, headings and text, the anchor text of its links, and its top-level sections
+each on its own (``sections``)."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
 import sqlite_utils
 
 from .model import SiteDoc
+from .sections import as_list, section_pages
 
 PAGE_TEXT_LIMIT = 3000
 SITE_TEXT_LIMIT = 12000
@@ -60,11 +61,11 @@ def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
                 doc.description = row["description"]
             if row["site_name"] and not doc.site_name:
                 doc.site_name = row["site_name"]
-            for kind in _as_list(row["schema_types"]) if row["schema_types"] else []:
+            for kind in as_list(row["schema_types"]) if row["schema_types"] else []:
                 if kind not in doc.schema_types and len(doc.schema_types) < 20:
                     doc.schema_types.append(kind)
             if row["headings"] and len(doc.headings) < 100:
-                doc.headings.extend(_as_list(row["headings"])[:20])
+                doc.headings.extend(as_list(row["headings"])[:20])
             if row["text"] and size < SITE_TEXT_LIMIT:
                 texts.append(row["text"][:PAGE_TEXT_LIMIT])
                 size += len(texts[-1])
@@ -73,12 +74,7 @@ def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
         doc.anchors = anchors.get(domain, [])
         if texts or doc.title:
             doc.alive = True
+    for domain, found in section_pages(db, run_id).items():
+        if domain in docs:
+            docs[domain].sections = found
     return list(docs.values())
-
-
-def _as_list(value: str) -> list[str]:
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return [value]
-    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]

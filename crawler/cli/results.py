@@ -76,7 +76,8 @@ def runs_command(db_path: str, zone: str | None, as_json: bool) -> None:
 @click.option("--evaluate", "eval_path", is_flag=False, flag_value="cv", default=None,
               metavar="[PATH]",
               help="Instead, score the classifier: alone, grouped cross-validation on the "
-                   "real corpus; with PATH, a labelled .jsonl file or folder.")
+                   "real corpus; with PATH, a labelled .jsonl file or folder (a file of "
+                   "multi-page sites scores the section rule).")
 @handle_errors
 def classify_command(db_path: str, run_id: int | None, eval_path: str | None) -> None:
     """Give every site of a run a purpose, a confidence and the evidence.
@@ -91,6 +92,7 @@ def classify_command(db_path: str, run_id: int | None, eval_path: str | None) ->
         census classify --db output/census.db
         census classify --evaluate
         census classify --evaluate crawler/data/corpus/eval.jsonl
+        census classify --evaluate crawler/data/corpus/sites.jsonl
     """
     from ..classify import cross_validate, evaluate, summarize
     from ..verdicts import classify_again

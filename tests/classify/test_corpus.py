@@ -54,3 +54,24 @@ def test_a_harvested_file_keeps_only_documents_that_follow_the_rules():
     assert [r["domain"] for r in kept] == ["mofa.go.jp"]
     assert [n for n, _ in dropped] == [2, 3, 4, 5, 6, 7]
     assert "already in the corpus" in dropped[0][1] and "reserved" in dropped[3][1]
+
+
+def test_the_multi_page_sites_say_where_each_page_comes_from():
+    """corpus/sites.jsonl: real sites nobody here wrote, each with several section pages, a
+    label with its reason, a licence note and every page's address; evaluation only."""
+    from crawler.classify.evaluate import site_record_doc
+
+    sites = read_corpus(name="sites.jsonl")
+    assert len(sites) >= 10 and {"portal", "news_media"} <= {r["label"] for r in sites}
+    assert len({site_group(r["domain"]) for r in sites}) == len(sites)
+    reserved = ("trafilatura", "htmldate", "readability", "newspaper", "goose", "postlight")
+    for record in sites:
+        assert record["label"] in taxonomy() and record["reason"] and record["licence"]
+        assert len(record["sections"]) >= 2, record["domain"]
+        for page in record["sections"]:
+            assert page["url"].startswith("http") and page["url"] in record["source"]
+            assert site_group(page["url"].split("/")[2]) == site_group(record["domain"])
+            assert page["title"] and len(page["text"]) >= 80, page["url"]
+        assert not any(name in record["source"] for name in reserved)
+        doc = site_record_doc(record)
+        assert len(doc.sections) == len(record["sections"]) and doc.text

@@ -94,6 +94,7 @@ def section_pages(db: sqlite_utils.Database, run_id: int) -> dict[str, list[Site
         "AND (p.url = l.to_url OR p.request_url = l.to_url) "
         "LEFT JOIN pages r ON r.id = p.revisit_of "
         "WHERE h.run_id = ? AND h.depth <= 1 AND l.anchor IS NOT NULL "
+        "AND NOT COALESCE(p.http_status >= 400, 0) "
         "ORDER BY h.domain, h.depth, h.id, l.id", [run_id])
     for row in rows:
         domain = row["domain"]

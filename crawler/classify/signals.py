@@ -22,19 +22,22 @@ def site_docs(db: sqlite_utils.Database, run_id: int) -> list[SiteDoc]:
     # a revisit keeps no text of its own: it is in the page revisited, maybe of an earlier run;
     # a site's pages by depth and URL, not in the order they were stored, which a crawl killed
     # and resumed changes (the pages lost at the kill are stored last), and with it the text
-    # that fits in SITE_TEXT_LIMIT and the label
+    # that fits in SITE_TEXT_LIMIT and the label;
+    # an error page ("Not Found", a server's default) is the server's words, not the site's
     for row in db.execute_returning_dicts(
         "SELECT p.id, p.domain, p.title, p.lang, COALESCE(p.text, r.text) AS text, "
         "p.description, p.headings, COALESCE(p.site_name, r.site_name) AS site_name, "
         "COALESCE(p.schema_types, r.schema_types) AS schema_types "
         "FROM pages p LEFT JOIN pages r ON r.id = p.revisit_of "
-        "WHERE p.run_id = ? ORDER BY p.domain, p.depth, p.url, p.id", [run_id]
+        "WHERE p.run_id = ? AND NOT COALESCE(p.http_status >= 400, 0) "
+        "ORDER BY p.domain, p.depth, p.url, p.id", [run_id]
     ):
         pages[row["domain"]].append(row)
     anchors: dict[str, list[str]] = defaultdict(list)
     for domain, anchor in db.execute(
         "SELECT p.domain, l.anchor FROM links l JOIN pages p ON p.id = l.page_id "
-        "WHERE l.run_id = ? AND l.anchor IS NOT NULL AND l.anchor != ''", [run_id]
+        "WHERE l.run_id = ? AND l.anchor IS NOT NULL AND l.anchor != '' "
+        "AND NOT COALESCE(p.http_status >= 400, 0)", [run_id]
     ):
         if len(anchors[domain]) < 300:
             anchors[domain].append(anchor)

@@ -73,6 +73,29 @@ def test_each_run_has_a_truthful_status(two_runs: tuple[Path, int, int]) -> None
     assert "crawl:" in message and "classify:" in message and "compare:" in message
 
 
+def test_every_live_lab_site_gets_its_purpose_from_what_the_census_crawled(
+    two_runs: tuple[Path, int, int],
+) -> None:
+    """The purpose each lab site was built with, read from the pages the census stored (not
+    from the lab's files); a site that never answers or fails gets at most a guess."""
+    import tomllib
+
+    db_path, a, _ = two_runs
+    got = {domain: (label, json.loads(evidence)) for domain, label, evidence in query(
+        db_path, "SELECT domain, label, evidence FROM classifications WHERE run_id = ?", a)}
+    sites = Path(load_world("kp", version=1).sites_root)
+    checked = 0
+    for config_file in sorted(sites.glob("*/site.toml")):
+        config = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        label, evidence = got[config_file.parent.name]
+        if config.get("hang") or config.get("status", 200) >= 500:
+            assert label == "unknown" or evidence.get("decided_by") == "name", evidence
+            continue
+        assert label == config["purpose"], (config_file.parent.name, evidence)
+        checked += 1
+    assert checked >= 20
+
+
 def test_first_and_last_seen_carry_across_runs(two_runs: tuple[Path, int, int]) -> None:
     db_path, a, b = two_runs
     seen = {

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from ..db import reading, run_domains
+from .children import die_with_parent
 
 if TYPE_CHECKING:  # not imported: the probe's modules (numpy) would load in every worker
     from ..probe.options import ProgressCallback
@@ -111,23 +112,6 @@ class LevelFilter(logging.Filter):
         return record.levelno >= self.levels.get(name, self.levels.get("", logging.NOTSET))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (``kill -9`` of ``census run``).
-
-    Otherwise an orphaned crawl would go on writing a run that the next writer, holding the
-    lock, marks ``interrupted``.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the lock file still says who writes
-        log.debug("cannot tie the crawl process to its parent")
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
-
-
 PROGRESS_EVERY = 0.2
 """Seconds between progress messages to the parent: a message a page woke the queue's
 feeder thread, and took the reactor's GIL, 2,000 times on the bench."""
@@ -181,7 +165,7 @@ def _launch_workers(overrides: dict[str, Any]) -> None:
 
 
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
-    _die_with_parent()
+    die_with_parent("crawl process")
     try:
         _launch_workers(overrides)
     except Exception as exc:  # the spider starts them itself then

@@ -33,7 +33,6 @@ import pickle
 import queue
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .analyse import Analysis, PageJob, analyse, content_type_of, warm
+from .children import Launched, die_with_parent, discard, frame, spawn
 from .extract import Extracted
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ WORKERS_FROM_PAGES = 1500
 starting one (Python, lxml, the language model) costs about 0.5 s of CPU, more than the
 analysis of a short crawl (a lab test, a rerun of a few sites) that it would take over."""
 
-_launched: list[tuple[subprocess.Popen[bytes], socket.socket]] = []
+_launched: list[Launched] = []
 """Workers started before the crawl's event loop (``launch``), waiting for ``Workers.start``."""
 
 
@@ -71,28 +71,12 @@ def launch(count: int) -> None:
     first requests, and the first pages would wait for it (2-3 s of an idle downloader on
     the bench).  ``Workers.start`` adopts them; ``discard_launched`` ends those it did not."""
     for _ in range(count - len(_launched)):
-        _launched.append(_popen())
+        _launched.append(spawn("crawler.crawl.workers"))
 
 
 def discard_launched() -> None:
     """End launched workers no crawl adopted (a short crawl, or one that failed to start)."""
-    while _launched:
-        process, sock = _launched.pop()
-        sock.close()  # the worker reads end-of-file and exits
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _popen() -> tuple[subprocess.Popen[bytes], socket.socket]:
-    ours, theirs = socket.socketpair()
-    with theirs:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crawler.crawl.workers", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-    return process, ours
+    discard(_launched)
 
 
 def default_workers() -> int:
@@ -110,14 +94,7 @@ def _serve(conn: Any) -> None:
     """A worker: answer each list of ``(id, PageJob)`` with the list of their ``(id,
     Analysis)`` until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        log.debug("cannot tie the analysis worker to the crawl process")
-    if os.getppid() == 1:
-        os._exit(1)
+    die_with_parent("analysis worker")
     jobs: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
     def read() -> None:
@@ -162,13 +139,6 @@ class _Worker:
     """Whether the event loop watches the pipe for room (``unsent`` is not empty)."""
 
 
-def _frame(data: bytes) -> bytes:
-    """A message as ``Connection.send_bytes`` frames it, for the worker's ``recv_bytes``."""
-    if len(data) > 0x7FFFFFFF:
-        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
-    return struct.pack("!i", len(data)) + data
-
-
 class Workers:
     """``count`` analysis processes, or the reactor's own process with 0."""
 
@@ -197,7 +167,7 @@ class Workers:
 
     def _spawn(self) -> _Worker:
         assert self.loop is not None
-        process, ours = _launched.pop(0) if _launched else _popen()
+        process, ours = _launched.pop(0) if _launched else spawn("crawler.crawl.workers")
         worker = _Worker(process, Connection(os.dup(ours.fileno())), ours)
         self.loop.add_reader(worker.conn.fileno(), self._readable, worker)
         return worker
@@ -232,7 +202,7 @@ class Workers:
         jobs, worker.outbox = worker.outbox, []
         if not jobs or worker not in self.workers:
             return
-        worker.unsent += _frame(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL))
+        worker.unsent += frame(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL))
         self._write(worker)
 
     def _write(self, worker: _Worker) -> None:
@@ -298,7 +268,7 @@ class Workers:
                 if worker.waiting:
                     self.loop.remove_writer(worker.conn.fileno())
             with contextlib.suppress(OSError):
-                worker.sock.sendall(bytes(worker.unsent) + _frame(pickle.dumps([(-1, None)])))
+                worker.sock.sendall(bytes(worker.unsent) + frame(pickle.dumps([(-1, None)])))
         for worker in self.workers:
             try:
                 worker.process.wait(timeout=5)

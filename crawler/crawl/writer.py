@@ -33,10 +33,11 @@ import os
 import pickle
 import signal
 import socket
-import struct
 import subprocess
 import sys
 from typing import Any
+
+from .children import Launched, die_with_parent, discard, frame, spawn
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ KEEP_TOKENS = 100_000
 """Locations of responses kept for the items that name them: a response's item follows it
 within the responses in flight; robots.txt and redirects are named by none."""
 
-_launched: list[tuple[subprocess.Popen[bytes], socket.socket]] = []
+_launched: list[Launched] = []
 
 
 class WriterDied(Exception):
@@ -62,31 +63,11 @@ def launch() -> None:
 
 
 def discard_launched() -> None:
-    while _launched:
-        process, sock = _launched.pop()
-        sock.close()  # it reads end-of-file and exits
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    discard(_launched)
 
 
-def _popen() -> tuple[subprocess.Popen[bytes], socket.socket]:
-    ours, theirs = socket.socketpair()
-    level = logging.getLogger().getEffectiveLevel()
-    with theirs:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crawler.crawl.writer", str(theirs.fileno()), str(level)],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-    return process, ours
-
-
-def _frame(data: bytes) -> bytes:
-    """A message as ``Connection.send_bytes`` frames it, for ``recv_bytes`` at the other end."""
-    if len(data) > 0x7FFFFFFF:
-        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
-    return struct.pack("!i", len(data)) + data
+def _popen() -> Launched:
+    return spawn("crawler.crawl.writer", str(logging.getLogger().getEffectiveLevel()))
 
 
 class WriterClient:
@@ -133,7 +114,7 @@ class WriterClient:
 
     def _send_now(self, messages: list[tuple[Any, ...]]) -> None:
         """Blocking: before the event loop runs, and at the close."""
-        data = bytes(self.unsent) + _frame(pickle.dumps(messages, pickle.HIGHEST_PROTOCOL))
+        data = bytes(self.unsent) + frame(pickle.dumps(messages, pickle.HIGHEST_PROTOCOL))
         self.unsent.clear()
         self.sock.sendall(data)
 
@@ -141,7 +122,7 @@ class WriterClient:
         messages, self.outbox = self.outbox, []
         if not messages or self.dead or self.closed:
             return
-        self.unsent += _frame(pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL))
+        self.unsent += frame(pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL))
         self._write()
 
     def _write(self) -> None:
@@ -385,14 +366,7 @@ def _serve(fd: int, level: int) -> None:
     from multiprocessing.connection import Connection
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        log.debug("cannot tie the writer to the crawl process")
-    if os.getppid() == 1:
-        os._exit(1)
+    die_with_parent("writer")
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _Writer(Connection(fd)).serve()

@@ -1,0 +1,63 @@
+"""The crawl process's helper processes (the analysis workers, the writer): each started
+early over a socket pair, tied to the crawl process, and spoken to in the framing of
+``multiprocessing.connection.Connection``.  Only the standard library: the writer and the
+workers import this and start without Scrapy."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+
+log = logging.getLogger(__name__)
+
+Launched = tuple[subprocess.Popen[bytes], socket.socket]
+
+
+def spawn(module: str, *args: str) -> Launched:
+    """Start ``python -m module FD *args``: the child's end of a socket pair is FD, ours is
+    returned with the process."""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, str(theirs.fileno()), *args],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+    return process, ours
+
+
+def discard(launched: list[Launched]) -> None:
+    """End the launched processes no crawl adopted: each reads end-of-file and exits."""
+    while launched:
+        process, sock = launched.pop()
+        sock.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def frame(data: bytes) -> bytes:
+    """A message as ``Connection.send_bytes`` frames it, for ``recv_bytes`` at the other end
+    (we write it ourselves, without blocking, when the pipe has room)."""
+    if len(data) > 0x7FFFFFFF:
+        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
+    return struct.pack("!i", len(data)) + data
+
+
+def die_with_parent(what: str) -> None:
+    """Ask Linux to kill this process when its parent dies (``kill -9`` of ``census run`` or
+    of the crawl process), and exit at once if the parent is already gone: an orphan would go
+    on writing a run that the next writer, holding the lock, marks ``interrupted``."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the lock file still says who writes
+        log.debug("cannot tie the %s to its parent", what)
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)

@@ -25,7 +25,7 @@ import sqlite_utils
 from ..db import reading, run_domains
 from .children import die_with_parent
 
-if TYPE_CHECKING:  # not imported: the probe's modules (numpy) would load in every worker
+if TYPE_CHECKING:  # not imported: the probe's modules would load in every worker and the writer
     from ..probe.options import ProgressCallback
 
 log = logging.getLogger(__name__)

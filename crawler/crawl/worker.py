@@ -257,9 +257,10 @@ def _child(redis_url: str, token: str, out_dir: str, worker: str,
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
-    from . import LevelFilter, _die_with_parent
+    from . import LevelFilter
+    from .children import die_with_parent
 
-    _die_with_parent()
+    die_with_parent("census worker")
     # as the CLI was told to log (a spawn child inherits no logging setup; ``crawl_run``)
     logging.basicConfig(level=levels.get("", logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from ..db import get_run, utcnow
-from ..errors import CensusError
+from ..errors import CensusError, check_stop
 from .combine import Classification, classify_docs, classify_site, labels
 from .cues import taxonomy
 from .evaluate import CrossValidation, Report, composition, cross_validate, evaluate
@@ -73,6 +73,7 @@ def classify_run(
     results: list[Classification] = []
     batch = 500
     for start in range(0, len(docs), batch):
+        check_stop()  # a stop whose KeyboardInterrupt a library swallowed: hours at 1M sites
         results.extend(classify_docs(docs[start:start + batch]))
         if progress:
             progress(min(start + batch, len(docs)), len(docs))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from crawler.classify import classify_run
 from crawler.classify.signals import site_docs
 from crawler.db import open_census, start_run
+from crawler.errors import STOP
 
 
 def test_an_error_page_does_not_speak_for_its_site(tmp_path: Path) -> None:
@@ -36,3 +39,21 @@ def test_an_error_page_does_not_speak_for_its_site(tmp_path: Path) -> None:
     (result,) = classify_run(db, run_id)
     assert result.guess or result.label == "unknown", result.evidence
     assert result.confidence <= 0.3 or result.label == "unknown"
+
+
+def test_a_stop_whose_interrupt_was_swallowed_ends_classify_before_its_next_batch(
+        tmp_path: Path) -> None:
+    db = open_census(tmp_path / "census.db")
+    run_id = start_run(db, "kp", {})
+    db["domains"].insert({"name": "kcna.kp", "suffix": "kp", "first_seen_run": run_id,
+                          "last_seen_run": run_id})
+    db["sites"].insert({"run_id": run_id, "domain": "kcna.kp", "alive": 1,
+                        "url": "http://kcna.kp/", "http_status": 200, "title": "KCNA"})
+    db.conn.commit()
+    STOP.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            classify_run(db, run_id)
+    finally:
+        STOP.clear()
+    assert db.execute("SELECT count(*) FROM classifications").fetchone() == (0,)

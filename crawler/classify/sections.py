@@ -31,6 +31,7 @@ from .model import Prediction, SiteDoc
 PORTAL = "portal"
 UNKNOWN = "unknown"
 PAGE_TEXT_LIMIT = 3000
+"""Characters of one page the classifier reads (a site's pages together, or one section)."""
 _LANGUAGE_PATH = re.compile(r"^[a-z]{2}([-_][a-z]{2})?$", re.IGNORECASE)
 _INDEX = re.compile(r"^(index|default|main|home)(\.\w+)?$", re.IGNORECASE)
 

@@ -10,9 +10,8 @@ from typing import Any
 import sqlite_utils
 
 from .model import SiteDoc
-from .sections import as_list, section_pages
+from .sections import PAGE_TEXT_LIMIT, as_list, section_pages
 
-PAGE_TEXT_LIMIT = 3000
 SITE_TEXT_LIMIT = 12000
 
 

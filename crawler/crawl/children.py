@@ -34,11 +34,16 @@ def discard(launched: list[Launched]) -> None:
     while launched:
         process, sock = launched.pop()
         sock.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        reap(process)
+
+
+def reap(process: subprocess.Popen[bytes], timeout: float = 5) -> None:
+    """Wait for a child told to end (end-of-file, or a last message); kill it past ``timeout``."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def frame(data: bytes) -> bytes:

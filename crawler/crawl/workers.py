@@ -33,7 +33,6 @@ import pickle
 import queue
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .analyse import Analysis, PageJob, analyse, content_type_of, warm
-from .children import Launched, die_with_parent, discard, frame, spawn
+from .children import Launched, die_with_parent, discard, frame, reap, spawn
 from .extract import Extracted
 
 log = logging.getLogger(__name__)
@@ -270,11 +269,7 @@ class Workers:
             with contextlib.suppress(OSError):
                 worker.sock.sendall(bytes(worker.unsent) + frame(pickle.dumps([(-1, None)])))
         for worker in self.workers:
-            try:
-                worker.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
+            reap(worker.process)
             worker.conn.close()
             worker.sock.close()
         self.workers = []

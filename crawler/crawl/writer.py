@@ -33,11 +33,10 @@ import os
 import pickle
 import signal
 import socket
-import subprocess
 import sys
 from typing import Any
 
-from .children import Launched, die_with_parent, discard, frame, spawn
+from .children import Launched, die_with_parent, discard, frame, reap, spawn
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +226,7 @@ class WriterClient:
             except (EOFError, OSError) as exc:
                 self.dead = f"the crawl's writer process died at the close ({exc})"
                 log.error("%s", self.dead)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        reap(self.process, timeout=10)
         self.conn.close()
         self.sock.close()
         for future, _ in self.pending.values():

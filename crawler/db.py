@@ -18,12 +18,13 @@ from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
-from . import __version__, migrations, search
+from . import __version__, search
 from .errors import DatabaseLocked, RunNotFound
+
+if TYPE_CHECKING:  # imported where used: the crawl's writer and workers connect without it
+    import sqlite_utils
 
 
 class RunStatus(StrEnum):
@@ -88,6 +89,10 @@ def open_census(path: str | Path, *, create: bool = True) -> sqlite_utils.Databa
     if not create and not path.exists():
         raise RunNotFound(f"no census database at {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    import sqlite_utils
+
+    from . import migrations
+
     db = sqlite_utils.Database(connect(path))
     db.execute("PRAGMA journal_mode = WAL")
     migrations.apply(db)

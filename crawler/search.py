@@ -67,6 +67,8 @@ def search_text(value: str | None) -> str | None:
     """The search form of a title or text: CJK runs as bigrams, everything else as it is."""
     if not value:
         return value
+    if value.isascii():  # no CJK run possible: skip the scan (O(1) for an ASCII str)
+        return " ".join(value.split())
     form = CJK_RUN.sub(lambda m: " " + " ".join(_run_tokens(m.group())) + " ", value)
     return " ".join(form.split())  # one space between tokens: the form is stored, keep it small
 

@@ -40,6 +40,9 @@ def found(db: sqlite_utils.Database, query: str) -> set[int]:
 def test_a_cjk_run_is_written_as_its_bigrams_and_its_last_character() -> None:
     assert search.search_text("KCNA평양에서 보도") == "KCNA 평양 양에 에서 서 보도 도"
     assert search.search_text("No CJK here.") == "No CJK here."
+    # ASCII text skips the CJK scan: its form is still one space between tokens
+    assert search.search_text(" No  CJK\there.\x1c\n") == "No CJK here."
+    assert search.search_text("Café  평양") == "Café 평양 양"
     assert search.search_text(None) is None
 
 

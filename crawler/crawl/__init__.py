@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from ..db import reading, run_domains
 from .children import die_with_parent
 
@@ -159,6 +157,8 @@ def _launch_workers(overrides: dict[str, Any]) -> None:
     if isinstance(domains, str):
         domains = [d for d in domains.split(",") if d.strip()]
     if not domains:
+        import sqlite_utils
+
         with reading(str(setting("CENSUS_DB"))) as conn:
             domains = run_domains(sqlite_utils.Database(conn), int(setting("CENSUS_RUN_ID")))
     launch(planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES"))))

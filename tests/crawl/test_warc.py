@@ -118,7 +118,9 @@ def test_exchanges_are_the_bytes_warcio_writes(tmp_path: Path, monkeypatch) -> N
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    from crawler.crawl.warc import http_headers_block
+    import zlib
+
+    from crawler.crawl.warc import GZIP_LEVEL, http_headers_block
 
     ids = itertools.count()
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(ids)))
@@ -141,6 +143,10 @@ def test_exchanges_are_the_bytes_warcio_writes(tmp_path: Path, monkeypatch) -> N
 
     ids = itertools.count()
     theirs = io.BytesIO()
+    # warcio compresses at level 9, the census at GZIP_LEVEL: the same writer at that level
+    compressobj = zlib.compressobj
+    monkeypatch.setattr(zlib, "compressobj",
+                        lambda level, *args: compressobj(GZIP_LEVEL, *args))
     writer = WARCWriter(theirs, gzip=True, warc_version="1.1")
     for body in (BODY, b""):
         response = writer.create_warc_record(
@@ -155,5 +161,7 @@ def test_exchanges_are_the_bytes_warcio_writes(tmp_path: Path, monkeypatch) -> N
                 is_http_request=True, protocol="HTTP/1.1"),
             warc_headers_dict={"WARC-Date": DATE, "WARC-Concurrent-To":
                                response.rec_headers.get_header("WARC-Record-ID")}))
+    monkeypatch.undo()
     assert gzip.decompress(ours) == gzip.decompress(theirs.getvalue())
     assert ours == theirs.getvalue()  # one gzip member per record, at the same level
+    assert GZIP_LEVEL != 9  # so the level is really the census' own, not warcio's

@@ -27,12 +27,25 @@ def parse_networks(cidrs: Iterable[str]) -> list[Network]:
     return networks
 
 
+MAX_REMEMBERED = 65536
+"""Addresses whose answer a policy keeps: a crawl connects to a few per site, again and again."""
+
+
 class NetPolicy:
     def __init__(self, allow: Iterable[str] = ()) -> None:
         self.allow = parse_networks(allow)
+        self._answers: dict[str, bool] = {}
 
     def allowed(self, address: str) -> bool:
         """True if the census may connect to ``address``."""
+        answer = self._answers.get(address)
+        if answer is None:  # parsing the address is most of the cost, once a connection
+            if len(self._answers) >= MAX_REMEMBERED:
+                self._answers.clear()
+            answer = self._answers[address] = self._allowed(address)
+        return answer
+
+    def _allowed(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

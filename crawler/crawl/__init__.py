@@ -198,6 +198,12 @@ def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> 
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(CensusSpider)
     process.crawl(crawler)
+    # Scrapy's logging setup put its logger at DEBUG: a record for every response and item
+    # was made (caller lookup included), then dropped by the filter.  At the filter's level
+    # they are not made at all.
+    for name in ("scrapy", "twisted"):
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), levels.get(name, logging.NOTSET)))
     from twisted.internet import reactor
 
     # The parent decides when the crawl stops (Ctrl-C and SIGTERM alike reach it); a Ctrl-C

@@ -7,7 +7,6 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
@@ -25,6 +24,9 @@ from .traps import TrapFilter
 
 log = logging.getLogger(__name__)
 
+MAX_HOSTS_REMEMBERED = 65536
+"""Hosts whose kind (name or IP literal) ``NetPolicyMiddleware`` keeps."""
+
 CHAIN_META = "census_chain"
 MAX_TRAPS_RECORDED = 1000
 """Trap decisions recorded per site: enough to see what was cut, bounded for endless ones."""
@@ -39,18 +41,27 @@ class NetPolicyMiddleware:
 
     def __init__(self, policy: NetPolicy) -> None:
         self.policy = policy
+        self.literal: dict[str, bool] = {}
+        """Hosts of requests seen so far: whether each is an IP literal (most are names, and
+        finding that out by ``ip_address`` raising was the cost of every request)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
         return cls(NetPolicy(crawler.settings.getlist("CENSUS_ALLOW_NET")))
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
-        host = (urlsplit(request.url).hostname or "").strip("[]")
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        if not self.policy.allowed(host):
+        host = (urlparse_cached(request).hostname or "").strip("[]")
+        literal = self.literal.get(host)
+        if literal is None:
+            if len(self.literal) >= MAX_HOSTS_REMEMBERED:
+                self.literal.clear()
+            try:
+                ipaddress.ip_address(host)
+                literal = True
+            except ValueError:
+                literal = False
+            self.literal[host] = literal
+        if literal and not self.policy.allowed(host):
             raise IgnoreRequest(self.policy.why_not(host))
         return None
 

@@ -51,13 +51,31 @@ HTTPERROR_ALLOW_ALL = True
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = "INFO"
+# No proxy from the environment: a proxy would resolve names itself, past the census'
+# addresses and the net policy.
+HTTPPROXY_ENABLED = False
+# Scrapy 2.19's HTTP endpoint that runs Python code sent to it (aiohttp, imported and served
+# in the crawl process): a census of hostile servers runs no such thing.
+REMOTE_CONTROL_ENABLED = False
+DOWNLOADER_STATS = False
 
 # Scrapy's HTTP handler, plus the port map the lab needs (a no-op without CENSUS_*_PORT).
 DOWNLOAD_HANDLERS = {
     "http": "crawler.crawl.handlers.PortMapDownloadHandler",
     "https": "crawler.crawl.handlers.PortMapDownloadHandler",
 }
+# Scrapy's components are per request and per page on the reactor, which the stage shares
+# two cores with: those whose work the census never uses or does itself are off (each one a
+# method call or two, a signal, stats, for every request).
 DOWNLOADER_MIDDLEWARES = {
+    # the spider has no allowed_domains (it keeps to each site itself, ``same_site``): this
+    # matched every host, twice a request (at scheduling and at download)
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    # no credentials, no proxy (above)
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
+    # byte and status counts of the log's stats dump: the WARC and the rows record each one
+    "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
     # a resumed crawl answers from the run's WARC what the kill kept from being recorded
     "crawler.crawl.resume.WarcReplay": 50,
     "crawler.crawl.middlewares.NetPolicyMiddleware": 60,
@@ -72,11 +90,18 @@ DOWNLOADER_MIDDLEWARES = {
 }
 SPIDER_MIDDLEWARES = {
     "crawler.crawl.middlewares.TrapMiddleware": 550,
+    # HTTPERROR_ALLOW_ALL: it let every response through
+    "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware": None,
+    # a warning for spiders that copy Scrapy's own meta keys on; this one builds its own
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
 ITEM_PIPELINES = {
     "crawler.crawl.pipelines.CensusPipeline": 300,
 }
 EXTENSIONS = {
+    # disabled above: not even imported (aiohttp alone is ~0.1 s of the crawl's start)
+    "scrapy.extensions.remote_control.RemoteControl": None,
+    "scrapy.extensions.telnet.TelnetConsole": None,
     "crawler.crawl.extensions.WarcCapture": 100,
     "crawler.crawl.extensions.Progress": 200,
 }

@@ -114,11 +114,10 @@ def test_exchanges_are_the_bytes_warcio_writes(tmp_path: Path, monkeypatch) -> N
     import io
     import itertools
     import uuid
+    import zlib
 
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
-
-    import zlib
 
     from crawler.crawl.warc import GZIP_LEVEL, http_headers_block
 

@@ -87,6 +87,9 @@ class WarcFiles:
         self.max_size = max_size
         self.sequence = 0
         self.fh: BinaryIO | None = None
+        self.position: int | None = None
+        """Where the next record starts, kept by ``_write_direct`` (a ``tell()`` of the
+        buffered file was two system calls a record); None after warcio wrote: ask the file."""
         self.writer: WARCWriter | None = None
         self.name = ""
         self.files: list[str] = []
@@ -116,15 +119,21 @@ class WarcFiles:
         self.writer.write_record(self.writer.create_warcinfo_record(self.name, info))
 
     def _writer(self) -> WARCWriter:
-        if self.fh is None or self.fh.tell() >= self.max_size:
+        if self.fh is None or self._tell() >= self.max_size:
             self._open()
         assert self.writer is not None
         return self.writer
 
+    def _tell(self) -> int:
+        assert self.fh is not None
+        if self.position is None:
+            self.position = self.fh.tell()
+        return self.position
+
     def _write(self, record: object) -> RecordLocation:
         writer = self._writer()
-        assert self.fh is not None
-        offset = self.fh.tell()
+        offset = self._tell()
+        self.position = None  # warcio writes to the file itself
         writer.write_record(record)
         record_id = record.rec_headers.get_header("WARC-Record-ID")  # type: ignore[attr-defined]
         return RecordLocation(self.name, offset, record_id)
@@ -151,8 +160,9 @@ class WarcFiles:
         compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS + 16)
         member = (compressor.compress(head.encode("utf-8")) + compressor.compress(http_block)
                   + compressor.compress(b"\r\n\r\n") + compressor.flush())
-        offset = self.fh.tell()
+        offset = self._tell()
         self.fh.write(member)
+        self.position = offset + len(member)
         if flush:
             self.fh.flush()
         return RecordLocation(self.name, offset, record_id)
@@ -246,6 +256,7 @@ class WarcFiles:
         if self.fh is not None:
             self.fh.close()
             self.fh = None
+            self.position = None
             self.writer = None
 
 

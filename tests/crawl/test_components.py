@@ -105,6 +105,36 @@ def test_netpolicy_middleware_refuses_private_literals_only() -> None:
         middleware.process_request(Request("http://10.0.0.1/admin"))
     assert middleware.process_request(Request("http://kcna.kp/")) is None
     assert middleware.process_request(Request("http://175.45.176.71/")) is None
+    # the second time each host is remembered: the same answers
+    with pytest.raises(IgnoreRequest, match=r"10\.0\.0\.1"):
+        middleware.process_request(Request("http://10.0.0.1/other"))
+    with pytest.raises(IgnoreRequest, match=r"::1"):
+        middleware.process_request(Request("http://[::1]:8080/"))
+    with pytest.raises(IgnoreRequest, match=r"::1"):
+        middleware.process_request(Request("http://[::1]/again"))
+    assert middleware.process_request(Request("http://kcna.kp/more")) is None
+    assert middleware.process_request(Request("http://175.45.176.71/more")) is None
+
+
+def test_the_census_runs_none_of_scrapy_s_components_it_does_not_use() -> None:
+    """Each would cost the reactor every request; the remote control would run code sent to
+    it.  What stays: robots.txt per origin, retries, redirects, decompression, depth."""
+    from scrapy.settings import Settings
+    from scrapy.utils.conf import build_component_list
+
+    settings = Settings()
+    settings.setmodule("crawler.crawl.settings", priority="project")
+    on = {name.rsplit(".", 1)[1] for key in ("DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES",
+                                             "EXTENSIONS")
+          for name in build_component_list(settings.getwithbase(key))}
+    assert not on & {"OffsiteMiddleware", "HttpAuthMiddleware", "HttpProxyMiddleware",
+                     "DownloaderStats", "HttpErrorMiddleware", "MetaCopyDetectionMiddleware",
+                     "RemoteControl", "TelnetConsole", "RobotsTxtMiddleware"}
+    assert on >= {"RobotsPerOrigin", "RetryMiddleware", "SafeRedirectMiddleware",
+                  "HttpCompressionMiddleware", "DepthMiddleware", "RefererMiddleware",
+                  "StartSpiderMiddleware", "TrapMiddleware", "WarcCapture"}
+    assert not settings.getbool("REMOTE_CONTROL_ENABLED")
+    assert not settings.getbool("HTTPPROXY_ENABLED")
 
 
 def test_trap_middleware_records_calendar_chains_and_session_ids_and_counts_them() -> None:

@@ -269,7 +269,7 @@ def _seen_in_run(db: sqlite_utils.Database, run_id: int) -> int:
     ]
 
 
-def run_domains(db: sqlite_utils.Database, run_id: int) -> list[str]:
+def run_domains(db: sqlite_utils.Database | sqlite3.Connection, run_id: int) -> list[str]:
     """Registrable domains seen in ``run_id``, sorted."""
     return [
         row[0]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from .errors import RunNotFound
+
+if TYPE_CHECKING:  # the crawl process imports this module, and needs no sqlite_utils
+    import sqlite_utils
 
 _COUNTS = ("domains", "live_sites", "pages", "changes")
 """Columns of the ``run_counts`` view (one query, shared with the report and Datasette)."""

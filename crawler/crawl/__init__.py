@@ -164,10 +164,8 @@ def _launch_workers(overrides: dict[str, Any]) -> None:
     if isinstance(domains, str):
         domains = [d for d in domains.split(",") if d.strip()]
     if not domains:
-        import sqlite_utils
-
         with reading(str(setting("CENSUS_DB"))) as conn:
-            domains = run_domains(sqlite_utils.Database(conn), int(setting("CENSUS_RUN_ID")))
+            domains = run_domains(conn, int(setting("CENSUS_RUN_ID")))
     launch(planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES"))))
 
 

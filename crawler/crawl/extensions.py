@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-import sqlite_utils
 from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
@@ -54,6 +53,8 @@ class WarcCapture:
         if writer is None:
             stamp = utcnow().replace("-", "").replace(":", "")
             self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
+            import sqlite_utils  # only this path (CENSUS_WRITER "thread") needs it
+
             self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
 
     @classmethod

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-import sqlite_utils
 from scrapy import Request, Spider
 from scrapy.http import Response, TextResponse
 from twisted.python.failure import Failure
@@ -42,7 +41,7 @@ def same_site(host: str, domain: str) -> bool:
 def run_sites(db_path: str, run_id: int) -> list[str]:
     """The registrable domains of the run, read on the crawl's own connection."""
     with reading(db_path) as conn:
-        return run_domains(sqlite_utils.Database(conn), run_id)
+        return run_domains(conn, run_id)
 
 
 def server_header(response: Response) -> str | None:

@@ -221,6 +221,9 @@ def cross_validate(folds: int = 5) -> CrossValidation:
 SECTION_GRID = [{"min_confidence": c, "min_purposes": k, "max_share": s, "portal_share": q}
                 for q in (1.01, 0.66, 0.5) for c in (0.7, 0.6, 0.5, 0.0) for k in (4, 3, 2)
                 for s in (0.34, 0.5, 0.67)]
+# How much of each section the model reads (its title and this many characters), chosen
+# leave-one-site-out with the thresholds; the shipped length first, so a tie keeps it.
+TEXT_CHARS_GRID = (400, 150, 1000)
 
 
 def site_record_doc(record: dict[str, Any]) -> SiteDoc:
@@ -296,17 +299,24 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
     model = Model([corpus[i] for i in rows], vectors=views[rows], whole=whole[rows])
     docs = [site_record_doc(r) for r in records]
     alone = classify_docs([SiteDoc(**{**d.__dict__, "sections": []}) for d in docs], model=model)
-    flat = [reading_view(s) for d in docs for s in d.sections]
-    preds = iter(model.predict(flat))
     from .sections import readings as read_sections
+    from .sections import rule
 
-    readings = [read_sections(d.sections, [next(preds) for _ in d.sections]) for d in docs]
+    # each section read at every length of TEXT_CHARS_GRID (and the shipped one), in one batch
+    lengths = list(dict.fromkeys([rule()["text_chars"], *TEXT_CHARS_GRID]))
+    flat = [reading_view(s, chars) for chars in lengths for d in docs for s in d.sections]
+    preds = iter(model.predict(flat))
+    read_at = {chars: [read_sections(d.sections, [next(preds) for _ in d.sections])
+                       for d in docs] for chars in lengths}
+    readings = read_at[rule()["text_chars"]]
     declared = [any(t["where"] == "json-ld" for t in a.evidence.get("terms", []))
                 for a in alone]
+    grid = [{**g, "text_chars": chars} for chars in TEXT_CHARS_GRID for g in SECTION_GRID]
 
     def label(i: int, thresholds: dict[str, Any] | None) -> str:
         base = UNKNOWN if alone[i].guess else alone[i].label
-        fired = verdict(readings[i], thresholds).portal and not declared[i]
+        chars = (thresholds or {}).get("text_chars", rule()["text_chars"])
+        fired = verdict(read_at[chars][i], thresholds).portal and not declared[i]
         return PORTAL if fired else base
 
     truth = [r["label"] for r in records]
@@ -314,7 +324,7 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
     held_out, chosen = [], []
     for i in range(len(records)):
         rest = [j for j in range(len(records)) if j != i]
-        best = max(SECTION_GRID, key=lambda g: sum(label(j, g) == truth[j] for j in rest))
+        best = max(grid, key=lambda g: sum(label(j, g) == truth[j] for j in rest))
         chosen.append(best)
         held_out.append(label(i, best))
     return SiteEvaluation(records, [UNKNOWN if a.guess else a.label for a in alone], readings,

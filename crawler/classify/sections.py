@@ -130,12 +130,14 @@ def as_list(value: str) -> list[str]:
     return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
 
 
-def reading_view(section: SiteDoc) -> SiteDoc:
+def reading_view(section: SiteDoc, chars: int | None = None) -> SiteDoc:
     """What of a section the model reads: its title (with the site's name) and the start of
-    its text.  A section's menu title and first lines say what it is about, and reading a
-    short view keeps a site with many sections cheap (the encoder's time grows with text)."""
+    its text (``text_chars``, or ``chars``).  A section's menu title and first lines say what
+    it is about, and reading a short view keeps a site with many sections cheap (the
+    encoder's time grows with text)."""
+    chars = rule()["text_chars"] if chars is None else chars
     return SiteDoc(domain=section.domain, url=section.url, title=section.title,
-                   text=section.text[:rule()["text_chars"]], lang=section.lang,
+                   text=section.text[:chars], lang=section.lang,
                    site_name=section.site_name)
 
 

@@ -143,38 +143,47 @@ class _Progress:
             self.messages.put(("progress", self.done))
 
 
-def _launch_workers(overrides: dict[str, Any]) -> None:
-    """Start the crawl's analysis workers before Scrapy is imported, as the spider will ask
-    for them (``workers.planned_workers``): they are ready when the first pages arrive."""
+def _planned_workers(overrides: dict[str, Any]) -> int:
+    """The analysis workers the spider will ask for (``workers.planned_workers``)."""
     from . import settings as defaults
-    from .workers import launch, planned_workers
+    from .workers import planned_workers
 
     def setting(name: str) -> Any:
         return overrides.get(name, getattr(defaults, name, None))
 
     configured = setting("CENSUS_EXTRACT_WORKERS")
     if configured is not None and int(configured) <= 0:
-        return
+        return 0
     domains = setting("CENSUS_DOMAINS")
     if isinstance(domains, str):
         domains = [d for d in domains.split(",") if d.strip()]
     if not domains:
         with reading(str(setting("CENSUS_DB"))) as conn:
             domains = run_domains(sqlite_utils.Database(conn), int(setting("CENSUS_RUN_ID")))
-    launch(planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES"))))
+    return planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES")))
+
+
+def _launch_helpers(overrides: dict[str, Any], level: int) -> None:
+    """Start the writer and the analysis workers before Scrapy is imported: they load their
+    modules (and the language model) while this process imports Scrapy, and are ready when
+    the first pages arrive.  The writer process is the first worker (``workers.py``)."""
+    from . import workers, writer
+
+    try:
+        planned = _planned_workers(overrides)
+    except Exception as exc:  # the spider starts them itself then
+        log.warning("analysis workers not started early: %s", exc)
+        planned = 0
+    if overrides.get("CENSUS_WRITER", "process") == "process":
+        logging.getLogger().setLevel(level)  # the writer's level
+        writer.launch(analyses=planned > 0)
+        planned -= 1
+    workers.launch(max(0, planned))
 
 
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
     die_with_parent("crawl process")
-    try:
-        _launch_workers(overrides)
-    except Exception as exc:  # the spider starts them itself then
-        log.warning("analysis workers not started early: %s", exc)
-    if overrides.get("CENSUS_WRITER", "process") == "process":
-        from .writer import launch
-
-        logging.getLogger().setLevel(levels.get("", logging.WARNING))  # the writer's level
-        launch()  # loads its modules while this process imports Scrapy
+    _launch_helpers(overrides, levels.get("", logging.WARNING))
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 

@@ -26,9 +26,9 @@ for it less.
 
 A writer that dies (killed, out of memory, a page that crashed the parser) fails the items
 it had not answered, and the crawl closes with ``writer_died``: ``crawl_run`` raises, and a
-resumed run reads back what the WARC and the rows hold, as after a kill of the whole crawl.  The writer dies with the
-crawl process (``PR_SET_PDEATHSIG``) and ignores Ctrl-C, which the crawl process leaves to
-its parent too.
+resumed run reads back what the WARC and the rows hold, as after a kill of the whole crawl.
+The writer dies with the crawl process (``PR_SET_PDEATHSIG``) and ignores Ctrl-C, which the
+crawl process leaves to its parent too.
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ OPTION_SETTINGS = {
     "domains": "CENSUS_DOMAINS",
     "resume": "CENSUS_RESUME",
     "extract_workers": "CENSUS_EXTRACT_WORKERS",
-    "writer": "CENSUS_WRITER",
 }
 
 STOP_GRACE = 5.0
@@ -174,11 +173,9 @@ def _launch_helpers(overrides: dict[str, Any], level: int) -> None:
     except Exception as exc:  # the spider starts them itself then
         log.warning("analysis workers not started early: %s", exc)
         planned = 0
-    if overrides.get("CENSUS_WRITER", "process") == "process":
-        logging.getLogger().setLevel(level)  # the writer's level
-        writer.launch(analyses=planned > 0)
-        planned -= 1
-    workers.launch(max(0, planned))
+    logging.getLogger().setLevel(level)  # the writer's level
+    writer.launch(analyses=planned > 0)
+    workers.launch(max(0, planned - 1))
 
 
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from .cues import CueScores, Hit, fold, lexicon, taxonomy
-from .model import Model, SiteDoc, shipped_model
+from .kinds import kind_model
+from .model import Model, SiteDoc, embed, shipped_model
 from .sections import PORTAL, Verdict, judge, reading_view, rule
 
 UNKNOWN = "unknown"
@@ -275,10 +276,17 @@ def _section_verdicts(docs: Sequence[SiteDoc], model: Model) -> list[Verdict | N
     """What each site's sections say (None for a site with too few), read in one batch."""
     judged = [d for d in docs if len(d.sections) >= rule()["min_sections"]]
     flat = [reading_view(s) for d in judged for s in d.sections]
-    readings = iter(model.predict(flat)) if flat else iter(())
     verdicts: dict[int, Verdict] = {}
+    if not flat:
+        return [None for _ in docs]
+    # one embedding of each section serves the purpose model and the kind reader
+    x = embed(flat)
+    readings = iter(model.predict(flat, x))
+    kinds = iter(kind_model().p_news(x) if rule()["news_kind"] > 0 else [None] * len(flat))
     for doc in judged:
-        verdicts[id(doc)] = judge(doc.sections, [next(readings) for _ in doc.sections])
+        found = [next(kinds) for _ in doc.sections]
+        verdicts[id(doc)] = judge(doc.sections, [next(readings) for _ in doc.sections],
+                                  kinds=None if None in found else found)
     return [verdicts.get(id(d)) for d in docs]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,12 @@ def cross_validate(folds: int = 5) -> CrossValidation:
 SECTION_GRID = [{"min_confidence": c, "min_purposes": k, "max_share": s, "portal_share": q}
                 for q in (1.01, 0.66, 0.5) for c in (0.7, 0.6, 0.5, 0.0) for k in (4, 3, 2)
                 for s in (0.34, 0.5, 0.67)]
+# How much of each section the model reads (its title and this many characters), chosen
+# leave-one-site-out with the thresholds; the shipped length first, so a tie keeps it.
+TEXT_CHARS_GRID = (400, 150, 1000)
+# The least P(news) of the kind reader (classify/kinds.py) for a section to count as news,
+# chosen leave-one-site-out with the rest; 0 (the kind not used) first, so a tie keeps it off.
+NEWS_KIND_GRID = (0.0, 0.4, 0.45, 0.5, 0.55)
 
 
 def site_record_doc(record: dict[str, Any]) -> SiteDoc:
@@ -251,6 +258,8 @@ class SiteEvaluation:
     shipped: list[str]
     held_out: list[str]
     chosen: list[dict[str, Any]]
+    read_at: dict[int, list[list[dict[str, Any]]]] | None = None  # readings by reading length
+    kind_cv: str = ""  # the section kind reader's own grouped CV (classify/kinds.py)
 
     def format(self) -> str:
         truth = [r["label"] for r in self.records]
@@ -270,9 +279,16 @@ class SiteEvaluation:
                  f"pages together, no section rule: {right(self.alone)}",
                  f"section rule, shipped thresholds: {right(self.shipped)}",
                  f"section rule, thresholds chosen leave-one-site-out: {right(self.held_out)}",
+                 "held-out choices of news_kind (the kind reader's least P(news) for a section "
+                 "to count as news; 0 = not used): " + ", ".join(
+                     f"{k} x{n}" for k, n in Counter(c.get("news_kind", 0.0)
+                                                    for c in self.chosen).most_common()),
+                 *([self.kind_cv] if self.kind_cv else []),
                  "", "site (truth): without / shipped / leave-one-out; its sections"]
         for i, record in enumerate(self.records):
-            read = ", ".join(f"{x['label']} {x['p']:.2f}" for x in self.readings[i])
+            read = ", ".join(f"{x['label']} {x['p']:.2f}" + (
+                f" (news-like {x['news_kind']:.2f})" if "news_kind" in x else "")
+                for x in self.readings[i])
             lines.append(f"  {record['domain']} ({truth[i]}): {self.alone[i]} / "
                          f"{self.shipped[i]} / {self.held_out[i]}; {read}")
         return "\n".join(lines)
@@ -283,7 +299,8 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
 
     The model that reads them is trained on the real corpus without these sites (no
     registrable domain in both), like a fold of the cross-validation."""
-    from .model import Model, site_group, training_corpus, training_vectors, training_view
+    from .kinds import cross_validate_kinds, kind_model
+    from .model import Model, embed, site_group, training_corpus, training_vectors, training_view
     from .sections import PORTAL, reading_view, verdict
 
     records = [r for r in read_corpus(path) if r.get("sections")]
@@ -296,17 +313,28 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
     model = Model([corpus[i] for i in rows], vectors=views[rows], whole=whole[rows])
     docs = [site_record_doc(r) for r in records]
     alone = classify_docs([SiteDoc(**{**d.__dict__, "sections": []}) for d in docs], model=model)
-    flat = [reading_view(s) for d in docs for s in d.sections]
-    preds = iter(model.predict(flat))
     from .sections import readings as read_sections
+    from .sections import rule
 
-    readings = [read_sections(d.sections, [next(preds) for _ in d.sections]) for d in docs]
+    # each section read at every length of TEXT_CHARS_GRID (and the shipped one), in one batch
+    lengths = list(dict.fromkeys([rule()["text_chars"], *TEXT_CHARS_GRID]))
+    flat = [reading_view(s, chars) for chars in lengths for d in docs for s in d.sections]
+    x = embed(flat)
+    preds = iter(model.predict(flat, x))
+    kinds = iter(kind_model().p_news(x))  # trained on pages of no site here (its corpus note)
+    read_at = {chars: [read_sections(d.sections, [next(preds) for _ in d.sections],
+                                     [next(kinds) for _ in d.sections])
+                       for d in docs] for chars in lengths}
+    readings = read_at[rule()["text_chars"]]
     declared = [any(t["where"] == "json-ld" for t in a.evidence.get("terms", []))
                 for a in alone]
+    grid = [{**g, "text_chars": chars, "news_kind": kind} for kind in NEWS_KIND_GRID
+            for chars in TEXT_CHARS_GRID for g in SECTION_GRID]
 
     def label(i: int, thresholds: dict[str, Any] | None) -> str:
         base = UNKNOWN if alone[i].guess else alone[i].label
-        fired = verdict(readings[i], thresholds).portal and not declared[i]
+        chars = (thresholds or {}).get("text_chars", rule()["text_chars"])
+        fired = verdict(read_at[chars][i], thresholds).portal and not declared[i]
         return PORTAL if fired else base
 
     truth = [r["label"] for r in records]
@@ -314,8 +342,9 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
     held_out, chosen = [], []
     for i in range(len(records)):
         rest = [j for j in range(len(records)) if j != i]
-        best = max(SECTION_GRID, key=lambda g: sum(label(j, g) == truth[j] for j in rest))
+        best = max(grid, key=lambda g: sum(label(j, g) == truth[j] for j in rest))
         chosen.append(best)
         held_out.append(label(i, best))
     return SiteEvaluation(records, [UNKNOWN if a.guess else a.label for a in alone], readings,
-                          declared, shipped, held_out, chosen)
+                          declared, shipped, held_out, chosen, read_at,
+                          "; ".join(cross_validate_kinds().format().splitlines()[:2]))

@@ -29,6 +29,7 @@ import sqlite_utils
 from .model import Prediction, SiteDoc
 
 PORTAL = "portal"
+NEWS_MEDIA = "news_media"
 UNKNOWN = "unknown"
 PAGE_TEXT_LIMIT = 3000
 """Characters of one page the classifier reads (a site's pages together, or one section)."""
@@ -130,12 +131,14 @@ def as_list(value: str) -> list[str]:
     return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
 
 
-def reading_view(section: SiteDoc) -> SiteDoc:
+def reading_view(section: SiteDoc, chars: int | None = None) -> SiteDoc:
     """What of a section the model reads: its title (with the site's name) and the start of
-    its text.  A section's menu title and first lines say what it is about, and reading a
-    short view keeps a site with many sections cheap (the encoder's time grows with text)."""
+    its text (``text_chars``, or ``chars``).  A section's menu title and first lines say what
+    it is about, and reading a short view keeps a site with many sections cheap (the
+    encoder's time grows with text)."""
+    chars = rule()["text_chars"] if chars is None else chars
     return SiteDoc(domain=section.domain, url=section.url, title=section.title,
-                   text=section.text[:rule()["text_chars"]], lang=section.lang,
+                   text=section.text[:chars], lang=section.lang,
                    site_name=section.site_name)
 
 
@@ -151,31 +154,55 @@ class Verdict:
         return {"portal": self.portal, "why": self.why, "read": self.readings}
 
 
-def readings(sections: Sequence[SiteDoc], predictions: Sequence[Prediction]
-             ) -> list[dict[str, Any]]:
-    """Each section's reading: its url, the label the model gives it and how surely."""
+def readings(sections: Sequence[SiteDoc], predictions: Sequence[Prediction],
+             kinds: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Each section's reading: its url, the label the model gives it and how surely; with
+    ``kinds`` (each section's P(news) from the kind reader, ``kinds.py``) also that, and the
+    best label other than news with its share of the rest (``alt``, ``alt_p``), which the
+    verdict uses when the page is not news-like (``news_kind``)."""
     found = []
-    for doc, pred in zip(sections, predictions, strict=True):
+    for i, (doc, pred) in enumerate(zip(sections, predictions, strict=True)):
         probs = {k: v for k, v in pred.probabilities.items() if k != UNKNOWN}
         label = max(probs, key=probs.__getitem__)
-        found.append({"url": doc.url, "label": label, "p": round(probs[label], 3)})
+        reading = {"url": doc.url, "label": label, "p": round(probs[label], 3)}
+        if kinds is not None:
+            reading["news_kind"] = round(kinds[i], 3)
+            if label == NEWS_MEDIA:
+                rest = {k: v for k, v in probs.items() if k != NEWS_MEDIA}
+                alt = max(rest, key=rest.__getitem__)
+                reading.update(alt=alt, alt_p=round(rest[alt] / max(sum(rest.values()), 1e-9),
+                                                    3))
+        found.append(reading)
     return found
 
 
+def as_read(reading: dict[str, Any], news_kind: float) -> tuple[str, float]:
+    """A section's label and probability as the verdict counts it: a page the kind reader
+    does not find news-like (P(news) below ``news_kind``) does not count as news; it counts
+    as the best other purpose the model sees in it."""
+    if reading["label"] == NEWS_MEDIA and "alt" in reading and (
+            reading["news_kind"] < news_kind):
+        return reading["alt"], reading["alt_p"]
+    return reading["label"], reading["p"]
+
+
 def judge(sections: Sequence[SiteDoc], predictions: Sequence[Prediction],
-          thresholds: dict[str, Any] | None = None) -> Verdict:
+          thresholds: dict[str, Any] | None = None,
+          kinds: Sequence[float] | None = None) -> Verdict:
     """Portal when the sections' readings spread over ``min_purposes`` labels or more and the
     commonest holds at most ``max_share`` of them, or when ``portal_share`` of them read as a
     portal's own pages (dictionary, mail help, questions and answers); only sections read at
-    least ``min_confidence`` surely count.  ``thresholds`` overrides the shipped ones."""
-    return verdict(readings(sections, predictions), thresholds)
+    least ``min_confidence`` surely count, and a section that is not news-like (``kinds``,
+    below ``news_kind``) does not count as news.  ``thresholds`` overrides the shipped ones."""
+    return verdict(readings(sections, predictions, kinds), thresholds)
 
 
 def verdict(found: list[dict[str, Any]], thresholds: dict[str, Any] | None = None
             ) -> Verdict:
     """The verdict on readings already made (see ``judge``)."""
     r = {**rule(), **(thresholds or {})}
-    counted = [x["label"] for x in found if x["p"] >= r["min_confidence"]]
+    read = [as_read(x, r["news_kind"]) for x in found]
+    counted = [label for label, p in read if p >= r["min_confidence"]]
     if len(counted) < r["min_sections"]:
         return Verdict(found, False, f"{len(counted)} sections read, fewer than "
                                         f"{r['min_sections']}")

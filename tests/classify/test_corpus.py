@@ -75,3 +75,22 @@ def test_the_multi_page_sites_say_where_each_page_comes_from():
         assert not any(name in record["source"] for name in reserved)
         doc = site_record_doc(record)
         assert len(doc.sections) == len(record["sections"]) and doc.text
+
+
+def test_the_section_kinds_are_real_pages_of_many_sites_none_of_the_evaluated_ones():
+    """corpus/section_kinds.jsonl teaches the section reader news pages from reference pages
+    (classify/kinds.py): real pages with their address, reason and licence note, in both
+    kinds in many languages, and no site that corpus/sites.jsonl evaluates the rule on."""
+    from crawler.classify.corpus import RESERVED
+
+    pages = read_corpus(name="section_kinds.jsonl")
+    assert {r["kind"] for r in pages} == {"news", "reference"}
+    assert all(r["url"] in r["source"] and r["reason"] and r["licence"] for r in pages)
+    assert all(len(r["text"]) >= 40 and r["url"].startswith("http") for r in pages)
+    assert not any(name in r["source"].lower() for r in pages for name in RESERVED)
+    assert len(pages) >= 150 and len({site_group(r["domain"]) for r in pages}) >= 0.9 * len(pages)
+    per_kind = Counter((r["kind"], r["lang"]) for r in pages)
+    for kind in ("news", "reference"):
+        assert sum(n >= 4 for (k, _), n in per_kind.items() if k == kind) >= 7, per_kind
+    evaluated = {site_group(r["domain"]) for r in read_corpus(name="sites.jsonl")}
+    assert not evaluated & {site_group(r["domain"]) for r in pages}

@@ -165,7 +165,8 @@ def _planned_workers(overrides: dict[str, Any]) -> int:
 def _launch_helpers(overrides: dict[str, Any], level: int) -> None:
     """Start the writer and the analysis workers before Scrapy is imported: they load their
     modules (and the language model) while this process imports Scrapy, and are ready when
-    the first pages arrive.  The writer process is the first worker (``workers.py``)."""
+    the first pages arrive.  The writer process is the first worker (``workers.py``), except
+    in a resumed crawl (``analysing_writer``)."""
     from . import workers, writer
 
     try:
@@ -173,9 +174,11 @@ def _launch_helpers(overrides: dict[str, Any], level: int) -> None:
     except Exception as exc:  # the spider starts them itself then
         log.warning("analysis workers not started early: %s", exc)
         planned = 0
+    analyses = planned > 0 and workers.analysing_writer(bool(overrides.get("CENSUS_RESUME")))
     logging.getLogger().setLevel(level)  # the writer's level
-    writer.launch(analyses=planned > 0)
-    workers.launch(max(0, planned - 1))
+    writer.launch(analyses=analyses)
+    workers.launch(planned - 1 if analyses else planned)
+
 
 
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:

@@ -29,7 +29,7 @@ from .requisites import css_references
 from .resolver import CensusResolver, census_addresses
 from .resume import MAX_SCRIPTS_PER_SITE, FetchRecord, recall
 from .scripts import MAX_SCRIPT_BYTES, needs_engine, script_sources
-from .workers import Workers, planned_workers
+from .workers import Workers, analysing_writer, planned_workers
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,8 @@ class CensusSpider(Spider):
         self.workers.count = planned_workers(self.configured_workers, len(domains),
                                              self.max_pages)
         # the writer process, if the crawl has one, is the first worker (``workers.py``)
-        self.workers.start(getattr(getattr(self, "crawler", None), "census_writer", None))
+        writer = getattr(getattr(self, "crawler", None), "census_writer", None)
+        self.workers.start(writer if analysing_writer(self.resume) else None)
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
         done = recall(self) if self.resume else FetchRecord()

@@ -69,6 +69,15 @@ def planned_workers(configured: int | None, sites: int, max_pages: int) -> int:
     return default_workers() if sites * max_pages >= WORKERS_FROM_PAGES else 0
 
 
+def analysing_writer(resume: bool) -> bool:
+    """Whether the writer process analyses pages too: not in a resumed crawl.  A page that
+    crashes the parser or the sandbox takes the writer with it and stops the crawl (a
+    worker of its own would have been replaced and the page retried); the resume then
+    analyses in workers of their own, where the page ends with its ``extract_error`` and
+    the crawl completes."""
+    return not resume
+
+
 def launch(count: int) -> None:
     """Start ``count`` workers now, before Scrapy is even imported: a worker takes about as
     long to start (Python, lxml, the language model) as the crawl process takes to send its

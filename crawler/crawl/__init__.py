@@ -42,7 +42,6 @@ OPTION_SETTINGS = {
     "domains": "CENSUS_DOMAINS",
     "resume": "CENSUS_RESUME",
     "extract_workers": "CENSUS_EXTRACT_WORKERS",
-    "writer": "CENSUS_WRITER",
 }
 
 GC_THRESHOLD = 10_000
@@ -148,38 +147,48 @@ class _Progress:
             self.messages.put(("progress", self.done))
 
 
-def _launch_workers(overrides: dict[str, Any]) -> None:
-    """Start the crawl's analysis workers before Scrapy is imported, as the spider will ask
-    for them (``workers.planned_workers``): they are ready when the first pages arrive."""
+def _planned_workers(overrides: dict[str, Any]) -> int:
+    """The analysis workers the spider will ask for (``workers.planned_workers``)."""
     from . import settings as defaults
-    from .workers import launch, planned_workers
+    from .workers import planned_workers
 
     def setting(name: str) -> Any:
         return overrides.get(name, getattr(defaults, name, None))
 
     configured = setting("CENSUS_EXTRACT_WORKERS")
     if configured is not None and int(configured) <= 0:
-        return
+        return 0
     domains = setting("CENSUS_DOMAINS")
     if isinstance(domains, str):
         domains = [d for d in domains.split(",") if d.strip()]
     if not domains:
         with reading(str(setting("CENSUS_DB"))) as conn:
             domains = run_domains(conn, int(setting("CENSUS_RUN_ID")))
-    launch(planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES"))))
+    return planned_workers(configured, len(domains), int(setting("CENSUS_MAX_PAGES")))
+
+
+def _launch_helpers(overrides: dict[str, Any], level: int) -> None:
+    """Start the writer and the analysis workers before Scrapy is imported: they load their
+    modules (and the language model) while this process imports Scrapy, and are ready when
+    the first pages arrive.  The writer process is the first worker (``workers.py``), except
+    in a resumed crawl (``analysing_writer``)."""
+    from . import workers, writer
+
+    try:
+        planned = _planned_workers(overrides)
+    except Exception as exc:  # the spider starts them itself then
+        log.warning("analysis workers not started early: %s", exc)
+        planned = 0
+    analyses = planned > 0 and workers.analysing_writer(bool(overrides.get("CENSUS_RESUME")))
+    logging.getLogger().setLevel(level)  # the writer's level
+    writer.launch(analyses=analyses)
+    workers.launch(planned - 1 if analyses else planned)
+
 
 
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
     die_with_parent("crawl process")
-    try:
-        _launch_workers(overrides)
-    except Exception as exc:  # the spider starts them itself then
-        log.warning("analysis workers not started early: %s", exc)
-    if overrides.get("CENSUS_WRITER", "process") == "process":
-        from .writer import launch
-
-        logging.getLogger().setLevel(levels.get("", logging.WARNING))  # the writer's level
-        launch()  # loads its modules while this process imports Scrapy
+    _launch_helpers(overrides, levels.get("", logging.WARNING))
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 

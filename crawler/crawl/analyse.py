@@ -69,6 +69,17 @@ def analyse(job: PageJob) -> Analysis:
     return out
 
 
+def analyse_safely(job: PageJob) -> Analysis:
+    """``analyse`` in a helper process: a bug it raises on (not the page: ``extract`` keeps
+    its contract) becomes the page's ``extract_error``, and the process goes on."""
+    try:
+        return analyse(job)
+    except Exception as exc:
+        content_type, is_html = content_type_of(job.headers)
+        return Analysis(content_type, is_html, Extracted(
+            extract_error=f"worker: {type(exc).__name__}: {exc}"[:500]))
+
+
 def script_links(job: PageJob, charset: str | None) -> list[tuple[str, str, str, str]]:
     """Links the page's scripts, handlers and GET forms lead to (``scripts.py``)."""
     body = job.body[:MAX_BODY]

@@ -156,10 +156,10 @@ def warc_info(s: Any) -> dict[str, Any]:
 
 def writer_for(crawler: Any) -> WriterClient | None:
     """The crawl's writer process (one, shared by ``WarcCapture`` and ``CensusPipeline``),
-    started on first use; None when ``CENSUS_WRITER`` is not ``process`` (then each writes
-    in the crawl process, as ``census worker`` and a direct use of the pipeline do)."""
+    started on first use; None without a run (``census worker``'s ``WorkerWarc`` writes its
+    records itself, and the coordinator calls the pipeline directly)."""
     s = crawler.settings
-    if s.get("CENSUS_WRITER", "process") != "process" or not s.get("CENSUS_RUN_ID"):
+    if not s.get("CENSUS_RUN_ID"):
         return None
     client: WriterClient | None = getattr(crawler, "census_writer", None)
     if client is None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import queue
 import sqlite3
-import threading
 from collections import defaultdict
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from ..db import connect, utcnow
@@ -44,103 +40,12 @@ def best_attempt(attempts: list[SiteAttempt]) -> SiteAttempt:
     return min(attempts, key=rank)
 
 
-class GroupWriter:
-    """Writes items in a thread of its own: SQLite does its work (inserts, the search index,
-    the commit) without the GIL, beside the reactor.  The items that queued while the last
-    transaction ran go in the next one together (a group commit: no waiting for a batch to
-    fill), and each item's future is settled only once its transaction is committed.
-
-    The items of one turn of the event loop are handed over together, and the futures of a
-    transaction settled together: a hand-over a page woke the thread, which then took the
-    GIL from the reactor, once for every page."""
-
-    MAX_GROUP = 200
-
-    def __init__(self, conn: sqlite3.Connection, write: Callable[[Any], None]) -> None:
-        self.conn = conn
-        self.write = write
-        self.queue: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
-        self.outbox: list[Any] = []
-        self.thread = threading.Thread(target=self._run, name="census-writer", daemon=True)
-        self.thread.start()
-
-    def store(self, item: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if not self.outbox:
-            loop.call_soon(self._hand_over)
-        self.outbox.append((item, future, loop))
-        return future
-
-    def _hand_over(self) -> None:
-        batch, self.outbox = self.outbox, []
-        if batch:
-            self.queue.put(batch)
-
-    def _run(self) -> None:
-        done = False
-        while not done:
-            batch = self.queue.get()
-            group = [] if batch is None else batch
-            done = batch is None
-            while not done and len(group) < self.MAX_GROUP:
-                try:
-                    batch = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if batch is None:  # close(): what came before it is still written
-                    done = True
-                else:
-                    group += batch
-            if group:
-                self._write_group(group)
-
-    def _write_group(self, group: list[Any]) -> None:
-        outcomes: list[BaseException | None]
-        try:
-            with self.conn:
-                for item, _, _ in group:
-                    self.write(item)
-            outcomes = [None] * len(group)
-        except Exception:  # one bad item: the others are written each in its own transaction
-            outcomes = []
-            for item, _, _ in group:
-                try:
-                    with self.conn:
-                        self.write(item)
-                    outcomes.append(None)
-                except Exception as exc:
-                    outcomes.append(exc)
-        settled = [(future, item, exc)
-                   for (item, future, _), exc in zip(group, outcomes, strict=True)]
-        group[0][2].call_soon_threadsafe(_settle_all, settled)
-
-    def close(self) -> None:
-        self._hand_over()
-        self.queue.put(None)
-        self.thread.join()
-
-
-def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, item, exc in settled:
-        _settle(future, item, exc)
-
-
-def _settle(future: asyncio.Future[Any], item: Any, exc: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if exc is None:
-        future.set_result(item)
-    else:
-        future.set_exception(exc)
-
-
 class CensusPipeline:
     """Writes every item as it comes: an item counts as stored (and Scrapy moves on with
     it) once its transaction is committed, so what was fetched is on disk even if the crawl
     is killed, and a resumed crawl (``CENSUS_RESUME``) reads it back instead of fetching it
-    again.  In a crawl the writes run in the writer process (``writer.py``; with
-    ``CENSUS_WRITER = "thread"``, in ``GroupWriter``'s thread); called directly, here."""
+    again.  In a crawl the writes run in the writer process (``writer.py``); called directly
+    (the distributed crawl's coordinator), here."""
 
     def __init__(
         self, db_path: str, run_id: int, only: list[str] | None = None, resume: bool = False
@@ -150,7 +55,6 @@ class CensusPipeline:
         self.only = only or []
         self.resume = resume
         self.conn: sqlite3.Connection | None = None
-        self.writer: GroupWriter | None = None
         self.process: WriterClient | None = None
         """The crawl's writer process, when it writes the rows (``writer.py``)."""
 
@@ -197,19 +101,10 @@ class CensusPipeline:
             )
             self.conn.execute(f"DELETE FROM pages WHERE {scope}", params)
 
-    def start_writer(self) -> None:
-        """Write from a thread from now on (in a crawl, once the event loop runs)."""
-        assert self.conn is not None
-        self.writer = GroupWriter(self.conn, self.write_item)
-
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         assert self.conn is not None
         if self.process is not None:
             return self.process.store(item)
-        if self.writer is None and _loop_running():
-            self.start_writer()
-        if self.writer is not None:
-            return self.writer.store(item)
         with self.conn:
             self.write_item(item)
         return item
@@ -316,9 +211,6 @@ class CensusPipeline:
         assert self.conn is not None
         if self.process is not None:  # its rows are committed once it is closed
             self.process.close()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
         scope, params = self.scope()
         # the pages of the Scrapy crawl: a resumed crawl may find the browser's there already
         pages = dict(self.conn.execute(
@@ -364,11 +256,3 @@ class CensusPipeline:
                 rows,
             )
         self.conn.close()
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

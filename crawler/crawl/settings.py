@@ -126,7 +126,3 @@ CENSUS_MAX_REQUISITES = 300
 # reactor fetches: None is one per core beyond the first (at most 4) for a crawl that may
 # fetch 1,500 pages or more (sites x max pages), else none; 0 is the reactor's own process.
 CENSUS_EXTRACT_WORKERS = None
-# Who writes the WARC records and census rows: "process", a writer process of its own beside
-# the reactor (crawler/crawl/writer.py), or "thread", the crawl process itself (records in the
-# reactor, rows in a thread).
-CENSUS_WRITER = "process"

@@ -28,7 +28,7 @@ from .requisites import css_references
 from .resolver import CensusResolver, census_addresses
 from .resume import MAX_SCRIPTS_PER_SITE, FetchRecord, recall
 from .scripts import MAX_SCRIPT_BYTES, needs_engine, script_sources
-from .workers import Workers, planned_workers
+from .workers import Workers, analysing_writer, planned_workers
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ class CensusSpider(Spider):
         # a short crawl analyses its pages here: not worth a process of its own
         self.workers.count = planned_workers(self.configured_workers, len(domains),
                                              self.max_pages)
-        self.workers.start()
+        # the writer process, if the crawl has one, is the first worker (``workers.py``)
+        writer = getattr(getattr(self, "crawler", None), "census_writer", None)
+        self.workers.start(writer if analysing_writer(self.resume) else None)
         addresses = census_addresses(self.db_path, self.run_id)
         resolver = CensusResolver(None, addresses, self.policy)
         done = recall(self) if self.resume else FetchRecord()
@@ -247,7 +249,9 @@ class CensusSpider(Spider):
             code, item = await self.fetch_script(url, domain, response.url)
             self.cache_script(domain, url, code)
             yield item
-        analysis = await self.workers.analyse(self.page_job(response))
+        warc: WarcLocation | None = response.meta.get(WARC_META)
+        analysis = await self.workers.analyse(self.page_job(response),
+                                              warc.token if warc else None)
         for item in self.page_items(response, analysis):
             yield item
 

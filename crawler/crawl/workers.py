@@ -15,6 +15,10 @@ itself, and a write a page, each waking the worker, cost it about 0.2 ms a page 
 profiler).  A reader thread in the worker takes jobs off the pipe as they come, so the
 reactor's write never waits on the worker's answers.
 
+In a crawl the writer process (``writer.py``) is the first worker: it analyses the pages
+sent to it beside writing them, so one worker is one process fewer, and a page's body goes
+to it once.  ``Workers(count)`` then starts ``count - 1`` processes of its own.
+
 A worker that dies (a page that crashed lxml, the kernel's OOM killer) is replaced and its
 pages are tried once more in the new one; a page that kills that one too keeps its row with
 ``extract_error``.  After ``MAX_RESTARTS`` replacements the analysis goes on in the reactor's
@@ -39,9 +43,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .analyse import Analysis, PageJob, analyse, content_type_of, warm
+from .analyse import Analysis, PageJob, analyse, analyse_safely, content_type_of, warm
 from .children import Launched, die_with_parent, discard, frame, reap, spawn
 from .extract import Extracted
+from .writer import WriterClient, WriterDied
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,15 @@ def planned_workers(configured: int | None, sites: int, max_pages: int) -> int:
     if configured is not None:
         return max(0, int(configured))
     return default_workers() if sites * max_pages >= WORKERS_FROM_PAGES else 0
+
+
+def analysing_writer(resume: bool) -> bool:
+    """Whether the writer process analyses pages too: not in a resumed crawl.  A page that
+    crashes the parser or the sandbox takes the writer with it and stops the crawl (a
+    worker of its own would have been replaced and the page retried); the resume then
+    analyses in workers of their own, where the page ends with its ``extract_error`` and
+    the crawl completes."""
+    return not resume
 
 
 def launch(count: int) -> None:
@@ -111,13 +125,7 @@ def _serve(conn: Any) -> None:
         for job_id, job in pickle.loads(data):
             if job is None:
                 return
-            try:
-                result = analyse(job)
-            except Exception as exc:  # analyse keeps its contract: a bug, not the page
-                content_type, is_html = content_type_of(job.headers)
-                result = Analysis(content_type, is_html, Extracted(
-                    extract_error=f"worker: {type(exc).__name__}: {exc}"[:500]))
-            answers.append((job_id, result))
+            answers.append((job_id, analyse_safely(job)))
         conn.send_bytes(pickle.dumps(answers, protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -147,10 +155,12 @@ class Workers:
         self.restarts = 0
         self.ids = itertools.count()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.writer: WriterClient | None = None
+        """The crawl's writer process, the first of the workers (``writer.py``)."""
 
-    def start(self) -> None:
-        """Start the workers (they load the language model at once); with none, load it in
-        a thread here."""
+    def start(self, writer: WriterClient | None = None) -> None:
+        """Start the workers (they load the language model at once), the ``writer`` being
+        the first of them; with none, load the model in a thread here."""
         try:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:  # not in a crawl with the asyncio reactor
@@ -161,7 +171,8 @@ class Workers:
 
             warm_up()
             return
-        self.workers = [self._spawn() for _ in range(self.count)]
+        self.writer = writer
+        self.workers = [self._spawn() for _ in range(self.count - (writer is not None))]
         discard_launched()  # more were launched than the crawl wants
 
     def _spawn(self) -> _Worker:
@@ -173,13 +184,22 @@ class Workers:
 
     @property
     def in_process(self) -> bool:
-        return not self.workers
+        return not self.workers and self.writer is None
 
-    async def analyse(self, job: PageJob, tries: int = 2) -> Analysis:
-        """The page's analysis, from the least busy worker; here when there is none."""
+    async def analyse(self, job: PageJob, token: int | None = None, tries: int = 2
+                      ) -> Analysis:
+        """The page's analysis, from the least busy worker; here when there is none.  The
+        writer keeps the text of a page whose response it knows by ``token`` (its item will
+        name it) and answers without it."""
+        if self.writer is not None and self.writer.dead:
+            self.writer = None  # the crawl stops (``writer_died``); its pages go on elsewhere
         if not self.workers:
-            return analyse(job)
+            if self.writer is None:
+                return analyse(job)
+            return await self._analyse_in_writer(job, token, tries)
         worker = min(self.workers, key=lambda w: len(w.pending))
+        if self.writer is not None and len(self.writer.analyses) <= len(worker.pending):
+            return await self._analyse_in_writer(job, token, tries)
         assert self.loop is not None
         future: asyncio.Future[Analysis] = self.loop.create_future()
         job_id = next(self.ids)
@@ -191,11 +211,20 @@ class Workers:
             return await future
         except WorkerDied:
             if tries > 1:
-                return await self.analyse(job, tries - 1)
+                return await self.analyse(job, token, tries - 1)
             # the page went down with two workers: it keeps its row, without its analysis
             content_type, is_html = content_type_of(job.headers)
             return Analysis(content_type, is_html,
                             Extracted(extract_error="worker: the analysis process died"))
+
+    async def _analyse_in_writer(self, job: PageJob, token: int | None, tries: int
+                                 ) -> Analysis:
+        assert self.writer is not None
+        try:
+            return await self.writer.analyse(job, token)
+        except WriterDied:
+            self.writer = None
+            return await self.analyse(job, token, tries)
 
     def _send(self, worker: _Worker) -> None:
         jobs, worker.outbox = worker.outbox, []

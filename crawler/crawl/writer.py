@@ -16,11 +16,19 @@ is known to the reactor by a token; an item that needs its record's location (``
 the page it revisits, which it looked up itself.  Both travel on one pipe, in order, so a
 token is always written before the item that names it.
 
-A writer that dies (killed, out of memory) fails the items it had not answered, and the
-crawl closes with ``writer_died``: ``crawl_run`` raises, and a resumed run reads back what
-the WARC and the rows hold, as after a kill of the whole crawl.  The writer dies with the
-crawl process (``PR_SET_PDEATHSIG``) and ignores Ctrl-C, which the crawl process leaves to
-its parent too.
+When the crawl has analysis workers (``workers.planned_workers``), the writer is the first
+of them: a page's response and its analysis job go to it in one message (one pickled body),
+it analyses the page and answers with what the reactor needs to go on (links, title,
+language) but keeps the page's text, which it writes into the page's row when the item
+comes.  On two cores the crawl is then two processes, not three, each page crosses between
+them once, and the reactor, which every other process had been taking the core from, waits
+for it less.
+
+A writer that dies (killed, out of memory, a page that crashed the parser) fails the items
+it had not answered, and the crawl closes with ``writer_died``: ``crawl_run`` raises, and a
+resumed run reads back what the WARC and the rows hold, as after a kill of the whole crawl.
+The writer dies with the crawl process (``PR_SET_PDEATHSIG``) and ignores Ctrl-C, which the
+crawl process leaves to its parent too.
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ KEEP_TOKENS = 100_000
 """Locations of responses kept for the items that name them: a response's item follows it
 within the responses in flight; robots.txt and redirects are named by none."""
 
+KEEP_TEXTS = 10_000
+"""Texts of analysed pages kept for their items: an item follows its analysis at once,
+unless the spider drops it (a resumed crawl's page recorded before the kill)."""
+
 _launched: list[Launched] = []
 
 
@@ -54,19 +66,21 @@ class WriterDied(Exception):
     """The writer process ended before it answered for an item."""
 
 
-def launch() -> None:
+def launch(analyses: bool = False) -> None:
     """Start the writer now, before Scrapy is imported (``crawl._child``): it is ready, its
-    modules loaded, when the crawl opens."""
+    modules loaded (with ``analyses``, the page analysis and its language model too), when
+    the crawl opens."""
     if not _launched:
-        _launched.append(_popen())
+        _launched.append(_popen(analyses))
 
 
 def discard_launched() -> None:
     discard(_launched)
 
 
-def _popen() -> Launched:
-    return spawn("crawler.crawl.writer", str(logging.getLogger().getEffectiveLevel()))
+def _popen(analyses: bool = False) -> Launched:
+    return spawn("crawler.crawl.writer", str(logging.getLogger().getEffectiveLevel()),
+                 "analyses" if analyses else "")
 
 
 class WriterClient:
@@ -81,6 +95,8 @@ class WriterClient:
         self.outbox: list[tuple[Any, ...]] = []
         self.unsent = bytearray()
         self.pending: dict[int, tuple[asyncio.Future[Any], Any]] = {}
+        self.analyses: dict[int, asyncio.Future[Any]] = {}
+        """Pages sent to be analysed here, by job id (``analyse``)."""
         self.ids = itertools.count()
         self.tokens = itertools.count()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -168,6 +184,18 @@ class WriterClient:
         self.send(("item", item_id, item))
         return future
 
+    def analyse(self, job: Any, token: int | None) -> asyncio.Future[Any]:
+        """The page's ``Analysis``; with the ``token`` of its response, without its text,
+        which the writer keeps for the item that names the token."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.dead:
+            future.set_exception(WriterDied(self.dead))
+            return future
+        job_id = next(self.ids)
+        self.analyses[job_id] = future
+        self.send(("analyse", job_id, job, token))
+        return future
+
     # -- answers ---------------------------------------------------------------------------
 
     def _readable(self) -> None:
@@ -182,6 +210,11 @@ class WriterClient:
         for answer in answers:
             if answer[0] == "closed":
                 self.files, self.finished = answer[1], True
+                continue
+            if answer[0] == "analysis":
+                future = self.analyses.pop(answer[1], None)
+                if future is not None and not future.done():
+                    future.set_result(answer[2])
                 continue
             item_id, error = answer
             entry = self.pending.pop(item_id, None)
@@ -201,10 +234,7 @@ class WriterClient:
             self.loop.remove_reader(self.conn.fileno())
             if self.waiting:
                 self.loop.remove_writer(self.conn.fileno())
-        for future, _ in self.pending.values():
-            if not future.done():
-                future.set_exception(WriterDied(self.dead))
-        self.pending.clear()
+        self._fail_all(WriterDied(self.dead))
         if self.on_death is not None:
             self.on_death(self.dead)
 
@@ -229,10 +259,15 @@ class WriterClient:
         reap(self.process, timeout=10)
         self.conn.close()
         self.sock.close()
-        for future, _ in self.pending.values():
+        self._fail_all(WriterDied(self.dead or "closed"))
+
+    def _fail_all(self, error: WriterDied) -> None:
+        futures = [future for future, _ in self.pending.values()] + list(self.analyses.values())
+        for future in futures:
             if not future.done():
-                future.set_exception(WriterDied(self.dead or "closed"))
+                future.set_exception(error)
         self.pending.clear()
+        self.analyses.clear()
 
 
 # -- the writer process --------------------------------------------------------------------
@@ -246,6 +281,8 @@ class _Writer:
         self.files: Any = None
         self.pipeline: Any = None
         self.locations: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        self.texts: collections.OrderedDict[int, str | None] = collections.OrderedDict()
+        """Texts of pages analysed here, by their response's token, for their items."""
 
     def open(self, config: dict[str, Any]) -> None:
         from ..db import connect
@@ -268,6 +305,10 @@ class _Writer:
                     messages += pickle.loads(self.conn.recv_bytes())
             except (EOFError, OSError):  # the crawl process is gone: nothing more to write
                 return
+            # pages to analyse first: the reactor waits for their links, not for the rows
+            analyses = [self.analyse(m[1], m[2], m[3]) for m in messages if m[0] == "analyse"]
+            if analyses:
+                self.conn.send_bytes(pickle.dumps(analyses, protocol=pickle.HIGHEST_PROTOCOL))
             items: list[tuple[int, Any]] = []
             closing = False
             for message in messages:
@@ -327,10 +368,24 @@ class _Writer:
         while len(self.locations) > KEEP_TOKENS:
             self.locations.popitem(last=False)
 
+    def analyse(self, job_id: int, job: Any, token: int | None) -> tuple[Any, ...]:
+        """A page's analysis, answered without its text when the item will name ``token``."""
+        from .analyse import analyse_safely
+
+        analysis = analyse_safely(job)
+        if token is not None and analysis.page.text is not None:
+            self.texts[token], analysis.page.text = analysis.page.text, None
+            while len(self.texts) > KEEP_TEXTS:
+                self.texts.popitem(last=False)
+        return ("analysis", job_id, analysis)
+
     def resolve(self, item: Any) -> Any:
-        """The item with its response's WARC location in place of the token."""
+        """The item with its response's WARC location in place of the token, and its page's
+        text when the page was analysed here."""
         warc = getattr(item, "warc", None)
         if warc is not None and warc.token is not None:
+            if warc.token in self.texts:
+                item.text = self.texts.pop(warc.token)
             item.warc = self.locations.pop(warc.token, None)
         return item
 
@@ -357,13 +412,19 @@ def _decoded(headers: list[tuple[bytes, list[bytes]]]) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, values in headers for v in values]
 
 
-def _serve(fd: int, level: int) -> None:
+def _serve(fd: int, level: int, analyses: bool = False) -> None:
     from multiprocessing.connection import Connection
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent("writer")
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if analyses:  # loaded while the crawl process starts, not on the first page
+        import threading
+
+        from .analyse import warm
+
+        threading.Thread(target=warm, name="warm", daemon=True).start()
     _Writer(Connection(fd)).serve()
 
 
@@ -371,10 +432,10 @@ if __name__ == "__main__":
     if os.environ.get("CENSUS_WRITER_PROFILE"):  # a cProfile of the writer, for bench/
         import cProfile
 
-        cProfile.run("_serve(int(sys.argv[1]), int(sys.argv[2]))",
+        cProfile.run("_serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == 'analyses')",
                      os.environ["CENSUS_WRITER_PROFILE"])
     else:
-        _serve(int(sys.argv[1]), int(sys.argv[2]))
+        _serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "analyses")
     # its files and connection are closed: the interpreter's teardown is not waited for
     logging.shutdown()
     sys.stderr.flush()

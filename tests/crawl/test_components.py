@@ -233,3 +233,35 @@ def test_a_link_scrapy_refuses_is_stored_not_followed(spider: CensusSpider) -> N
     assert [link[0] for link in page.links] == ["http://a[::1]@kcna.kp/", "http://kcna.kp:99999/",
                                                 "http://kcna.kp/next.html"]
     assert [o.url for o in out if isinstance(o, Request)] == ["http://kcna.kp/next.html"]
+
+
+REFUSED_CONNECT = """
+import socket, sys, time
+from scrapy.utils.test import get_crawler
+from twisted.internet import reactor
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from crawler.crawl.handlers import PortMapDownloadHandler
+
+PortMapDownloadHandler(get_crawler())
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))  # bound, not listening: a connection to it is refused
+started = time.monotonic()
+attempt = HostnameEndpoint(reactor, "127.0.0.1", closed.getsockname()[1])
+attempt.connect(Factory.forProtocol(Protocol)).addBoth(
+    lambda result: (print(time.monotonic() - started, result.getErrorMessage()), reactor.stop()))
+reactor.run()
+"""
+
+
+def test_a_refused_connection_fails_without_twisted_s_300_ms_wait() -> None:
+    """A site without https is refused twice (robots.txt, start URL, each retried): at
+    Twisted's default attempt delay each refusal cost 0.3 s and held the downloader."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", REFUSED_CONNECT], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    seconds, message = out.split(" ", 1)
+    assert "refused" in message
+    assert float(seconds) < 0.25

@@ -1,5 +1,7 @@
 """The crawl's writer process (``crawler/crawl/writer.py``) killed mid-crawl: the crawl stops
-and says so, and a resumed crawl ends with the rows of a crawl that was not cut.
+and says so, and a resumed crawl ends with the rows of a crawl that was not cut; whether it
+only writes, or analyses the pages too (a crawl with analysis workers), it stores what the
+crawl process would.
 
 The kill lands while pages are being stored: what the writer had committed stays, what it had
 not answered for is lost with it, and the resumed crawl reads back from the WARC, or fetches
@@ -24,6 +26,17 @@ from tests.crawl.test_crawl import FAST, start_lab
 from tests.crawlhelp import census_from_world, rows
 
 PAGES = "SELECT url, http_status, sha256 FROM pages ORDER BY url"
+CONTENT = ("SELECT p.url, p.http_status, p.sha256, p.content_type, p.charset, p.title,"
+           " coalesce(p.text, (SELECT r.text FROM pages r WHERE r.id = p.revisit_of)),"
+           " p.lang, p.lang_confidence, p.lang_source, p.description, p.headings, p.site_name,"
+           " p.schema_types, p.decode_error, p.extract_error, p.depth,"
+           " (SELECT group_concat(to_url || ' ' || how || ' ' || coalesce(anchor, ''), '|')"
+           " FROM (SELECT * FROM links l WHERE l.page_id = p.id ORDER BY to_url, how))"
+           " FROM pages p ORDER BY p.url")
+"""What a page's row says of it, with its links: the same however the crawl ran.  Two fetches
+of one URL (the http and https start URLs redirected to one page) race for which is stored
+first, the other a revisit whose text is the first's; which page followed a link is the bare
+and www. hosts' race."""
 SITE = ["tongil.com.kp"]  # 150 numbered articles and their index pages: a few hundred pages
 KILL_AT = 30
 
@@ -63,12 +76,13 @@ def kill_writer_after(db_path: Path, pages: int, killed: list[int]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 1], ids=["writing", "analysing-and-writing"])
 def test_a_killed_writer_stops_the_crawl_loudly_and_a_resume_loses_nothing(
-    tmp_path: Path,
+    tmp_path: Path, workers: int,
 ) -> None:
     world = load_world("kp")
     lab, ports = start_lab(world)
-    options = {**FAST, "max_pages": 400, **ports}
+    options = {**FAST, "max_pages": 400, **ports, "extract_workers": workers}
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     try:
         whole.mkdir()
@@ -101,38 +115,46 @@ def test_a_killed_writer_stops_the_crawl_loudly_and_a_resume_loses_nothing(
         (len(resumed), len(resumed), len(resumed))]
 
 
-def pages(db_path: Path) -> list[tuple[object, ...]]:
+def pages(db_path: Path, query: str = PAGES) -> list[tuple[object, ...]]:
     """The pages of a crawl as a site's pages: its bare and www. hosts serve one site, and
     which of them claims a path first is a race."""
-    return [(url.replace("://www.", "://"), *rest) for url, *rest in rows(db_path, PAGES)]
+    return [tuple(v.replace("://www.", "://") if isinstance(v, str) else v for v in row)
+            for row in rows(db_path, query)]
+
+
+WAYS = {
+    "writing": {},  # the pages analysed in the crawl process (a short crawl)
+    "analysing": {"extract_workers": 1},  # the writer process analyses them too
+}
 
 
 @pytest.mark.slow
-def test_the_writer_process_and_the_writer_thread_store_the_same(tmp_path: Path) -> None:
-    """``CENSUS_WRITER = "thread"`` (records in the reactor, rows in a thread) is kept as the
-    other way: both give the same rows, every page pointing at its response record."""
+def test_a_writer_that_analyses_stores_what_the_crawl_process_analyses(tmp_path: Path) -> None:
+    """A writer process that analyses the pages keeps their text for their rows: the rows are
+    those of the analysis in the crawl process, every page pointing at its response record."""
     from warcio.archiveiterator import ArchiveIterator
 
     world = load_world("kp")
     lab, ports = start_lab(world)
     found = {}
     try:
-        for writer in ("process", "thread"):
+        for writer, options in WAYS.items():
             folder = tmp_path / writer
             folder.mkdir()
             run_id = census_from_world(folder / "census.db", world, ["kcna.kp", "minju.com.kp"])
             crawl_run(str(folder / "census.db"), run_id, str(folder), ["127.0.0.0/8"],
-                      {**FAST, **ports, "writer": writer})
+                      {**FAST, **ports, **options})
             located = rows(folder / "census.db", "SELECT warc_file, warc_offset, url FROM pages")
             for warc_file, offset, url in located:
                 with open(folder / "warc" / warc_file, "rb") as fh:
                     fh.seek(offset)
                     record = next(iter(ArchiveIterator(fh)))
                     assert record.rec_headers.get_header("WARC-Target-URI") == url
-            found[writer] = (sorted(pages(folder / "census.db")), rows(
+            found[writer] = (sorted(pages(folder / "census.db", CONTENT), key=repr), rows(
                 folder / "census.db",
                 "SELECT domain, url, http_status, alive FROM sites ORDER BY domain"))
     finally:
         lab.stop()
-    assert found["process"] == found["thread"]
-    assert len(found["process"][0]) > 10
+    assert found["writing"] == found["analysing"]
+    assert len(found["writing"][0]) > 10
+    assert sum(1 for page in found["analysing"][0] if page[6]) > 10  # texts kept

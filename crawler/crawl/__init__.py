@@ -50,6 +50,9 @@ GC_THRESHOLD = 10_000
 collections, 90 of the middle and 8 full ones a bench crawl, each full one walking every
 module, class and setting loaded at the start."""
 
+WRITER_RESTARTS = 2
+"""Times a crawl whose writer process died is resumed at once before the stage fails."""
+
 STOP_GRACE = 5.0
 """Seconds a stopping crawl gets to finish what is in flight before it is told again."""
 STOP_FORCE = 3.0
@@ -284,12 +287,32 @@ def crawl_run(
     options: dict[str, Any],
     progress: ProgressCallback | None = None,
 ) -> CrawlResult:
-    """Crawl every site of ``run_id`` into the census and the run's WARC files."""
-    overrides = crawl_settings(db_path, run_id, out_dir, allow_nets, options)
+    """Crawl every site of ``run_id`` into the census and the run's WARC files.
+
+    A crawl whose writer process died is resumed at once, up to ``WRITER_RESTARTS`` times:
+    what the writer committed is kept, and a resumed crawl analyses its pages in workers of
+    its own, so a page that crashed the analysing writer ends there with its
+    ``extract_error``.  A writer that keeps dying stops the crawl."""
     levels = {
         name: logging.getLogger(name).getEffectiveLevel()
         for name in ("", "crawler", "scrapy", "twisted", "py.warnings", "protego")
     }
+    for attempt in range(1, WRITER_RESTARTS + 2):
+        overrides = crawl_settings(db_path, run_id, out_dir, allow_nets, options)
+        stats = _crawl_once(overrides, levels, progress)
+        if stats.get("finish_reason") != "writer_died":
+            return crawl_result(db_path, run_id, stats["finish_reason"], stats)
+        if attempt <= WRITER_RESTARTS:
+            log.warning("the crawl's writer process died: resuming the crawl (%d of %d)",
+                        attempt, WRITER_RESTARTS)
+            options = {**options, "resume": True}
+    raise RuntimeError(f"the crawl's writer process died {WRITER_RESTARTS + 1} times: the crawl "
+                       "stopped (resume it)")
+
+
+def _crawl_once(overrides: dict[str, Any], levels: dict[str, int],
+                progress: ProgressCallback | None) -> dict[str, Any]:
+    """Run the crawl process once; its Scrapy stats."""
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     child = context.Process(target=_child, args=(overrides, levels, messages), name="census-crawl")
@@ -316,6 +339,6 @@ def crawl_run(
         messages.join_thread()
     if stats is None:
         raise RuntimeError(f"the crawl process ended with exit code {child.exitcode}")
-    if stats.get("finish_reason") == "writer_died":  # what it wrote is kept: resume
-        raise RuntimeError("the crawl's writer process died: the crawl stopped (resume it)")
-    return crawl_result(db_path, run_id, stats.get("finish_reason", "unknown"), stats)
+    if "finish_reason" not in stats:  # Scrapy's engine never opened the spider
+        raise RuntimeError("the crawl did not start (its spider failed to open; see the log)")
+    return stats

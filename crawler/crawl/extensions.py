@@ -13,10 +13,10 @@ from scrapy import Request, Spider, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
-from ..db import connect, utcnow
+from ..db import utcnow
 from .dedup import find_previous_page
 from .items import WARC_META, WarcLocation
-from .warc import WarcFiles, dns_answers
+from .warc import dns_answers
 from .writer import WriterClient
 
 log = logging.getLogger(__name__)
@@ -42,34 +42,19 @@ class WarcCapture:
 
     writer: WriterClient | None = None
 
-    def __init__(
-        self, db_path: str, run_id: int, folder: Path, info: dict[str, Any], max_size: int,
-        writer: WriterClient | None = None,
-    ) -> None:
+    def __init__(self, db_path: str, run_id: int, writer: WriterClient | None) -> None:
         self.db_path = db_path
         self.run_id = run_id
         self.writer = writer
-        """The writer process that writes the records (``writer.py``); None: written here."""
-        if writer is None:
-            stamp = utcnow().replace("-", "").replace(":", "")
-            self.files = WarcFiles(folder, f"census-run{run_id:05d}-{stamp}", info, max_size)
-            import sqlite_utils  # only this path (CENSUS_WRITER "thread") needs it
-
-            self.db = sqlite_utils.Database(connect(db_path, check_same_thread=False))
+        """The writer process that writes the records (``writer.py``); None in ``census
+        worker``'s ``WorkerWarc``, which writes them itself."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
         s = crawler.settings
         if not s.get("CENSUS_RUN_ID"):
             raise NotConfigured
-        ext = cls(
-            s["CENSUS_DB"],
-            s.getint("CENSUS_RUN_ID"),
-            Path(s["CENSUS_OUT"]) / "warc",
-            warc_info(s),
-            s.getint("CENSUS_WARC_MAX_SIZE"),
-            writer_for(crawler),
-        )
+        ext = cls(s["CENSUS_DB"], s.getint("CENSUS_RUN_ID"), writer_for(crawler))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.response_downloaded, signal=signals.response_downloaded)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)

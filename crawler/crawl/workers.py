@@ -71,10 +71,10 @@ def planned_workers(configured: int | None, sites: int, max_pages: int) -> int:
 
 def analysing_writer(resume: bool) -> bool:
     """Whether the writer process analyses pages too: not in a resumed crawl.  A page that
-    crashes the parser or the sandbox takes the writer with it and stops the crawl (a
-    worker of its own would have been replaced and the page retried); the resume then
-    analyses in workers of their own, where the page ends with its ``extract_error`` and
-    the crawl completes."""
+    crashes the parser or the sandbox takes the writer with it and stops the crawl process
+    (a worker of its own would have been replaced and the page retried); ``crawl_run`` then
+    resumes the crawl, which analyses in workers of their own, where the page ends with its
+    ``extract_error`` and the crawl completes."""
     return not resume
 
 

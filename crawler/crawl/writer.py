@@ -25,8 +25,9 @@ them once, and the reactor, which every other process had been taking the core f
 for it less.
 
 A writer that dies (killed, out of memory, a page that crashed the parser) fails the items
-it had not answered, and the crawl closes with ``writer_died``: ``crawl_run`` raises, and a
-resumed run reads back what the WARC and the rows hold, as after a kill of the whole crawl.
+it had not answered, and the crawl closes with ``writer_died``: ``crawl_run`` resumes it at
+once (``WRITER_RESTARTS`` times at most, then raises), and the resumed crawl reads back what
+the WARC and the rows hold, as after a kill of the whole crawl.
 The writer dies with the crawl process (``PR_SET_PDEATHSIG``) and ignores Ctrl-C, which the
 crawl process leaves to its parent too.
 """

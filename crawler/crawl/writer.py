@@ -433,10 +433,10 @@ if __name__ == "__main__":
     if os.environ.get("CENSUS_WRITER_PROFILE"):  # a cProfile of the writer, for bench/
         import cProfile
 
-        cProfile.run("_serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == 'analyses')",
+        cProfile.run("_serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:] == ['analyses'])",
                      os.environ["CENSUS_WRITER_PROFILE"])
     else:
-        _serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "analyses")
+        _serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:] == ["analyses"])
     # its files and connection are closed: the interpreter's teardown is not waited for
     logging.shutdown()
     sys.stderr.flush()

@@ -7,6 +7,7 @@ globally routable addresses are allowed; ``--allow-net CIDR`` opts a range in (t
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -27,28 +28,24 @@ def parse_networks(cidrs: Iterable[str]) -> list[Network]:
     return networks
 
 
-MAX_REMEMBERED = 65536
-"""Addresses whose answer a policy keeps: a crawl connects to a few per site, again and again."""
+@functools.lru_cache(maxsize=65536)
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an address, or None for a name: remembered, as a crawl meets the same few
+    hosts a site again and again, and parsing was most of the cost of a check."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 class NetPolicy:
     def __init__(self, allow: Iterable[str] = ()) -> None:
         self.allow = parse_networks(allow)
-        self._answers: dict[str, bool] = {}
 
     def allowed(self, address: str) -> bool:
         """True if the census may connect to ``address``."""
-        answer = self._answers.get(address)
-        if answer is None:  # parsing the address is most of the cost, once a connection
-            if len(self._answers) >= MAX_REMEMBERED:
-                self._answers.clear()
-            answer = self._answers[address] = self._allowed(address)
-        return answer
-
-    def _allowed(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        ip = ip_literal(address)
+        if ip is None:
             return False
         if any(ip in net for net in self.allow if net.version == ip.version):
             return True

@@ -188,7 +188,6 @@ def _launch_helpers(overrides: dict[str, Any], level: int) -> None:
     workers.launch(planned - 1 if analyses else planned)
 
 
-
 def _child(overrides: dict[str, Any], levels: dict[str, int], messages: Any) -> None:
     die_with_parent("crawl process")
     _launch_helpers(overrides, levels.get("", logging.WARNING))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -14,10 +13,9 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response
 
 from ..db import utcnow
-from .dedup import find_previous_page
 from .items import WARC_META, WarcLocation
 from .warc import dns_answers
-from .writer import WriterClient
+from .writer import WriterClient, record_exchange
 
 log = logging.getLogger(__name__)
 
@@ -86,32 +84,17 @@ class WarcCapture:
                     else None)
         request_headers = [(b"Host", [request_host(request.url).encode("latin-1")]),
                            *request.headers.items()]
-        if self.writer is not None:  # the headers go as they are: decoded there
-            token = self.writer.exchange(
-                url=response.url, sha256=sha256, date=date, ip=ip, request_line=request_line,
-                request_headers=request_headers, status=response.status,
-                headers=list(response.headers.items()), body=body,
-                protocol=response.protocol or "HTTP/1.1", metadata=metadata)
+        fields = {  # the headers as they are: decoded where they are written
+            "url": response.url, "sha256": sha256, "date": date, "ip": ip,
+            "request_line": request_line, "request_headers": request_headers,
+            "status": response.status, "headers": list(response.headers.items()),
+            "body": body, "protocol": response.protocol or "HTTP/1.1", "metadata": metadata,
+        }
+        if self.writer is not None:
+            token = self.writer.exchange(fields)
             request.meta[WARC_META] = WarcLocation("", -1, "", sha256, token=token)
-            return
-        previous = find_previous_page(self.db, response.url, sha256)
-        location = self.files.write_exchange(
-            response.url,
-            date=date,
-            ip=ip,
-            request_line=request_line,
-            request_headers=decoded_headers(request_headers),
-            status=response.status,
-            headers=decoded_headers(response.headers.items()),
-            body=body,
-            protocol=response.protocol or "HTTP/1.1",
-            revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
-            metadata=metadata,
-        )
-        request.meta[WARC_META] = WarcLocation(
-            location.file, location.offset, location.record_id, sha256,
-            previous["id"] if previous else None,
-        )
+        else:
+            request.meta[WARC_META] = record_exchange(self.files, self.db, fields)
 
     @staticmethod
     def target(request: Request) -> str:
@@ -168,10 +151,6 @@ def writer_for(crawler: Any) -> WriterClient | None:
 
         client.on_death = stop
     return client
-
-
-def decoded_headers(headers: Iterable[tuple[bytes, list[bytes]]]) -> list[tuple[str, str]]:
-    return [(k.decode("latin-1"), v.decode("latin-1")) for k, values in headers for v in values]
 
 
 def request_host(url: str) -> str:

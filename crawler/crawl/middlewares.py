@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
@@ -18,14 +17,11 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from ..netpolicy import NetPolicy
+from ..netpolicy import NetPolicy, ip_literal
 from .items import TrapItem
 from .traps import TrapFilter
 
 log = logging.getLogger(__name__)
-
-MAX_HOSTS_REMEMBERED = 65536
-"""Hosts whose kind (name or IP literal) ``NetPolicyMiddleware`` keeps."""
 
 CHAIN_META = "census_chain"
 MAX_TRAPS_RECORDED = 1000
@@ -41,9 +37,6 @@ class NetPolicyMiddleware:
 
     def __init__(self, policy: NetPolicy) -> None:
         self.policy = policy
-        self.literal: dict[str, bool] = {}
-        """Hosts of requests seen so far: whether each is an IP literal (most are names, and
-        finding that out by ``ip_address`` raising was the cost of every request)."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Self:
@@ -51,17 +44,7 @@ class NetPolicyMiddleware:
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         host = (urlparse_cached(request).hostname or "").strip("[]")
-        literal = self.literal.get(host)
-        if literal is None:
-            if len(self.literal) >= MAX_HOSTS_REMEMBERED:
-                self.literal.clear()
-            try:
-                ipaddress.ip_address(host)
-                literal = True
-            except ValueError:
-                literal = False
-            self.literal[host] = literal
-        if literal and not self.policy.allowed(host):
+        if ip_literal(host) is not None and not self.policy.allowed(host):
             raise IgnoreRequest(self.policy.why_not(host))
         return None
 

@@ -43,6 +43,7 @@ import pickle
 import signal
 import socket
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from .children import Launched, die_with_parent, discard, frame, reap, spawn
@@ -167,8 +168,9 @@ class WriterClient:
     def dns(self, only: list[str]) -> None:
         self.send(("dns", only))
 
-    def exchange(self, **fields: Any) -> int:
-        """A response and its request to write; the token an item names it by."""
+    def exchange(self, fields: dict[str, Any]) -> int:
+        """A response and its request to write (``record_exchange``); the token an item
+        names it by."""
         token = next(self.tokens)
         self.send(("exchange", token, fields))
         return token
@@ -341,31 +343,11 @@ class _Writer:
             self.files.write_dns(host, date, server, lines)
 
     def exchange(self, token: int, fields: dict[str, Any]) -> None:
-        from .dedup import find_previous_page
-        from .items import WarcLocation
-
         try:
-            previous = find_previous_page(self.pipeline.conn, fields["url"], fields["sha256"])
-            location = self.files.write_exchange(
-                fields["url"],
-                date=fields["date"],
-                ip=fields["ip"],
-                request_line=fields["request_line"],
-                request_headers=_decoded(fields["request_headers"]),
-                status=fields["status"],
-                headers=_decoded(fields["headers"]),
-                body=fields["body"],
-                protocol=fields["protocol"],
-                revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
-                metadata=fields["metadata"],
-            )
+            self.locations[token] = record_exchange(self.files, self.pipeline.conn, fields)
         except Exception:  # as a signal handler's error was: the page keeps its row
             log.exception("WARC record of %s not written", fields["url"])
             self.locations[token] = None
-        else:
-            self.locations[token] = WarcLocation(
-                location.file, location.offset, location.record_id, fields["sha256"],
-                previous["id"] if previous else None)
         while len(self.locations) > KEEP_TOKENS:
             self.locations.popitem(last=False)
 
@@ -409,7 +391,32 @@ class _Writer:
             return answers
 
 
-def _decoded(headers: list[tuple[bytes, list[bytes]]]) -> list[tuple[str, str]]:
+def record_exchange(files: Any, db: Any, fields: dict[str, Any]) -> Any:
+    """Write a response and its request into ``files`` (a revisit when ``db`` holds an earlier
+    capture of the same payload; ``fields`` as ``WarcCapture`` gathers them, headers still
+    bytes); its ``WarcLocation``.  The writer process and ``census worker`` both use it."""
+    from .dedup import find_previous_page
+    from .items import WarcLocation
+
+    previous = find_previous_page(db, fields["url"], fields["sha256"])
+    location = files.write_exchange(
+        fields["url"],
+        date=fields["date"],
+        ip=fields["ip"],
+        request_line=fields["request_line"],
+        request_headers=decoded_headers(fields["request_headers"]),
+        status=fields["status"],
+        headers=decoded_headers(fields["headers"]),
+        body=fields["body"],
+        protocol=fields["protocol"],
+        revisit_of=(previous["url"], previous["fetched_at"]) if previous else None,
+        metadata=fields["metadata"],
+    )
+    return WarcLocation(location.file, location.offset, location.record_id, fields["sha256"],
+                        previous["id"] if previous else None)
+
+
+def decoded_headers(headers: Iterable[tuple[bytes, list[bytes]]]) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, values in headers for v in values]
 
 

@@ -107,6 +107,7 @@ class CrossValidation:
     sources: list[str]
     folds: int
     seed: int = 11
+    groups: list[str] | None = None  # each document's ``group`` ("" for none)
 
     def macro_f1_interval(self, rounds: int = 1000) -> tuple[float, float]:
         """95 % bootstrap interval of macro-F1, resampling test documents."""
@@ -156,7 +157,25 @@ class CrossValidation:
             idx = [i for i, g in enumerate(self.langs) if g == lang]
             right = sum(self.report.truth[i] == self.report.predicted[i] for i in idx)
             lines.append(f"  {lang:<6}{len(idx):>5}{right / len(idx):>8.2f}")
+        by_group = group_results(self.groups or [], self.report.truth, self.report.predicted)
+        if by_group:
+            lines += ["", "by group (what each group's sites got, held out)", *by_group]
         return "\n".join(lines)
+
+
+def group_results(groups: list[str], truth: list[str], predicted: list[str]) -> list[str]:
+    """One line per ``group`` of the corpus (a record's optional field: national_portal,
+    state_media...): how many of its sites, held out, got their label and what the rest got,
+    e.g. "national_portal held out: 14 of 20 portal, 5 news_media, 1 government"."""
+    lines = []
+    for group in sorted({g for g in groups if g}):
+        idx = [i for i, g in enumerate(groups) if g == group]
+        label = Counter(truth[i] for i in idx).most_common(1)[0][0]
+        got = Counter(predicted[i] for i in idx)
+        rest = [f"{n} {other}" for other, n in got.most_common() if other != label]
+        lines.append(f"  {group} held out: {got.get(label, 0)} of {len(idx)} {label}"
+                     + "".join(f", {r}" for r in rest))
+    return lines
 
 
 def composition(records: list[dict]) -> str:
@@ -214,7 +233,8 @@ def cross_validate(folds: int = 5) -> CrossValidation:
     report = Report("real corpus, grouped CV", labels(), truth, predicted,
                     [r["domain"] for r in real])
     return CrossValidation(report, confidence, [r.get("lang") or "?" for r in real],
-                           [r.get("source", "") for r in real], folds)
+                           [r.get("source", "") for r in real], folds,
+                           groups=[str(r.get("group") or "") for r in real])
 
 
 # Thresholds tried when the section rule is tuned leave-one-site-out, strictest first (so of

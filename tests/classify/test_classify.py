@@ -253,6 +253,25 @@ def test_cli_evaluate_prints_the_figures(tmp_path):
     assert "macro-F1" in result.output and "confusion" in result.output
 
 
+def test_the_cross_validation_says_what_each_group_of_sites_got_held_out():
+    """A corpus record's ``group`` (national_portal, state_media...) gets its own line: how
+    many of the group's sites, held out, got their label, and what the others got."""
+    from crawler.classify.evaluate import CrossValidation, Report
+
+    truth = ["portal", "portal", "portal", "news_media", "news_media", "sports"]
+    predicted = ["portal", "news_media", "portal", "news_media", "portal", "sports"]
+    groups = ["national_portal", "national_portal", "national_portal", "state_media",
+              "state_media", ""]
+    report = Report("test", ["portal", "news_media", "sports"], truth, predicted,
+                    [f"s{i}.kp" for i in range(6)])
+    cv = CrossValidation(report, [0.9] * 6, ["en"] * 6, [""] * 6, 2, groups=groups)
+    block = cv.format().split("by group (what each group's sites got, held out)\n")[1]
+    assert block.splitlines() == ["  national_portal held out: 2 of 3 portal, 1 news_media",
+                                  "  state_media held out: 1 of 2 news_media, 1 portal"]
+    assert "by group" not in CrossValidation(report, [0.9] * 6, ["en"] * 6, [""] * 6,
+                                             2).format()
+
+
 def test_held_out_evaluation_set():
     """Macro-F1 on the eval set, which shares no domain and no near-copy with training."""
     train, held_out = read_corpus(name="train.jsonl"), read_corpus(name="eval.jsonl")

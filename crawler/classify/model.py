@@ -167,6 +167,11 @@ def training_corpus() -> list[dict[str, Any]]:
 SMOKE_WEIGHT = 0.0
 
 
+# How much a real document weighs by the kind of page it is (its ``page_kind``: home, section,
+# article, other; none said counts 1).
+PAGE_KIND_WEIGHT: dict[str, float] = {}
+
+
 def is_real(record: dict[str, Any]) -> bool:
     """A document of a real site: it names where it comes from."""
     return bool(record.get("source"))
@@ -355,8 +360,10 @@ class Model:
 
     @staticmethod
     def _weights(records: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Real 1, self-written SMOKE_WEIGHT, then every label weighs the same in total."""
-        raw = [1.0 if is_real(r) else SMOKE_WEIGHT for r in records]
+        """Real 1 times its page kind's weight (``PAGE_KIND_WEIGHT``), self-written
+        SMOKE_WEIGHT, then every label weighs the same in total."""
+        raw = [PAGE_KIND_WEIGHT.get(r.get("page_kind", ""), 1.0) if is_real(r)
+               else SMOKE_WEIGHT for r in records]
         totals: dict[str, float] = {}
         for record, w in zip(records, raw, strict=True):
             totals[record["label"]] = totals.get(record["label"], 0.0) + w

@@ -141,10 +141,11 @@ def test_a_multilingual_sites_sections_are_found_under_its_language_home_pages(
 
 @pytest.mark.slow
 def test_the_section_rule_on_real_multi_page_sites_keeps_its_measured_figures() -> None:
-    """corpus/sites.jsonl, read by a model trained without its sites (README figures): the
-    rule calls no real news site a portal and finds two portals more (gmx.net, goo.ne.jp),
-    with the shipped thresholds and with thresholds and reading length chosen leave-one-site-
-    out; none of the three real national portals (korea.net, sweden.se, finland.fi)."""
+    """corpus/sites.jsonl, read by a model trained without its sites (README figures): with
+    the shipped thresholds the rule calls no real news site a portal and finds two portals
+    more (gmx.net, goo.ne.jp); with thresholds and reading length chosen leave-one-site-out it
+    finds the same two but calls two news sites portals (rp-online.de, taz.de: in their folds
+    three purposes suffice). None of the six real national portals is found either way."""
     from crawler.classify.evaluate import evaluate
 
     result = evaluate(Path(__file__).parents[2] / "crawler/data/corpus/sites.jsonl")
@@ -154,8 +155,12 @@ def test_the_section_rule_on_real_multi_page_sites_keeps_its_measured_figures() 
     right = sum(t == p for t, p in zip(truth, result.shipped, strict=True))
     alone = sum(t == p for t, p in zip(truth, result.alone, strict=True))
     held = sum(t == p for t, p in zip(truth, result.held_out, strict=True))
-    assert (alone, right, held) == (10, 12, 12), result.format()
-    national = {"korea.net", "sweden.se", "finland.fi"}
+    assert (alone, right, held) == (12, 14, 12), result.format()
+    national = {"korea.net", "sweden.se", "finland.fi", "latvia.eu", "friend.com.kp",
+                "tatsachen-ueber-deutschland.de"}
     assert [r["domain"] for r, p in zip(result.records, result.held_out, strict=True)
             if r["domain"] in national and p == "portal"] == []
+    assert national <= {r["domain"] for r in result.records}
+    assert [r["domain"] for r, p in zip(result.records, result.held_out, strict=True)
+            if r["label"] != "portal" and p == "portal"] == ["rp-online.de", "taz.de"]
     assert "thresholds chosen leave-one-site-out" in result.format()

@@ -170,7 +170,7 @@ def test_a_menu_word_does_not_decide():
 @pytest.mark.xfail(strict=True, reason="issue 11 open: trained on real sites only, one page "
                    "of topic sections and no services reads as news (news_media 0.84); the "
                    "section rule decides a naenara-like site crawled as several pages "
-                   "(test_sections.py), but it finds none of the six real national portals "
+                   "(test_sections.py), but it finds none of the seven real national portals "
                    "of corpus/sites.jsonl, whose section pages also read as news or as one "
                    "other purpose")
 def test_a_national_portal_is_a_portal():

@@ -195,12 +195,22 @@ def is_real(record: dict[str, Any]) -> bool:
     return bool(record.get("source"))
 
 
+# Page kinds whose training view is the document as it is (title, description, whole text):
+# the cut below is against whole article pages teaching "long => news"; a home page is what a
+# census reads of every site, description and all.  Empty: every kind is cut.
+WHOLE_VIEW_KINDS: set[str] = set()
+
+
 def training_view(record: dict[str, Any]) -> dict[str, Any]:
     """What the model learns of a real document: only the fields every source has (title and
     text), the text cut to a length in ``VIEW_TEXT`` drawn from the domain's digest (so the
     same every run).  A document without a source (a test's own) is kept whole."""
     if not is_real(record):
         return record
+    if record.get("page_kind") in WHOLE_VIEW_KINDS:
+        return {"domain": record["domain"], "label": record["label"],
+                "lang": record.get("lang"), "title": record.get("title", ""),
+                "description": record.get("description", ""), "text": record.get("text") or ""}
     low, high = VIEW_TEXT
     digest = int(hashlib.sha256(record["domain"].encode()).hexdigest()[:8], 16)
     keep = low + digest % (high - low + 1)

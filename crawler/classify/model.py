@@ -198,7 +198,7 @@ def is_real(record: dict[str, Any]) -> bool:
 # Page kinds whose training view is the document as it is (title, description, whole text):
 # the cut below is against whole article pages teaching "long => news"; a home page is what a
 # census reads of every site, description and all.  Empty: every kind is cut.
-WHOLE_VIEW_KINDS: set[str] = set()
+WHOLE_VIEW_KINDS = {"home", "section"}
 
 
 def training_view(record: dict[str, Any]) -> dict[str, Any]:

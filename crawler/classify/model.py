@@ -167,44 +167,24 @@ def training_corpus() -> list[dict[str, Any]]:
 SMOKE_WEIGHT = 0.0
 
 
-# A label's group (a record's ``group``: national_portal, state_media...) with at least this many
-# documents is learnt as a class of its own and its probability added back to its label's; 0:
-# never.
-GROUP_CLASS_MIN = 0
-
-
-def group_classes(records: Sequence[dict[str, Any]]) -> list[str]:
-    """What each document is learnt as: its label, or "label/group" when its group has at least
-    ``GROUP_CLASS_MIN`` documents.  One linear direction per label cannot point both at a web
-    portal's mail and search and at a national portal's country facts; one per group can."""
-    from collections import Counter
-
-    sizes = Counter((r["label"], r.get("group")) for r in records if r.get("group"))
-    return [f"{r['label']}/{r['group']}" if GROUP_CLASS_MIN and r.get("group")
-            and sizes[(r["label"], r["group"])] >= GROUP_CLASS_MIN else r["label"]
-            for r in records]
-
-
-# How much a real document weighs by the kind of page it is (its ``page_kind``: home, section,
-# article, other; none said counts 1).
-PAGE_KIND_WEIGHT: dict[str, float] = {}
-
-
 def is_real(record: dict[str, Any]) -> bool:
     """A document of a real site: it names where it comes from."""
     return bool(record.get("source"))
 
 
-# Page kinds whose training view is the document as it is (title, description, whole text):
-# the cut below is against whole article pages teaching "long => news"; a home page is what a
-# census reads of every site, description and all.  Empty: every kind is cut.
+# Page kinds (a real document's ``page_kind``) learnt from whole: title, description and all
+# the text.  The cut of ``training_view`` is against whole saved article pages teaching "long
+# means news"; a home or section page is what a census reads of every site, and cut it loses
+# what a national portal's home page shows after its menu (chosen by grouped CV on the real
+# corpus: README, "How a site's purpose is decided").
 WHOLE_VIEW_KINDS = {"home", "section"}
 
 
 def training_view(record: dict[str, Any]) -> dict[str, Any]:
     """What the model learns of a real document: only the fields every source has (title and
     text), the text cut to a length in ``VIEW_TEXT`` drawn from the domain's digest (so the
-    same every run).  A document without a source (a test's own) is kept whole."""
+    same every run); a home or section page (``WHOLE_VIEW_KINDS``) whole, its description too.
+    A document without a source (a test's own) is kept whole."""
     if not is_real(record):
         return record
     if record.get("page_kind") in WHOLE_VIEW_KINDS:
@@ -315,37 +295,24 @@ class _Fit:
     """
 
     def __init__(self, x: np.ndarray, counts: Any, labels: Sequence[str],
-                 weights: np.ndarray, c: float, classes: Sequence[str] | None = None):
-        """``classes``: what each document is learnt as, a label or a label's group
-        (``group_classes``); default its label."""
+                 weights: np.ndarray, c: float):
         from sklearn.feature_extraction.text import TfidfTransformer
         from sklearn.linear_model import RidgeClassifier
 
-        classes = labels if classes is None else classes
-        self.clf = LogisticRegression(C=c, max_iter=3000).fit(x, classes, sample_weight=weights)
-        self.classes = [str(k) for k in self.clf.classes_]
-        self.labels = sorted({k.split("/")[0] for k in self.classes})
-        # the columns of each label's classes, when a label has more than one
-        self.members = [[j for j, k in enumerate(self.classes) if k.split("/")[0] == label]
-                        for label in self.labels]
+        self.clf = LogisticRegression(C=c, max_iter=3000).fit(x, labels, sample_weight=weights)
+        self.labels = [str(k) for k in self.clf.classes_]
         self.keep = np.flatnonzero(np.asarray((counts > 0).sum(axis=0)).ravel() >= 2)
         self.tfidf = TfidfTransformer(sublinear_tf=True).fit(counts[:, self.keep])
         self.ridge = RidgeClassifier(alpha=NGRAM_ALPHA).fit(
-            self.tfidf.transform(counts[:, self.keep]), classes, sample_weight=weights)
-        assert [str(k) for k in self.ridge.classes_] == self.classes
+            self.tfidf.transform(counts[:, self.keep]), labels, sample_weight=weights)
+        assert [str(k) for k in self.ridge.classes_] == self.labels
 
     def logits(self, x: np.ndarray, counts: Any) -> np.ndarray:
         scores = self.clf.decision_function(x)
         scores = scores - scores.max(axis=1, keepdims=True)
         log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
-        fused = log_p + NGRAM_WEIGHT * self.ridge.decision_function(
+        return log_p + NGRAM_WEIGHT * self.ridge.decision_function(
             self.tfidf.transform(counts[:, self.keep]))
-        if len(self.classes) == len(self.labels):
-            return fused
-        # a label's probability is the sum of its classes': log-sum-exp of their log-shares
-        fused = fused - fused.max(axis=1, keepdims=True)
-        return np.stack([np.log(np.exp(fused[:, cols]).sum(axis=1)) for cols in self.members],
-                        axis=1)
 
 
 # Character n-grams beside the embeddings (see _Fit).  Chosen by grouped CV on the real corpus
@@ -390,8 +357,7 @@ class Model:
             vectors = embed([SiteDoc.from_record(training_view(r)) for r in records])
         # one BLAS thread: on a busy machine more threads made a fit 60x slower (8.5 s, 0.14 s)
         with threadpool_limits(1):
-            self.fit = _Fit(vectors, views, labels, self._weights(records), self.C,
-                            group_classes(records))
+            self.fit = _Fit(vectors, views, labels, self._weights(records), self.C)
             self.labels: list[str] = self.fit.labels
             self.temperature = 1.0
             if calibrate:
@@ -402,10 +368,8 @@ class Model:
 
     @staticmethod
     def _weights(records: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Real 1 times its page kind's weight (``PAGE_KIND_WEIGHT``), self-written
-        SMOKE_WEIGHT, then every label weighs the same in total."""
-        raw = [PAGE_KIND_WEIGHT.get(r.get("page_kind", ""), 1.0) if is_real(r)
-               else SMOKE_WEIGHT for r in records]
+        """Real 1, self-written SMOKE_WEIGHT, then every label weighs the same in total."""
+        raw = [1.0 if is_real(r) else SMOKE_WEIGHT for r in records]
         totals: dict[str, float] = {}
         for record, w in zip(records, raw, strict=True):
             totals[record["label"]] = totals.get(record["label"], 0.0) + w
@@ -428,8 +392,7 @@ class Model:
         for train, test in GroupKFold(n_splits=5).split(real, groups=groups):
             rows = [real[i] for i in train] + smoke
             fit = _Fit(x[rows], views[rows], [labels[i] for i in rows],
-                       self._weights([records[i] for i in rows]), self.C,
-                       group_classes([records[i] for i in rows]))
+                       self._weights([records[i] for i in rows]), self.C)
             cols = [self.labels.index(k) for k in fit.labels]
             held = [real[i] for i in test]
             logits[np.ix_(test, cols)] = fit.logits(whole[held], texts[held])

@@ -142,17 +142,19 @@ def test_a_multilingual_sites_sections_are_found_under_its_language_home_pages(
 # What the section rule makes of corpus/sites.jsonl (README): sites right with the pages read
 # together, with the shipped rule and with thresholds chosen leave-one-site-out; the national
 # portals found and the other sites called portals with the shipped rule.
-ALONE_SHIPPED_HELD = (15, 18, 18)
-NATIONAL_FOUND = {"korea.net", "sweden.se", "finland.fi", "latvia.eu", "friend.com.kp"}
-OTHERS_CALLED_PORTAL = ["rp-online.de", "chinadaily.com.cn"]
+ALONE_SHIPPED_HELD = (15, 16, 12)
+NATIONAL_FOUND = {"korea.net", "sweden.se", "finland.fi", "latvia.eu",
+                  "tatsachen-ueber-deutschland.de"}
+OTHERS_CALLED_PORTAL = ["rp-online.de", "globaltimes.cn", "chinadaily.com.cn", "chinaculture.org",
+                        "friend.com.kp"]
 
 
 @pytest.mark.slow
 def test_the_section_rule_on_real_multi_page_sites_keeps_its_measured_figures() -> None:
     """corpus/sites.jsonl, read by a model trained without its sites (README figures). Trained
-    on real national portals, the model reads most of the evaluated national portals' pages
-    together as a portal, and the rule finds two general portals more (gmx.net, goo.ne.jp);
-    it also calls two news sites portals, one of them state-run (chinadaily.com.cn)."""
+    on real national portals, the model finds five of the six evaluated national portals, but
+    it calls state-run news and culture sites portals too (globaltimes.cn, chinadaily.com.cn,
+    chinaculture.org, friend.com.kp) and one other news site (rp-online.de)."""
     from crawler.classify.evaluate import evaluate
 
     result = evaluate(Path(__file__).parents[2] / "crawler/data/corpus/sites.jsonl")
@@ -161,7 +163,7 @@ def test_the_section_rule_on_real_multi_page_sites_keeps_its_measured_figures() 
     alone = sum(t == p for t, p in zip(truth, result.alone, strict=True))
     held = sum(t == p for t, p in zip(truth, result.held_out, strict=True))
     assert (alone, right, held) == ALONE_SHIPPED_HELD, result.format()
-    national = {"korea.net", "sweden.se", "finland.fi", "latvia.eu", "friend.com.kp",
+    national = {"korea.net", "sweden.se", "finland.fi", "latvia.eu",
                 "tatsachen-ueber-deutschland.de", "marcachile.cl"}
     assert national <= {r["domain"] for r in result.records}
     assert {r["domain"] for r, p in zip(result.records, result.shipped, strict=True)

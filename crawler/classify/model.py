@@ -167,15 +167,6 @@ def training_corpus() -> list[dict[str, Any]]:
 SMOKE_WEIGHT = 0.0
 
 
-# How much a real document of a marked ``group`` weighs against the other documents of its
-# label (its label still weighs as much as any other).  The groups are the few sites one kind
-# of site can be taken for and back (national portals, state news media, government service
-# portals: a few dozen among hundreds of web portals, news articles and ministries); at weight
-# 1 the majority of their label drowns them.  Chosen by grouped CV on the real corpus (README,
-# "How a site's purpose is decided").
-GROUP_WEIGHT = 2.0
-
-
 def is_real(record: dict[str, Any]) -> bool:
     """A document of a real site: it names where it comes from."""
     return bool(record.get("source"))
@@ -184,7 +175,7 @@ def is_real(record: dict[str, Any]) -> bool:
 # Page kinds (a real document's ``page_kind``) learnt from whole: title, description and all
 # the text.  The cut of ``training_view`` is against whole saved article pages teaching "long
 # means news"; a home or section page is what a census reads of every site, and cut it loses
-# what a national portal's home page shows after its menu (chosen by grouped CV on the real
+# what a portal's home page shows after its menu (chosen by grouped CV on the real
 # corpus: README, "How a site's purpose is decided").
 WHOLE_VIEW_KINDS = {"home", "section"}
 
@@ -377,10 +368,8 @@ class Model:
 
     @staticmethod
     def _weights(records: Sequence[dict[str, Any]]) -> np.ndarray:
-        """Real 1 (``GROUP_WEIGHT`` in a marked group), self-written SMOKE_WEIGHT, then every
-        label weighs the same in total."""
-        raw = [(GROUP_WEIGHT if r.get("group") else 1.0) if is_real(r) else SMOKE_WEIGHT
-               for r in records]
+        """Real 1, self-written SMOKE_WEIGHT, then every label weighs the same in total."""
+        raw = [1.0 if is_real(r) else SMOKE_WEIGHT for r in records]
         totals: dict[str, float] = {}
         for record, w in zip(records, raw, strict=True):
             totals[record["label"]] = totals.get(record["label"], 0.0) + w

@@ -29,25 +29,26 @@ def test_the_real_corpus_holds_every_label_in_many_languages():
 
 
 def test_the_groups_of_look_alike_sites_have_their_labels():
-    """A record's ``group`` marks the sites a national portal can be taken for and back: the
-    grouped CV reports each (classify/evaluate.py); each group has one label."""
+    """A record's ``group`` marks the sites a national portal can be taken for: the grouped CV
+    reports each (classify/evaluate.py); each group has one label.  National portals
+    themselves are evaluation only (``national_portals.jsonl``), never trained on."""
     groups: dict[str, set[str]] = {}
     for record in real_corpus():
         if record.get("group"):
             groups.setdefault(record["group"], set()).add(record["label"])
     assert {g: labels for g, labels in groups.items() if g in {
         "national_portal", "state_media", "government_portal"}} == {
-        "national_portal": {"portal"}, "state_media": {"news_media"},
-        "government_portal": {"government"}}
+        "state_media": {"news_media"}, "government_portal": {"government"}}
     sizes = Counter(r.get("group") for r in real_corpus())
-    assert sizes["national_portal"] >= 20 and sizes["state_media"] >= 20, sizes
+    assert sizes["state_media"] >= 20 and sizes["government_portal"] >= 15, sizes
 
 
 def test_the_national_portals_are_held_out():
-    """Real home pages of national portals (naenara.com.kp among them) follow the corpus's
-    rules but are never trained on: they measure what the classifier makes of such sites."""
+    """Real pages of national portals (naenara.com.kp among them) follow the corpus's rules
+    but are never trained on: they measure what the classifier makes of such sites."""
     held = read_corpus(name="national_portals.jsonl")
     assert problems(held) == [] and {r["label"] for r in held} == {"portal"}
+    assert len(held) >= 28
     assert "naenara.com.kp" in {r["domain"] for r in held}
     trained = {site_group(r["domain"]) for r in real_corpus()}
     assert not trained & {site_group(r["domain"]) for r in held}

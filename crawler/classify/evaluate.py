@@ -164,9 +164,9 @@ class CrossValidation:
 
 
 def group_results(groups: list[str], truth: list[str], predicted: list[str]) -> list[str]:
-    """One line per ``group`` of the corpus (a record's optional field: national_portal,
-    state_media...): how many of its sites, held out, got their label and what the rest got,
-    e.g. "national_portal held out: 14 of 20 portal, 5 news_media, 1 government"."""
+    """One line per ``group`` of the corpus (a record's optional field: state_media,
+    government_portal...): how many of its sites, held out, got their label and what the rest
+    got, e.g. "state_media held out: 15 of 20 news_media, 2 portal, 2 unknown"."""
     lines = []
     for group in sorted({g for g in groups if g}):
         idx = [i for i, g in enumerate(groups) if g == group]

@@ -172,25 +172,12 @@ def is_real(record: dict[str, Any]) -> bool:
     return bool(record.get("source"))
 
 
-# Page kinds (a real document's ``page_kind``) learnt from whole: title, description and all
-# the text.  The cut of ``training_view`` is against whole saved article pages teaching "long
-# means news"; a home or section page is what a census reads of every site, and cut it loses
-# what a portal's home page shows after its menu (chosen by grouped CV on the real
-# corpus: README, "How a site's purpose is decided").
-WHOLE_VIEW_KINDS = {"home", "section"}
-
-
 def training_view(record: dict[str, Any]) -> dict[str, Any]:
     """What the model learns of a real document: only the fields every source has (title and
     text), the text cut to a length in ``VIEW_TEXT`` drawn from the domain's digest (so the
-    same every run); a home or section page (``WHOLE_VIEW_KINDS``) whole, its description too.
-    A document without a source (a test's own) is kept whole."""
+    same every run).  A document without a source (a test's own) is kept whole."""
     if not is_real(record):
         return record
-    if record.get("page_kind") in WHOLE_VIEW_KINDS:
-        return {"domain": record["domain"], "label": record["label"],
-                "lang": record.get("lang"), "title": record.get("title", ""),
-                "description": record.get("description", ""), "text": record.get("text") or ""}
     low, high = VIEW_TEXT
     digest = int(hashlib.sha256(record["domain"].encode()).hexdigest()[:8], 16)
     keep = low + digest % (high - low + 1)

@@ -168,7 +168,7 @@ def test_a_menu_word_does_not_decide():
 
 
 @pytest.mark.xfail(strict=True, reason="issue 11 open: one page of topic sections reads as news "
-                   "(news_media 0.76). Trained on 24 real national portals the model gets it "
+                   "(news_media 0.62). Trained on 24 real national portals the model gets it "
                    "right, but then reads the lab's Voice of Korea and real state-run news sites "
                    "as portals, so those portals are evaluation only (README, 'National "
                    "portals')")

@@ -281,12 +281,14 @@ def _section_verdicts(docs: Sequence[SiteDoc], model: Model) -> list[Verdict | N
         return [None for _ in docs]
     # one embedding of each section serves the purpose model and the kind reader
     x = embed(flat)
-    readings = iter(model.predict(flat, x))
-    kinds = iter(kind_model().p_news(x) if rule()["news_kind"] > 0 else [None] * len(flat))
+    readings = model.predict(flat, x)
+    p_news = kind_model().p_news(x) if rule()["news_kind"] > 0 else None
+    start = 0
     for doc in judged:
-        found = [next(kinds) for _ in doc.sections]
-        verdicts[id(doc)] = judge(doc.sections, [next(readings) for _ in doc.sections],
-                                  kinds=None if None in found else found)
+        end = start + len(doc.sections)
+        verdicts[id(doc)] = judge(doc.sections, readings[start:end],
+                                  kinds=None if p_news is None else p_news[start:end])
+        start = end
     return [verdicts.get(id(d)) for d in docs]
 
 

@@ -180,8 +180,6 @@ def group_results(groups: list[str], truth: list[str], predicted: list[str]) -> 
 
 def composition(records: list[dict]) -> str:
     """Labels x languages, and the sources, of a corpus: what the README shows."""
-    from collections import Counter
-
     langs = [lang for lang, _ in Counter(r.get("lang") or "?" for r in records).most_common()]
     lines = [f"{'label':<20}" + "".join(f"{lang:>5}" for lang in langs) + f"{'all':>6}"]
     for label in labels():
@@ -278,7 +276,6 @@ class SiteEvaluation:
     shipped: list[str]
     held_out: list[str]
     chosen: list[dict[str, Any]]
-    read_at: dict[int, list[list[dict[str, Any]]]] | None = None  # readings by reading length
     kind_cv: str = ""  # the section kind reader's own grouped CV (classify/kinds.py)
 
     def format(self) -> str:
@@ -366,5 +363,4 @@ def evaluate_sites(path: str | Path) -> SiteEvaluation:
         chosen.append(best)
         held_out.append(label(i, best))
     return SiteEvaluation(records, [UNKNOWN if a.guess else a.label for a in alone], readings,
-                          declared, shipped, held_out, chosen, read_at,
-                          "; ".join(cross_validate_kinds().format().splitlines()[:2]))
+                          declared, shipped, held_out, chosen, cross_validate_kinds().summary())

@@ -81,16 +81,27 @@ class KindValidation:
     langs: list[str]
     folds: int
 
-    def format(self) -> str:
+    def _predicted(self) -> list[int]:
+        return [int(p >= 0.5) for p in self.p_news]
+
+    def _headline(self) -> list[str]:
         from sklearn.metrics import f1_score
 
-        pred = [int(p >= 0.5) for p in self.p_news]
+        pred = self._predicted()
         right = sum(t == p for t, p in zip(self.truth, pred, strict=True))
         f1 = f1_score(self.truth, pred, average=None, labels=[1, 0])
-        lines = [f"section kind reader, grouped {self.folds}-fold CV on {len(self.truth)} pages "
-                 f"({sum(self.truth)} news, {len(self.truth) - sum(self.truth)} reference)",
-                 f"accuracy {right / len(self.truth):.3f}; F1 news {f1[0]:.2f}, "
-                 f"reference {f1[1]:.2f}"]
+        return [f"section kind reader, grouped {self.folds}-fold CV on {len(self.truth)} pages "
+                f"({sum(self.truth)} news, {len(self.truth) - sum(self.truth)} reference)",
+                f"accuracy {right / len(self.truth):.3f}; F1 news {f1[0]:.2f}, "
+                f"reference {f1[1]:.2f}"]
+
+    def summary(self) -> str:
+        """The figures in one line (what the multi-page evaluation reports of the reader)."""
+        return "; ".join(self._headline())
+
+    def format(self) -> str:
+        pred = self._predicted()
+        lines = self._headline()
         for lang in sorted(set(self.langs)):
             idx = [i for i, g in enumerate(self.langs) if g == lang]
             ok = sum(self.truth[i] == pred[i] for i in idx)
